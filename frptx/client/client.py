@@ -1,0 +1,199 @@
+# -*- test-case-name: frptx.test.test_protocols_client -*-
+"""frpc's state across reconnects: run id, the live control, login outcome.
+
+``FrpClient`` is what the control and work protocols talk to.  It is driven by
+``LoginFactory`` (a ``ReconnectingClientFactory``: 1 s doubling to 20 s with
+jitter, reset only after a *successful login*) and applies ``loginFailExit``:
+the first failed login ends the process with the reason.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocol
+from twisted.internet.protocol import ReconnectingClientFactory
+from twisted.python.failure import Failure
+
+from frptx import logs
+from frptx.client.dialer import Dialer
+from frptx.config import ClientConfig
+from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
+from frptx.wire import LoginResp
+
+
+def describe_failure(reason: Failure | None) -> str:
+    """A one-line reason for a failed connection, with TLS errors made readable."""
+    if reason is None:
+        return "connection closed"
+    try:
+        from OpenSSL.SSL import Error as SSLError
+
+        if reason.check(SSLError):
+            from frptx.transport.tls import describe_tls_error
+
+            return describe_tls_error(reason)
+    except ImportError:  # pragma: no cover - pyopenssl is a dependency
+        pass
+    return reason.getErrorMessage()
+
+
+class LoginFactory(ReconnectingClientFactory):
+    """Builds the control connection (or the yamux session carrying it) and re-logs in."""
+
+    #: ReconnectingClientFactory multiplies before its first retry: 0.5 -> 1 s, 2 s, 4 s ... 20 s
+    initialDelay = 0.5
+    factor = 2.0
+    maxDelay = 20.0
+    jitter = 0.1
+    noisy = False
+
+    def __init__(self, client: FrpClient) -> None:
+        self.client = client
+        self.clock = client.reactor
+
+    def buildProtocol(self, addr: object) -> IProtocol:
+        if self.client.config.transport.tcp_mux:
+            return self.client.new_mux_session()
+        return ClientControlProtocol(self.client)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.client.connection_failed(reason)
+        if self.continueTrying:
+            super().clientConnectionFailed(connector, reason)
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        if self.continueTrying:
+            self.client.log.info("reconnecting to frps in about {delay:.1f}s",
+                                 delay=min(self.delay * self.factor, self.maxDelay) if self.retries else self.delay)
+            super().clientConnectionLost(connector, reason)
+
+
+class FrpClient:
+    """frpc's core: login, proxies via ``proxy_manager``, work connections."""
+
+    log = logs.logger()
+
+    def __init__(self, config: ClientConfig, reactor: Any, on_fatal: Callable[[str], None] | None = None,
+                 tls_wrap: Any = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.run_id = ""
+        self.control: ClientControlProtocol | None = None
+        self.ever_logged_in = False
+        self.stopping = False
+        self.on_fatal = on_fatal
+        self.dialer = Dialer(config, reactor, tls_wrap)
+        self.factory = LoginFactory(self)
+        self.connector: Any = None
+        self._login_waiters: list[Deferred[ClientControlProtocol]] = []
+        from frptx.client.proxy_manager import ProxyManager
+
+        self.proxy_manager: ProxyManager = ProxyManager(self)
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self) -> None:
+        self.stopping = False
+        self.factory.continueTrying = True
+        self.connector = self.dialer.connect_factory(self.factory)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.factory.stopTrying()
+        if self.control is not None:
+            self.control.close()
+        if self.dialer.session is not None:
+            self.dialer.session.close()
+        elif self.connector is not None:
+            self.connector.disconnect()
+
+    def when_logged_in(self) -> Deferred[ClientControlProtocol]:
+        """Fires with the control protocol at the next successful login (or now)."""
+        d: Deferred[ClientControlProtocol] = Deferred()
+        if self.control is not None and self.control.logged_in:
+            d.callback(self.control)
+        else:
+            self._login_waiters.append(d)
+        return d
+
+    # -- tcpMux -----------------------------------------------------------------
+    def new_mux_session(self) -> IProtocol:
+        from frptx.mux import YamuxProtocol
+
+        client = self
+
+        class ClientSession(YamuxProtocol):
+            def connectionMade(self) -> None:
+                super().connectionMade()
+                client.dialer.session = self
+                self.open_stream(ClientControlProtocol(client))
+
+            def connectionLost(self, reason: Failure | None = None) -> None:
+                if client.dialer.session is self:
+                    client.dialer.session = None
+                super().connectionLost(reason)
+
+        return ClientSession(is_client=True, reactor=self.reactor,
+                             keepalive_interval=float(self.config.transport.tcp_mux_keepalive_interval))
+
+    # -- login outcome ------------------------------------------------------------
+    def logged_in(self, control: ClientControlProtocol, resp: LoginResp) -> None:
+        first = not self.ever_logged_in
+        self.ever_logged_in = True
+        control.outcome_reported = True
+        self.run_id = resp.run_id
+        self.control = control
+        self.factory.resetDelay()
+        cfg = self.config
+        self.log.info("{what} to frps {addr}:{port}, run id [{run_id}], server version {version}",
+                      what="logged in" if first else "logged in again", addr=cfg.server_addr,
+                      port=cfg.server_port, run_id=resp.run_id, version=resp.version)
+        self.proxy_manager.logged_in(control)
+        waiters, self._login_waiters = self._login_waiters, []
+        for d in waiters:
+            d.callback(control)
+
+    def login_failed(self, control: ClientControlProtocol | None, why: str) -> None:
+        if control is not None:
+            if control.outcome_reported:
+                return
+            control.outcome_reported = True
+        if not self.ever_logged_in and self.config.login_fail_exit and not self.stopping:
+            self.fatal(f"login to frps at {self.config.server_addr}:{self.config.server_port} failed: {why}")
+        else:
+            self.log.warn("login to frps failed: {why}", why=why)
+
+    def connection_failed(self, reason: Failure) -> None:
+        self.login_failed(None, f"cannot connect: {describe_failure(reason)}")
+
+    def control_lost(self, control: ClientControlProtocol, reason: Failure | None) -> None:
+        if not control.logged_in:
+            self.login_failed(control, "the connection closed before the login response: "
+                                       f"{describe_failure(reason)} (do transport.tcpMux and transport.tls match "
+                                       "the server's?)")
+        if self.control is control:
+            self.control = None
+            self.proxy_manager.control_lost()
+            if not self.stopping:
+                self.log.warn("control connection to frps lost: {why}", why=describe_failure(reason))
+        session = self.dialer.session
+        if self.config.transport.tcp_mux and session is not None:
+            session.close()  # the session belongs to this login; a new login means a new session
+
+    def fatal(self, message: str) -> None:
+        self.factory.stopTrying()
+        self.stopping = True
+        self.log.critical("{message}", message=message)
+        if self.on_fatal is not None:
+            self.on_fatal(message)
+
+    # -- work connections --------------------------------------------------------
+    def open_work_connection(self) -> None:
+        d = self.dialer.dial(ClientWorkProtocol(self))
+        d.addErrback(lambda f: self.log.warn("cannot open a work connection: {why}",
+                                             why=describe_failure(f)))
+
+    def connect_local(self, host: str, port: int, protocol: IProtocol, timeout: float) -> Deferred[IProtocol]:
+        from frptx.client.dialer import connect_tcp
+
+        return connect_tcp(self.reactor, host, port, protocol, timeout)

@@ -1,0 +1,94 @@
+# -*- test-case-name: frptx.test.test_e2e -*-
+"""How frpc reaches frps and its local services.
+
+``Dialer.dial(protocol)`` gives a protocol a connection to frps: a new TCP (or
+TLS) connection without tcpMux, a new stream on the current yamux session with
+it.  Control and work protocols never know which one they got.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IProtocol
+from twisted.internet.protocol import ClientFactory, Factory
+from twisted.python.failure import Failure
+
+from frptx.config import ClientConfig
+
+
+class NotConnected(Exception):
+    """No yamux session to frps is up (tcpMux), so no stream can be opened."""
+
+
+class OneShotFactory(ClientFactory):
+    """Connect one given protocol instance; fire ``deferred`` when connected or failed."""
+
+    noisy = False
+
+    def __init__(self, protocol: IProtocol) -> None:
+        self.protocol_instance = protocol
+        self.deferred: Deferred[IProtocol] = Deferred()
+
+    def buildProtocol(self, addr: object) -> IProtocol:
+        protocol = self.protocol_instance
+        original = protocol.connectionMade
+
+        def made() -> None:
+            original()
+            if not self.deferred.called:
+                self.deferred.callback(protocol)
+
+        protocol.connectionMade = made  # type: ignore[method-assign]
+        return protocol
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(reason)
+
+
+def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout: float,
+                bind_address: tuple[str, int] | None = None,
+                wrap: Callable[[ClientFactory], Factory] | None = None) -> Deferred[IProtocol]:
+    """Connect ``protocol`` to host:port; the Deferred fires at connectionMade."""
+    factory = OneShotFactory(protocol)
+    reactor.connectTCP(host, port, wrap(factory) if wrap else factory, timeout=timeout, bindAddress=bind_address)
+    return factory.deferred
+
+
+class Dialer:
+    """Opens connections to frps for control and work protocols."""
+
+    def __init__(self, config: ClientConfig, reactor: Any,
+                 tls_wrap: Callable[[ClientFactory], Factory] | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.tls_wrap = tls_wrap
+        self.session: Any = None  # the live YamuxProtocol with tcpMux
+
+    @property
+    def bind_address(self) -> tuple[str, int] | None:
+        ip = self.config.transport.connect_server_local_ip
+        return (ip, 0) if ip else None
+
+    def connect_factory(self, factory: ClientFactory) -> Any:
+        """Start a connection to frps with ``factory`` (used by the login factory)."""
+        cfg = self.config
+        wrapped = self.tls_wrap(factory) if self.tls_wrap else factory
+        return self.reactor.connectTCP(cfg.server_addr, cfg.server_port, wrapped,
+                                       timeout=cfg.transport.dial_server_timeout, bindAddress=self.bind_address)
+
+    def dial(self, protocol: IProtocol) -> Deferred[IProtocol]:
+        """A new connection (or stream) to frps running ``protocol``."""
+        if self.config.transport.tcp_mux:
+            session = self.session
+            if session is None or not session.is_open:
+                return fail(NotConnected("no session to frps"))
+            try:
+                session.open_stream(protocol)
+            except Exception as e:  # go-away received or session closing
+                return fail(e)
+            return succeed(protocol)
+        cfg = self.config
+        return connect_tcp(self.reactor, cfg.server_addr, cfg.server_port, protocol,
+                           cfg.transport.dial_server_timeout, self.bind_address, self.tls_wrap)

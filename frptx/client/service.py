@@ -1,0 +1,71 @@
+# -*- test-case-name: frptx.test.test_e2e -*-
+"""``FrpcService``: the frpc process as a Twisted service.
+
+It owns the ``FrpClient`` (login connector) and its ``ProxyManager``; SIGHUP
+reloads the proxies.  ``stopService`` stops reconnecting and closes the session.
+"""
+from __future__ import annotations
+
+import signal
+from typing import Any, Callable
+
+from twisted.application.service import MultiService
+
+from frptx import logs
+from frptx.client.client import FrpClient
+from frptx.config import ClientConfig
+
+
+def tls_wrapper(config: ClientConfig) -> Any:
+    """The factory wrapper adding TLS (and frp's 0x17 first byte) when enabled."""
+    tls = config.transport.tls
+    if not tls.enable:
+        return None
+    from frptx.transport.tls import client_connection_creator, wrap_client_factory
+
+    creator = client_connection_creator(server_addr=config.server_addr, server_name=tls.server_name,
+                                        cert_file=tls.cert_file, key_file=tls.key_file,
+                                        trusted_ca_file=tls.trusted_ca_file)
+    custom = not tls.disable_custom_tls_first_byte
+    return lambda factory: wrap_client_factory(factory, creator, custom_first_byte=custom)
+
+
+class FrpcService(MultiService):
+    """frpc: log in to frps, keep the proxies registered, serve work connections."""
+
+    log = logs.logger()
+    name = "frpc"
+
+    def __init__(self, config: ClientConfig, reactor: Any = None, config_path: str | None = None,
+                 on_fatal: Callable[[str], None] | None = None, install_sighup: bool = False) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.client = FrpClient(config, reactor, on_fatal=on_fatal, tls_wrap=tls_wrapper(config))
+        self.proxy_manager = self.client.proxy_manager
+        self.proxy_manager.config_path = config_path
+        self.proxy_manager.setServiceParent(self)
+        self._install_sighup = install_sighup
+        self._previous_sighup: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        cfg = self.client.config
+        if cfg.transport.tls.enable and not cfg.transport.tls.trusted_ca_file:
+            from frptx.transport.tls import INSECURE_WARNING
+
+            self.log.warn("{warning}", warning=INSECURE_WARNING)
+        if self._install_sighup and hasattr(signal, "SIGHUP"):
+            self._previous_sighup = signal.signal(
+                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.proxy_manager.reload))
+        self.client.start()
+
+    def stopService(self) -> Any:
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
+        self.client.stop()
+        return super().stopService()

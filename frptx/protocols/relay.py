@@ -1,0 +1,183 @@
+# -*- test-case-name: frptx.test.test_relay -*-
+"""Join two transports byte for byte, with backpressure and half-close.
+
+Every tunnelled byte in frptx (public user <-> work connection on frps, work
+connection <-> local service on frpc) goes through ``Relay``.  It keeps memory
+bounded the Twisted way: each transport is registered as a *streaming producer*
+on the other, so when one side's write buffer fills, the transport pauses reading
+on the other side, and resumes it once drained.  A read EOF on one side becomes a
+write shutdown (FIN) on the other, so request/response protocols that half-close
+keep working; the relay closes both transports once both directions are done or
+either connection is lost.
+
+The protocols on both ends stay thin: they forward ``dataReceived``,
+``readConnectionLost`` and ``connectionLost`` to their ``RelayEnd``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol as TypingProtocol
+
+from twisted.internet.interfaces import ITransport
+from twisted.python.failure import Failure
+
+from frptx import logs
+
+
+class TrafficCounter:
+    """Byte counters of one proxy: ``inbound`` = user -> service, ``outbound`` = service -> user."""
+
+    __slots__ = ("inbound", "outbound", "connections", "active")
+
+    def __init__(self) -> None:
+        self.inbound = 0
+        self.outbound = 0
+        self.connections = 0
+        self.active = 0
+
+
+class RelayEndProtocol(TypingProtocol):
+    """What a relay end needs from the protocol it serves (for type checking)."""
+
+    def attach_relay_end(self, end: RelayEnd, buffered: bytes) -> None: ...
+
+
+def _supports_half_close(transport: ITransport) -> bool:
+    return callable(getattr(transport, "loseWriteConnection", None))
+
+
+class RelayEnd:
+    """One side of a relay: the transport it reads from, and its peer end."""
+
+    __slots__ = (
+        "relay",
+        "transport",
+        "peer",
+        "read_closed",
+        "lost",
+        "count_attr",
+    )
+
+    def __init__(self, relay: Relay, transport: ITransport, count_attr: str) -> None:
+        self.relay = relay
+        self.transport = transport
+        self.peer: RelayEnd = self  # replaced by Relay.__init__
+        self.read_closed = False
+        self.lost = False
+        self.count_attr = count_attr
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes read on this side go to the other side's transport."""
+        if self.peer.lost:
+            return
+        counter = self.relay.counter
+        if counter is not None:
+            setattr(counter, self.count_attr, getattr(counter, self.count_attr) + len(data))
+        self.peer.transport.write(data)
+
+    def read_connection_lost(self) -> None:
+        """This side will send no more: pass the FIN on, keep the other direction open."""
+        if self.read_closed:
+            return
+        self.read_closed = True
+        peer = self.peer
+        if peer.lost:
+            self.relay.close()
+        elif peer.read_closed:
+            self.relay.close()
+        elif _supports_half_close(peer.transport):
+            peer.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        else:
+            self.relay.close()
+
+    def connection_lost(self, reason: Failure | None = None) -> None:
+        """This side is gone: flush what we owe the other side, then close it."""
+        if self.lost:
+            return
+        self.lost = True
+        self.read_closed = True
+        self.relay._end_lost(self)
+
+
+class Relay:
+    """Relay bytes between transports ``a`` and ``b`` until both are closed.
+
+    ``start()`` registers the producers and resumes both transports; callers pause
+    a transport (``pauseProducing``) while it waits for its peer to exist, then hand
+    the bytes it already read to ``a_buffered`` / ``b_buffered``.
+    """
+
+    log = logs.logger()
+
+    def __init__(
+        self,
+        a: ITransport,
+        b: ITransport,
+        *,
+        counter: TrafficCounter | None = None,
+        on_close: Callable[[Relay], None] | None = None,
+    ) -> None:
+        self.counter = counter
+        self.a = RelayEnd(self, a, "inbound")
+        self.b = RelayEnd(self, b, "outbound")
+        self.a.peer = self.b
+        self.b.peer = self.a
+        self._on_close = on_close
+        self.closed = False
+
+    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"") -> None:
+        """Begin relaying: bytes already read from either side are written first."""
+        if self.counter is not None:
+            self.counter.connections += 1
+            self.counter.active += 1
+        a, b = self.a.transport, self.b.transport
+        b.registerProducer(a, True)  # b's buffer full -> stop reading a
+        a.registerProducer(b, True)
+        if a_buffered:
+            self.a.data_received(a_buffered)
+        if b_buffered:
+            self.b.data_received(b_buffered)
+        for end in (self.a, self.b):
+            if not end.lost:
+                end.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _end_lost(self, end: RelayEnd) -> None:
+        peer = end.peer
+        if not peer.lost:
+            # unregister first: a closed transport must not be asked to produce again
+            _unregister(peer.transport)
+            peer.transport.loseConnection()
+        if peer.lost:
+            self._finished()
+
+    def close(self) -> None:
+        """Close both transports (after their pending writes are flushed)."""
+        for end in (self.a, self.b):
+            if not end.lost:
+                _unregister(end.transport)
+                end.transport.loseConnection()
+
+    def abort(self) -> None:
+        """Drop both connections now, discarding buffered data."""
+        for end in (self.a, self.b):
+            if not end.lost:
+                abort = getattr(end.transport, "abortConnection", None)
+                if abort is not None:
+                    abort()
+                else:
+                    end.transport.loseConnection()
+
+    def _finished(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.counter is not None:
+            self.counter.active -= 1
+        if self._on_close is not None:
+            self._on_close(self)
+
+
+def _unregister(transport: ITransport) -> None:
+    try:
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+    except Exception:  # a transport already torn down may refuse; nothing to undo then
+        pass

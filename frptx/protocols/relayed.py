@@ -1,0 +1,80 @@
+# -*- test-case-name: frptx.test.test_relay -*-
+"""Protocols for connections that carry nothing but relayed bytes.
+
+A public user connection on frps and a local-service connection on frpc do no
+parsing at all: they wait (paused, so they read at most one chunk) until the other
+leg of the tunnel exists, then forward every event to their ``RelayEnd``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from frptx.protocols.relay import Relay, RelayEnd
+
+
+@implementer(IHalfCloseableProtocol)
+class RelayedProtocol(Protocol):
+    """A byte pipe whose far side is attached later with ``join``."""
+
+    def __init__(self) -> None:
+        self.end: RelayEnd | None = None
+        self._early: list[bytes] = []
+        self._early_eof = False
+        self.lost = False
+        self.lost_reason: Failure | None = None
+        self.on_lost: Callable[[Failure | None], None] | None = None
+
+    def connectionMade(self) -> None:
+        # Read nothing more until the other leg exists; backpressure from the start.
+        self.transport.pauseProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        end = self.end
+        if end is not None:
+            end.data_received(data)
+        else:
+            self._early.append(data)
+
+    def readConnectionLost(self) -> None:
+        if self.end is not None:
+            self.end.read_connection_lost()
+        else:
+            self._early_eof = True
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost = True
+        self.lost_reason = reason
+        if self.end is not None:
+            self.end.connection_lost(reason)
+        elif self.on_lost is not None:
+            self.on_lost(reason)
+
+    def take_early(self) -> tuple[bytes, bool]:
+        """Bytes (and EOF) read before the relay existed."""
+        data = b"".join(self._early)
+        self._early = []
+        return data, self._early_eof
+
+
+def start_relay(relay: Relay, a_end_owner: object, b_end_owner: object, a_early: bytes, b_early: bytes,
+                a_eof: bool = False, b_eof: bool = False) -> None:
+    """Attach ``relay``'s ends to their protocols and start it.
+
+    The owners are protocols with an ``end`` attribute (``RelayedProtocol`` or a
+    message protocol in raw mode).  EOFs seen before the relay existed are replayed.
+    """
+    a_end_owner.end = relay.a  # type: ignore[attr-defined]
+    b_end_owner.end = relay.b  # type: ignore[attr-defined]
+    relay.start(a_early, b_early)
+    if a_eof:
+        relay.a.read_connection_lost()
+    if b_eof:
+        relay.b.read_connection_lost()

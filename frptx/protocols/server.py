@@ -1,0 +1,69 @@
+# -*- test-case-name: frptx.test.test_protocols_server -*-
+"""The protocol of every connection (or yamux stream) accepted on frps's bind port.
+
+It reads the first message within 10 s and hands the connection to a handler by
+an explicit swap: Login -> the client's ``ServerControl``; NewWorkConn -> a
+``ServerWorkConnection`` in that client's pool; NewVisitorConn -> refused (frptx
+has no visitors yet).  Anything else closes this connection only.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol as TypingProtocol
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+
+from frptx.protocols.message import MessageProtocol
+from frptx.wire import Login, Message, NewVisitorConn, NewVisitorConnResp, NewWorkConn
+
+if TYPE_CHECKING:
+    from frptx.server.registry import FrpServer
+
+FIRST_MESSAGE_TIMEOUT = 10.0
+
+
+class ConnectionHandler(TypingProtocol):
+    def message_received(self, msg: Message) -> None: ...
+    def connection_lost(self, reason: Failure | None) -> None: ...
+
+
+class ServerConnectionProtocol(MessageProtocol):
+    """Bytes <-> messages for one accepted frp connection; the role lives in ``handler``."""
+
+    def __init__(self, server: FrpServer) -> None:
+        super().__init__()
+        self.server = server
+        self.handler: ConnectionHandler | None = None
+        self._first_timer: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        self._first_timer = self.server.reactor.callLater(FIRST_MESSAGE_TIMEOUT, self._first_timeout)
+
+    def _first_timeout(self) -> None:
+        self._first_timer = None
+        self.protocol_error(f"no first message within {FIRST_MESSAGE_TIMEOUT:g}s")
+
+    def message_received(self, msg: Message) -> None:
+        if self.handler is not None:
+            self.handler.message_received(msg)
+            return
+        if self._first_timer is not None and self._first_timer.active():
+            self._first_timer.cancel()
+        self._first_timer = None
+        if isinstance(msg, Login):
+            self.handler = self.server.login(self, msg)
+        elif isinstance(msg, NewWorkConn):
+            self.handler = self.server.work_connection(self, msg)
+        elif isinstance(msg, NewVisitorConn):
+            self.send(NewVisitorConnResp(proxy_name=msg.proxy_name,
+                                         error="visitor connections are not supported by this server"))
+            self.close()
+        else:
+            self.protocol_error(f"unexpected first message {type(msg).__name__}")
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        super().connectionLost(reason)
+        if self._first_timer is not None and self._first_timer.active():
+            self._first_timer.cancel()
+        if self.handler is not None:
+            self.handler.connection_lost(reason)

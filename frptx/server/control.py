@@ -1,0 +1,167 @@
+# -*- test-case-name: frptx.test.test_protocols_server -*-
+"""Per-client state on frps: one ``ServerControl`` per logged-in frpc.
+
+The control protocol only turns bytes into messages; this object holds what a
+login owns — run id, proxies, the work-connection pool, the heartbeat deadline —
+and decides what each message means.  When the control connection is lost, or a
+new login with the same run id replaces it, everything it owns is closed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python.failure import Failure
+
+from frptx import FRP_PROTOCOL_VERSION, logs
+from frptx.server.pool import WorkConnectionPool
+from frptx.wire import (
+    CloseProxy,
+    Login,
+    LoginResp,
+    Message,
+    NewProxy,
+    NewProxyResp,
+    Ping,
+    Pong,
+    ReqWorkConn,
+    StartWorkConn,
+    derive_key,
+    verify_privilege_key,
+)
+
+if TYPE_CHECKING:
+    from frptx.protocols.server import ServerConnectionProtocol
+    from frptx.server.proxies import TcpProxy
+    from frptx.server.registry import FrpServer
+
+
+class ServerWorkConnection:
+    """A work connection from a client, idle in its pool until a user needs it."""
+
+    def __init__(self, control: ServerControl, protocol: ServerConnectionProtocol) -> None:
+        self.control = control
+        self.protocol = protocol
+        self.started = False
+
+    def message_received(self, msg: Message) -> None:
+        self.protocol.protocol_error(f"unexpected {type(msg).__name__} on an idle work connection")
+
+    def connection_lost(self, reason: Failure | None) -> None:
+        if not self.started:
+            self.control.pool.discard(self)
+
+    def close(self) -> None:
+        self.protocol.close()
+
+    def start(self, msg: StartWorkConn) -> None:
+        """Bind this connection to a user: StartWorkConn in clear, then raw bytes."""
+        self.started = True
+        self.protocol.send(msg)
+        self.protocol.switch_to_raw()
+
+
+class ServerControl:
+    """The server's view of one logged-in client."""
+
+    log = logs.logger()
+
+    def __init__(self, server: FrpServer, protocol: ServerConnectionProtocol, login: Login, run_id: str) -> None:
+        self.server = server
+        self.protocol = protocol
+        self.login = login
+        self.run_id = run_id
+        self.proxies: dict[str, TcpProxy] = {}
+        cfg = server.config
+        self.pool: WorkConnectionPool[ServerWorkConnection] = WorkConnectionPool(
+            min(login.pool_count, cfg.transport.max_pool_count), self._request_work_connection)
+        self._heartbeat: IDelayedCall | None = None
+        self.closed = False
+        self.replaced = False
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        """Answer the login, switch on encryption, prefetch work connections."""
+        self.protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, run_id=self.run_id))
+        self.protocol.start_encryption(derive_key(self.server.config.auth.token))
+        if not self.server.config.transport.tcp_mux:
+            self._arm_heartbeat()  # with tcpMux, only clients that send Pings are held to them
+        self.pool.fill()
+        self.log.info("client login: run id [{run_id}], address {peer}, version {version}, os {os}/{arch}",
+                      run_id=self.run_id, peer=self.protocol.transport.getPeer(),
+                      version=self.login.version, os=self.login.os, arch=self.login.arch)
+
+    def _arm_heartbeat(self) -> None:
+        timeout = self.server.config.transport.heartbeat_timeout
+        if timeout <= 0 or self.closed:
+            return
+        if self._heartbeat is not None and self._heartbeat.active():
+            self._heartbeat.reset(timeout)
+        else:
+            self._heartbeat = self.server.reactor.callLater(timeout, self._heartbeat_expired)
+
+    def _heartbeat_expired(self) -> None:
+        self.log.warn("client [{run_id}]: no heartbeat for {timeout}s, closing its control connection",
+                      run_id=self.run_id, timeout=self.server.config.transport.heartbeat_timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Drop the control connection (``connection_lost`` does the cleanup)."""
+        self.protocol.close()
+
+    def replace(self) -> None:
+        """A new login took this run id: free everything now, then drop the connection."""
+        self.replaced = True
+        self._cleanup()
+        self.protocol.close()
+
+    def connection_lost(self, reason: Failure | None) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._heartbeat is not None and self._heartbeat.active():
+            self._heartbeat.cancel()
+        self.pool.close()
+        for name in list(self.proxies):
+            self.server.close_proxy(self, name)
+        self.server.control_closed(self)
+        self.log.info("client [{run_id}] offline{why}", run_id=self.run_id,
+                      why=" (replaced by a new login)" if self.replaced else "")
+
+    # -- messages ------------------------------------------------------------
+    def message_received(self, msg: Message) -> None:
+        if isinstance(msg, NewProxy):
+            self.server.register_proxy(self, msg).addCallback(self._send_if_open)
+        elif isinstance(msg, CloseProxy):
+            self.server.close_proxy(self, msg.proxy_name)
+        elif isinstance(msg, Ping):
+            self._ping(msg)
+        else:
+            self.log.debug("client [{run_id}]: ignoring {msg}", run_id=self.run_id, msg=type(msg).__name__)
+
+    def _send_if_open(self, msg: NewProxyResp) -> None:
+        if not self.closed:
+            self.protocol.send(msg)
+
+    def _ping(self, msg: Ping) -> None:
+        auth = self.server.config.auth
+        if "HeartBeats" in auth.additional_scopes and not verify_privilege_key(
+                auth.token, msg.timestamp, msg.privilege_key):
+            self.log.warn("client [{run_id}]: heartbeat with a wrong token", run_id=self.run_id)
+            self.protocol.send(Pong(error=self.server.client_error(
+                "token in heartbeat doesn't match token from configuration", "invalid ping")))
+            return
+        self._arm_heartbeat()
+        self.protocol.send(Pong())
+
+    # -- work connections ------------------------------------------------------
+    def _request_work_connection(self) -> None:
+        if not self.closed:
+            self.protocol.send(ReqWorkConn())
+
+    def get_work_connection(self) -> Deferred[ServerWorkConnection]:
+        return self.pool.get()

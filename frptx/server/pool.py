@@ -1,0 +1,126 @@
+# -*- test-case-name: frptx.test.test_server_pool -*-
+"""The work-connection pool of one logged-in client.
+
+frps keeps ``min(pool_count, maxPoolCount)`` idle work connections ready so that
+a public connection does not wait for a dial-back.  The pool asks the client for
+connections through a callable (which sends ReqWorkConn on the control channel)
+and never asks for more than it can use: outstanding requests are counted, so a
+burst of users costs one ReqWorkConn each and no surplus connection is thrown away.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Generic, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred
+
+
+class PooledConnection(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=PooledConnection)
+
+
+class PoolClosed(Exception):
+    """The client's control connection is gone; no work connection will come."""
+
+
+class WorkConnectionPool(Generic[C]):
+    """Idle work connections plus the Deferreds waiting for one."""
+
+    def __init__(self, target: int, request: Callable[[], None], overflow: int = 10) -> None:
+        self.target = max(0, target)
+        self.capacity = self.target + overflow
+        self._request = request
+        self.idle: deque[C] = deque()
+        self._waiters: deque[Deferred[C]] = deque()
+        self.outstanding = 0
+        self.closed = False
+
+    def fill(self) -> None:
+        """Ask for connections until idle + outstanding covers the target and the waiters."""
+        if self.closed:
+            return
+        wanted = self.target + len(self._waiters) - len(self.idle)
+        while self.outstanding < wanted:
+            self.outstanding += 1
+            self._request()
+
+    def get(self) -> Deferred[C]:
+        """A connection from the pool, or one requested from the client now."""
+        if self.closed:
+            d: Deferred[C] = Deferred()
+            d.errback(PoolClosed("client is offline"))
+            return d
+        if self.idle:
+            conn = self.idle.popleft()
+            self.fill()
+            return _succeed(conn)
+
+        def cancel(waiter: Deferred[C]) -> None:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass
+
+        waiter: Deferred[C] = Deferred(cancel)
+        self._waiters.append(waiter)
+        self.fill()
+        return waiter
+
+    def add(self, conn: C) -> bool:
+        """A NewWorkConn arrived.  Returns False if the pool refused (and closed) it."""
+        if self.outstanding > 0:
+            self.outstanding -= 1
+        if self.closed:
+            conn.close()
+            return False
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.callback(conn)
+            self.fill()
+            return True
+        if len(self.idle) >= self.capacity:
+            conn.close()
+            return False
+        self.idle.append(conn)
+        return True
+
+    def discard(self, conn: C) -> None:
+        """An idle connection closed: forget it and ask for a replacement."""
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            return
+        self.fill()
+
+    def close(self) -> None:
+        """The control is gone: close idle connections and fail the waiters."""
+        self.closed = True
+        idle, self.idle = list(self.idle), deque()
+        for conn in idle:
+            conn.close()
+        waiters, self._waiters = list(self._waiters), deque()
+        for waiter in waiters:
+            waiter.errback(PoolClosed("client is offline"))
+
+
+def _succeed(conn: C) -> Deferred[C]:
+    d: Deferred[C] = Deferred()
+    d.callback(conn)
+    return d
+
+
+
+
+def return_idle(pool: WorkConnectionPool[C], conn: C) -> None:
+    """Put back a connection that was taken but never used (its user left first)."""
+    if pool.closed:
+        conn.close()
+    elif pool._waiters:
+        pool._waiters.popleft().callback(conn)
+    elif len(pool.idle) < pool.capacity:
+        pool.idle.appendleft(conn)
+    else:
+        conn.close()

@@ -1,0 +1,193 @@
+# -*- test-case-name: frptx.test.test_protocols_server -*-
+"""frps's shared state: logged-in clients by run id, proxies by name, ports.
+
+``FrpServer`` is what every server-side connection talks to.  It decides logins
+(token, version, run id, replacing a stale control), files work connections into
+their client's pool, and creates and closes proxies.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+
+from frptx import FRP_PROTOCOL_VERSION, logs
+from frptx.config import ServerConfig
+from frptx.server.control import ServerControl, ServerWorkConnection
+from frptx.server.ports import PortError, PortManager
+from frptx.server.proxies import PublicListenerFactory, TcpProxy
+from frptx.wire import (
+    Login,
+    LoginResp,
+    NewProxy,
+    NewProxyResp,
+    NewWorkConn,
+    StartWorkConn,
+    verify_privilege_key,
+)
+
+if TYPE_CHECKING:
+    from frptx.protocols.server import ServerConnectionProtocol
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+MIN_CLIENT_VERSION = (0, 18, 0)
+
+
+class LoginRefused(Exception):
+    """Login failed; ``str()`` is the text sent in LoginResp.error."""
+
+
+class FrpServer:
+    """All server-side state of one frps."""
+
+    log = logs.logger()
+
+    def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime) -> None:  # type: ignore[valid-type]
+        self.config = config
+        self.reactor = reactor
+        self.controls: dict[str, ServerControl] = {}
+        self.proxies: dict[str, TcpProxy] = {}
+        self._pending_names: set[str] = set()
+        self.ports = PortManager(config.allow_ports, config.max_ports_per_client)
+
+    def client_error(self, detailed: str, summary: str) -> str:
+        """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""
+        return detailed if self.config.detailed_errors_to_client else summary
+
+    # -- login -------------------------------------------------------------
+    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> ServerControl | None:
+        """Check a Login; on success the returned control owns the connection."""
+        try:
+            self._check_login(msg)
+        except LoginRefused as e:
+            self.log.warn("login from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=str(e))
+            protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, error=str(e)))
+            protocol.close()
+            return None
+        run_id = msg.run_id or os.urandom(8).hex()
+        old = self.controls.get(run_id)
+        if old is not None:
+            old.replace()
+        control = ServerControl(self, protocol, msg, run_id)
+        self.controls[run_id] = control
+        control.start()
+        return control
+
+    def _check_login(self, msg: Login) -> None:
+        m = _VERSION.match(msg.version)
+        if m is None or tuple(int(x) for x in m.groups()) < MIN_CLIENT_VERSION:
+            raise LoginRefused("Please upgrade your frpc version to at least 0.18.0")
+        auth = self.config.auth
+        if not verify_privilege_key(auth.token, msg.timestamp, msg.privilege_key):
+            raise LoginRefused(self.client_error(
+                "token in login doesn't match token from configuration", "register control error"))
+        if msg.client_id:
+            for other in self.controls.values():
+                if (other.login.client_id == msg.client_id and other.login.user == msg.user
+                        and other.run_id != msg.run_id):
+                    raise LoginRefused(f"client_id [{msg.client_id}] for user [{msg.user}] is already online")
+
+    def control_closed(self, control: ServerControl) -> None:
+        if self.controls.get(control.run_id) is control:
+            del self.controls[control.run_id]
+
+    # -- work connections ---------------------------------------------------
+    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> ServerWorkConnection | None:
+        control = self.controls.get(msg.run_id)
+        error = ""
+        if control is None:
+            error = f"no client control found for run id [{msg.run_id}]"
+        elif "NewWorkConns" in self.config.auth.additional_scopes and not verify_privilege_key(
+                self.config.auth.token, msg.timestamp, msg.privilege_key):
+            error = self.client_error("token in NewWorkConn doesn't match token from configuration",
+                                      "invalid NewWorkConn")
+        if control is None or error:
+            self.log.warn("work connection from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=error)
+            protocol.send(StartWorkConn(error=error))
+            protocol.close()
+            return None
+        work = ServerWorkConnection(control, protocol)
+        if not control.pool.add(work):
+            self.log.debug("client [{run_id}]: work connection pool full, closed one", run_id=control.run_id)
+            return None
+        return work
+
+    # -- proxies ---------------------------------------------------------------
+    def register_proxy(self, control: ServerControl, msg: NewProxy) -> Deferred[NewProxyResp]:
+        """Open the proxy's public port; fires with the NewProxyResp to send."""
+        name = msg.proxy_name
+        kind = msg.proxy_type or "tcp"
+
+        def refuse(why: str) -> Deferred[NewProxyResp]:
+            self.log.warn("client [{run_id}]: proxy [{name}] refused: {why}", run_id=control.run_id, name=name,
+                          why=why)
+            return succeed(NewProxyResp(proxy_name=name, error=self.client_error(why, f"new proxy [{name}] error")))
+
+        if not name:
+            return refuse("proxy name is empty")
+        if kind != "tcp":
+            return refuse(f"proxy type [{kind}] is not supported by this server")
+        if name in self.proxies or name in self._pending_names:
+            return refuse(f"proxy [{name}] already exists")
+        try:
+            candidates = self.ports.candidates(name, msg.remote_port, control.run_id)
+        except PortError as e:
+            return refuse(str(e))
+        self._pending_names.add(name)
+
+        def bind(_: object) -> NewProxyResp:
+            self._pending_names.discard(name)
+            if control.closed:
+                return NewProxyResp(proxy_name=name, error="client is offline")
+            if name in self.proxies:
+                return refuse(f"proxy [{name}] already exists").result  # type: ignore[attr-defined]
+            proxy = TcpProxy(control, name, msg.use_encryption, msg.use_compression)
+            error = "port unavailable"
+            for port in candidates:
+                if port and port in self.ports.used:
+                    error = "port already used"
+                    continue
+                try:
+                    listening = self.reactor.listenTCP(port, PublicListenerFactory(proxy),
+                                                       interface=self.config.proxy_bind_addr)
+                except CannotListenError:
+                    continue
+                proxy.listening(listening)
+                self.ports.acquire(proxy.remote_port, name, control.run_id)
+                self.proxies[name] = proxy
+                control.proxies[name] = proxy
+                self.log.info("client [{run_id}]: tcp proxy [{name}] listening on {addr}:{port}",
+                              run_id=control.run_id, name=name, addr=self.config.proxy_bind_addr,
+                              port=proxy.remote_port)
+                return NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr)
+            return refuse(error if msg.remote_port else "no available port").result  # type: ignore[attr-defined]
+
+        return self.ports.wait_released(candidates).addCallback(bind)
+
+    def close_proxy(self, control: ServerControl, name: str) -> None:
+        proxy = control.proxies.pop(name, None)
+        if proxy is None:
+            return
+        if self.proxies.get(name) is proxy:
+            del self.proxies[name]
+        self.ports.release(proxy.remote_port, proxy.close())
+        self.log.info("client [{run_id}]: proxy [{name}] closed (in {inb} bytes, out {outb} bytes)",
+                      run_id=control.run_id, name=name, inb=proxy.counter.inbound, outb=proxy.counter.outbound)
+
+    def close(self) -> Deferred[None]:
+        """Drop every client (frps stopping); fires when all public ports are closed."""
+        from twisted.internet.defer import gatherResults
+
+        pending: list[Deferred[None]] = []
+        for control in list(self.controls.values()):
+            for name in list(control.proxies):
+                proxy = control.proxies[name]
+                d = proxy.close()
+                if d is not None:
+                    pending.append(d)
+            control.close()
+        return gatherResults(pending).addCallback(lambda _: None)

@@ -1,0 +1,70 @@
+# -*- test-case-name: frptx.test.test_e2e -*-
+"""``FrpsService``: the frps process as a Twisted service.
+
+It owns the bind-port listener and the ``FrpServer`` state.  ``startService``
+fails loudly (``on_fatal``) when the bind port cannot be opened; ``stopService``
+returns a Deferred that fires once the bind port and every proxy port are closed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+
+from frptx import logs
+from frptx.config import ServerConfig
+from frptx.factories.server import bind_port_factory
+from frptx.server.registry import FrpServer
+
+
+class FrpsService(Service):
+    """frps: listen on ``bindAddr:bindPort`` and serve frp clients."""
+
+    log = logs.logger()
+    name = "frps"
+
+    def __init__(self, config: ServerConfig, reactor: Any = None,
+                 on_fatal: Callable[[str], None] | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config
+        self.reactor = reactor
+        self.server = FrpServer(config, reactor)
+        self.port: IListeningPort | None = None
+        self._on_fatal = on_fatal
+
+    @property
+    def bound_port(self) -> int:
+        """The bind port actually listened on (useful with ``bindPort: 0`` in tests)."""
+        assert self.port is not None
+        return self.port.getHost().port
+
+    def startService(self) -> None:
+        super().startService()
+        cfg = self.config
+        try:
+            self.port = self.reactor.listenTCP(cfg.bind_port, bind_port_factory(self.server, self.reactor),
+                                               interface=cfg.bind_addr, backlog=1024)
+        except CannotListenError as e:
+            message = f"frps cannot listen on {cfg.bind_addr}:{cfg.bind_port}: {e.socketError}"
+            self.log.critical("{message}", message=message)
+            if self._on_fatal is None:
+                raise
+            self._on_fatal(message)
+            return
+        mode = ["tcpMux" if cfg.transport.tcp_mux else "no tcpMux",
+                "TLS only" if cfg.transport.tls.force or cfg.transport.tls.trusted_ca_file else "plain or TLS"]
+        self.log.info("frps listening on {addr}:{port} ({mode})", addr=cfg.bind_addr, port=self.bound_port,
+                      mode=", ".join(mode))
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        pending = [self.server.close()]
+        if self.port is not None:
+            pending.append(maybeDeferred(self.port.stopListening))
+        return gatherResults(pending).addCallback(lambda _: None)

@@ -1,0 +1,92 @@
+# -*- test-case-name: frptx.test.test_tap -*-
+"""``twistd frps --config F`` and ``twistd frpc --config F``.
+
+twistd finds ``Options`` and ``makeService`` here through the service makers in
+``twisted/plugins/frp_plugin.py``, which pass their tapname (``frps``/``frpc``).  Config problems end start-up with the key path
+and reason and a non-zero status, never a traceback.  ``--verify`` only loads
+and validates the config, prints what would run and exits (frp's ``verify``).
+"""
+from __future__ import annotations
+
+import sys
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from frptx import logs, process_exit
+from frptx.config import ClientConfig, ConfigError, ServerConfig, load_client_config, load_server_config
+
+
+class Options(usage.Options):
+    """Command-line options shared by frps and frpc."""
+
+    optParameters = [["config", "c", None, "frp config file (.yaml/.yml, .toml or .json)"]]
+    optFlags = [["verify", None, "only load and validate the config, print what would run, and exit"]]
+
+    def postOptions(self) -> None:
+        if not self["config"]:
+            raise usage.UsageError("--config/-c PATH is required")
+
+
+def describe_server(cfg: ServerConfig) -> str:
+    t = cfg.transport
+    lines = [
+        f"frps on {cfg.bind_addr}:{cfg.bind_port} (proxy ports on {cfg.proxy_bind_addr})",
+        f"  tcpMux: {t.tcp_mux}, TLS: {'required' if t.tls.force or t.tls.trusted_ca_file else 'optional'}"
+        f"{', client certificates verified' if t.tls.trusted_ca_file else ''}",
+        f"  auth: {cfg.auth.method}{' ' + ','.join(sorted(cfg.auth.additional_scopes)) if cfg.auth.additional_scopes else ''}",
+        f"  allowPorts: {', '.join(f'{r.start}-{r.end}' if r.start != r.end else str(r.start) for r in cfg.allow_ports) or 'any'}"
+        f", maxPortsPerClient: {cfg.max_ports_per_client or 'unlimited'}, maxPoolCount: {t.max_pool_count}",
+        f"  heartbeatTimeout: {t.heartbeat_timeout}s, userConnTimeout: {cfg.user_conn_timeout}s",
+    ]
+    return "\n".join(lines)
+
+
+def describe_client(cfg: ClientConfig) -> str:
+    t = cfg.transport
+    lines = [
+        f"frpc to {cfg.server_addr}:{cfg.server_port} as user '{cfg.user}'",
+        f"  tcpMux: {t.tcp_mux}, TLS: {t.tls.enable}"
+        f"{' (server verified with ' + t.tls.trusted_ca_file + ')' if t.tls.enable and t.tls.trusted_ca_file else ''}"
+        f", poolCount: {t.pool_count}, heartbeat: {t.heartbeat_interval}s/{t.heartbeat_timeout}s",
+    ]
+    active = cfg.active_proxies()
+    for p in active:
+        remote = p.remote_port or "server picks"
+        lines.append(f"  proxy {cfg.wire_name(p.name)} ({p.type}): {p.local_ip}:{p.local_port} -> remote port {remote}")
+    if not active:
+        lines.append("  no proxies")
+    return "\n".join(lines)
+
+
+def _load(tapname: str, path: str) -> ServerConfig | ClientConfig:
+    try:
+        return load_server_config(path) if tapname == "frps" else load_client_config(path)
+    except ConfigError as e:
+        raise SystemExit(f"{tapname}: invalid config {path}:\n{e}") from None
+
+
+def makeService(options: Options, tapname: str) -> IService:
+    """Build frps (``tapname == "frps"``) or frpc; called by the twistd plugin."""
+    from twisted.internet import reactor
+
+    cfg = _load(tapname, options["config"])
+    if options["verify"]:
+        print(f"{options['config']}: syntax is ok and the config is valid")
+        print(describe_server(cfg) if isinstance(cfg, ServerConfig) else describe_client(cfg))  # type: ignore[arg-type]
+        raise SystemExit(0)
+    logs.set_level(cfg.log.level)
+    logs.log_to(cfg.log.to)
+
+    def on_fatal(message: str) -> None:
+        print(f"{tapname}: {message}", file=sys.stderr)
+        process_exit.fail(reactor, 1)
+
+    if isinstance(cfg, ServerConfig):
+        from frptx.server.service import FrpsService
+
+        return FrpsService(cfg, reactor, on_fatal=on_fatal)
+    from frptx.client.service import FrpcService
+
+    return FrpcService(cfg, reactor, config_path=options["config"], on_fatal=on_fatal, install_sighup=True)
+

@@ -1,0 +1,215 @@
+"""Helpers for end-to-end tests: real frps/frpc services and sockets on 127.0.0.1.
+
+Everything listens on port 0 and is stopped in the test's cleanup, so tests run
+in parallel with anything else on the machine and leave nothing behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any, Callable
+
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from frptx.client.service import FrpcService
+from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
+from frptx.server.service import FrpsService
+
+TOKEN = "test-token"
+
+#: the transport modes every end-to-end tunnel test runs in
+MODES: dict[str, dict[str, bool]] = {
+    "nomux": {"tcp_mux": False, "tls": False},
+    "mux": {"tcp_mux": True, "tls": False},
+    "nomux_tls": {"tcp_mux": False, "tls": True},
+    "mux_tls": {"tcp_mux": True, "tls": True},
+}
+
+
+def deferLater(seconds: float) -> Deferred[None]:
+    from twisted.internet.task import deferLater as _later
+
+    return _later(reactor, seconds, lambda: None)
+
+
+def server_config(tcp_mux: bool, **extra: Any) -> ServerConfig:
+    doc: dict[str, Any] = {
+        "bindAddr": "127.0.0.1",
+        "bindPort": 7000,
+        "proxyBindAddr": "127.0.0.1",
+        "auth": {"token": TOKEN},
+        "transport": {"tcpMux": tcp_mux},
+    }
+    for key, value in extra.items():
+        doc[key] = value
+    cfg = parse_server_config(doc)
+    return dataclasses.replace(cfg, bind_port=0)
+
+
+def client_config(server_port: int, tcp_mux: bool, tls: bool, proxies: list[dict[str, Any]],
+                  **extra: Any) -> ClientConfig:
+    transport = {"tcpMux": tcp_mux, "tls": {"enable": tls}, "poolCount": 1}
+    transport.update(extra.pop("transport", {}))
+    doc: dict[str, Any] = {
+        "serverAddr": "127.0.0.1",
+        "serverPort": server_port,
+        "auth": {"token": extra.pop("token", TOKEN)},
+        "transport": transport,
+        "proxies": proxies,
+    }
+    doc.update(extra)
+    return parse_client_config(doc)
+
+
+def tcp_proxy(name: str, local_port: int, remote_port: int = 0, **extra: Any) -> dict[str, Any]:
+    doc = {"name": name, "type": "tcp", "localIP": "127.0.0.1", "localPort": local_port,
+           "remotePort": remote_port}
+    doc.update(extra)
+    return doc
+
+
+# -- local services -----------------------------------------------------------------
+
+@implementer(IHalfCloseableProtocol)
+class Echo(Protocol):
+    """Echoes everything; on the peer's FIN it finishes and closes its own side."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class EchoFactory(Factory):
+    protocol = Echo
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        self.connections += 1
+        return super().buildProtocol(addr)
+
+
+@implementer(IHalfCloseableProtocol)
+class Collector(Protocol):
+    """A client that sends ``payload``, optionally half-closes, and collects the answer."""
+
+    def __init__(self, payload: bytes = b"", half_close: bool = False) -> None:
+        self.payload = payload
+        self.half_close = half_close
+        self.received = bytearray()
+        self.done: Deferred[bytes] = Deferred()
+        self.made: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.made.callback(None)
+        if self.payload:
+            self.transport.write(self.payload)
+        if self.half_close:
+            self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if not self.done.called:
+            self.done.callback(bytes(self.received))
+
+
+def connect(port: int, protocol: Protocol) -> Deferred[Protocol]:
+    return connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5), protocol)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Tunnel:
+    """An frps + frpc pair running in this process, torn down by the test's cleanup."""
+
+    def __init__(self, testcase: Any, mode: dict[str, bool]) -> None:
+        self.testcase = testcase
+        self.mode = mode
+        self.frps: FrpsService | None = None
+        self.frpc: FrpcService | None = None
+        self.fatal: list[str] = []
+
+    def start_server(self, **extra: Any) -> FrpsService:
+        self.frps = FrpsService(server_config(self.mode["tcp_mux"], **extra), reactor)
+        self.frps.startService()
+        self.testcase.addCleanup(self._stop_server)
+        return self.frps
+
+    def _stop_server(self) -> Deferred[None]:
+        assert self.frps is not None
+        if self.frps.running:
+            return self.frps.stopService()
+        return defer.succeed(None)
+
+    def start_client(self, proxies: list[dict[str, Any]], config_path: str | None = None,
+                     **extra: Any) -> FrpcService:
+        assert self.frps is not None
+        cfg = client_config(self.frps.bound_port, self.mode["tcp_mux"], self.mode["tls"], proxies, **extra)
+        frpc = FrpcService(cfg, reactor, config_path=config_path, on_fatal=self.fatal.append)
+        frpc.startService()
+        self.frpc = frpc
+        self.testcase.addCleanup(lambda: frpc.stopService() if frpc.running else None)
+        return frpc
+
+    async def remote_port(self, name: str, frpc: FrpcService | None = None) -> int:
+        frpc = frpc or self.frpc
+        assert frpc is not None
+        status = await frpc.proxy_manager.wait_settled(name)
+        if status.phase != "running":
+            raise AssertionError(f"proxy {name} not running: {status.error}")
+        return int(status.remote_addr.rsplit(":", 1)[1])
+
+
+def listen_local(testcase: Any, factory: Factory) -> int:
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    testcase.addCleanup(port.stopListening)
+    return port.getHost().port
+
+
+def with_timeout(d: Deferred[Any], seconds: float) -> Deferred[Any]:
+    return d.addTimeout(seconds, reactor)
+
+
+def mode_cases(mixin: type, namespace: dict[str, Any], base: type,
+               modes: Callable[[], dict[str, dict[str, bool]]] = lambda: MODES) -> None:
+    """Create one TestCase per transport mode from ``mixin`` (parametrised, not copied)."""
+    for mode_name, mode in modes().items():
+        name = f"{mixin.__name__.replace('Mixin', '')}_{mode_name}"
+        namespace[name] = type(name, (mixin, base), {"mode": mode, "__module__": namespace["__name__"]})
+
+
+def captures_dir() -> str:
+    """The live frp 0.31.2 captures (``shared/docs/captures`` beside the repository).
+
+    Missing captures are an error, not a skip: the golden tests must run in CI.
+    ``FRPTX_CAPTURES`` overrides the location.
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("FRPTX_CAPTURES", Path(__file__).resolve().parents[3] / "shared" / "docs" / "captures"))
+    if not path.is_dir():
+        raise FileNotFoundError(f"frp captures not found at {path}; set FRPTX_CAPTURES")
+    return str(path)

@@ -1,0 +1,273 @@
+"""End to end: frps and frpc services in this process, real sockets on 127.0.0.1.
+
+Every tunnel test runs in each transport mode (tcpMux on/off x TLS on/off): the
+classes are generated from one mixin by ``mode_cases``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, Coroutine
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import Factory, Protocol
+from twisted.trial import unittest
+
+from frptx.test.support import (
+    Collector,
+    Echo,
+    EchoFactory,
+    Tunnel,
+    connect,
+    deferLater,
+    digest,
+    listen_local,
+    mode_cases,
+    tcp_proxy,
+    with_timeout,
+)
+
+
+def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
+    @functools.wraps(f)
+    def run(self: Any) -> Deferred[Any]:
+        return Deferred.fromCoroutine(f(self))
+
+    return run
+
+
+class TcpTunnelMixin:
+    """The TCP tunnel behaviours of issue 2, for one transport mode."""
+
+    mode: dict[str, bool]
+    timeout = 45
+
+    def tunnel(self) -> Tunnel:
+        t = Tunnel(self, self.mode)
+        t.start_server()
+        return t
+
+    async def echo_tunnel(self) -> tuple[Tunnel, int, EchoFactory]:
+        echo = EchoFactory()
+        local = listen_local(self, echo)
+        t = self.tunnel()
+        t.start_client([tcp_proxy("echo", local)])
+        self.current = t
+        return t, await t.remote_port("echo"), echo
+
+    @async_test
+    async def test_8mib_byte_identical(self) -> None:
+        _, port, _ = await self.echo_tunnel()
+        payload = os.urandom(8 * 1024 * 1024)
+        c = Collector(payload, half_close=True)
+        await connect(port, c)
+        received = await with_timeout(c.done, 30)
+        self.assertEqual(len(received), len(payload))
+        self.assertEqual(digest(received), digest(payload))
+
+    @async_test
+    async def test_100_concurrent_connections(self) -> None:
+        _, port, echo = await self.echo_tunnel()
+        collectors = [Collector(f"conn {i} ".encode() * 100, half_close=True) for i in range(100)]
+        await gatherResults([connect(port, c) for c in collectors])
+        results = await with_timeout(gatherResults([c.done for c in collectors]), 30)
+        for c, got in zip(collectors, results):
+            self.assertEqual(got, c.payload)
+        self.assertEqual(echo.connections, 100)
+
+    @async_test
+    async def test_half_close_still_receives_reply(self) -> None:
+        """The user shuts its write side; the service's reply still comes back."""
+
+        class ReplyAfterEOF(Protocol):
+            def __init__(self) -> None:
+                self.buf = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                self.buf += data
+
+            def readConnectionLost(self) -> None:
+                self.transport.write(b"got " + str(len(self.buf)).encode())
+                self.transport.loseConnection()
+
+            def writeConnectionLost(self) -> None:
+                pass
+
+        from twisted.internet.interfaces import IHalfCloseableProtocol
+        from zope.interface import classImplements
+
+        classImplements(ReplyAfterEOF, IHalfCloseableProtocol)
+        local = listen_local(self, Factory.forProtocol(ReplyAfterEOF))
+        t = self.tunnel()
+        t.start_client([tcp_proxy("eof", local)])
+        port = await t.remote_port("eof")
+        c = Collector(b"x" * 5000, half_close=True)
+        await connect(port, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"got 5000")
+
+    @async_test
+    async def test_local_service_down_closes_user_promptly(self) -> None:
+        dead = listen_local(self, Factory.forProtocol(Echo))
+        # find a port with nothing listening: open and close a listener
+        port_obj = reactor.listenTCP(0, Factory.forProtocol(Echo), interface="127.0.0.1")
+        closed_port = port_obj.getHost().port
+        await port_obj.stopListening()
+        t = self.tunnel()
+        t.start_client([tcp_proxy("down", closed_port), tcp_proxy("up", dead)])
+        down = await t.remote_port("down")
+        up = await t.remote_port("up")
+        c = Collector(b"hello")
+        await connect(down, c)
+        self.assertEqual(await with_timeout(c.done, 5), b"")
+        # the other proxy of the same client is unaffected
+        ok = Collector(b"still works", half_close=True)
+        await connect(up, ok)
+        self.assertEqual(await with_timeout(ok.done, 5), b"still works")
+
+    @async_test
+    async def test_remote_port_in_use(self) -> None:
+        busy = reactor.listenTCP(0, Factory.forProtocol(Echo), interface="127.0.0.1")
+        self.addCleanup(busy.stopListening)
+        local = listen_local(self, EchoFactory())
+        t = self.tunnel()
+        frpc = t.start_client([tcp_proxy("clash", local, busy.getHost().port), tcp_proxy("fine", local)])
+        status = await frpc.proxy_manager.wait_settled("clash")
+        self.assertEqual(status.phase, "start error")
+        self.assertEqual(status.error, "port unavailable")
+        port = await t.remote_port("fine")
+        c = Collector(b"ping", half_close=True)
+        await connect(port, c)
+        self.assertEqual(await with_timeout(c.done, 5), b"ping")
+
+    @async_test
+    async def test_wrong_token_refused(self) -> None:
+        t = self.tunnel()
+        t.start_client([], token="not-the-token")
+        for _ in range(50):
+            if t.fatal:
+                break
+            await deferLater(0.1)
+        self.assertEqual(len(t.fatal), 1)
+        self.assertIn("token in login doesn't match token from configuration", t.fatal[0])
+        self.assertEqual(t.frps.server.controls, {})
+
+    @async_test
+    async def test_allow_ports_refusal(self) -> None:
+        local = listen_local(self, EchoFactory())
+        t = Tunnel(self, self.mode)
+        t.start_server(allowPorts=[{"start": 1, "end": 1023}])
+        frpc = t.start_client([tcp_proxy("high", local, 40000), tcp_proxy("auto", local)])
+        status = await frpc.proxy_manager.wait_settled("high")
+        self.assertEqual((status.phase, status.error), ("start error", "port not allowed"))
+
+    @async_test
+    async def test_reload_add_remove_change_keeps_untouched_connection(self) -> None:
+        import yaml
+
+        echo_a, echo_b = EchoFactory(), EchoFactory()
+        a, b = listen_local(self, echo_a), listen_local(self, echo_b)
+        t = self.tunnel()
+        path = self.mktemp() + ".yaml"
+
+        def write(proxies: list[dict[str, Any]]) -> None:
+            with open(path, "w") as f:
+                yaml.safe_dump({
+                    "serverAddr": "127.0.0.1", "serverPort": t.frps.bound_port,
+                    "auth": {"token": "test-token"},
+                    "transport": {"tcpMux": self.mode["tcp_mux"], "tls": {"enable": self.mode["tls"]}},
+                    "proxies": proxies}, f)
+
+        keep, gone, change = tcp_proxy("keep", a), tcp_proxy("gone", a), tcp_proxy("change", a)
+        write([keep, gone, change])
+        frpc = t.start_client([keep, gone, change], config_path=path)
+        keep_port = await t.remote_port("keep")
+        gone_port = await t.remote_port("gone")
+        await t.remote_port("change")
+        # an open connection through the untouched proxy
+        held = Collector(b"")
+        await connect(keep_port, held)
+        held.transport.write(b"before ")
+        await deferLater(0.2)
+
+        change2 = tcp_proxy("change", b)
+        added = tcp_proxy("added", b)
+        write([keep, change2, added])
+        self.assertTrue(frpc.proxy_manager.reload())
+        added_port = await t.remote_port("added")
+        await deferLater(0.3)
+        change_port = await t.remote_port("change")
+
+        # removed proxy: its port no longer accepts tunnelled connections
+        self.assertNotIn("gone", t.frps.server.proxies)
+        c = Collector(b"x")
+        try:
+            await connect(gone_port, c)
+            self.assertEqual(await with_timeout(c.done, 5), b"")
+        except Exception:
+            pass  # connection refused is just as good
+        # changed proxy now reaches service b
+        before_b = echo_b.connections
+        c2 = Collector(b"changed", half_close=True)
+        await connect(change_port, c2)
+        self.assertEqual(await with_timeout(c2.done, 5), b"changed")
+        self.assertEqual(echo_b.connections, before_b + 1)
+        c3 = Collector(b"added", half_close=True)
+        await connect(added_port, c3)
+        self.assertEqual(await with_timeout(c3.done, 5), b"added")
+        # the held connection never noticed
+        held.transport.write(b"after")
+        held.transport.loseWriteConnection()
+        self.assertEqual(await with_timeout(held.done, 5), b"before after")
+
+    @async_test
+    async def test_invalid_reload_keeps_running_proxies(self) -> None:
+        local = listen_local(self, EchoFactory())
+        t = self.tunnel()
+        path = self.mktemp() + ".yaml"
+        with open(path, "w") as f:
+            f.write("serverAddr: 127.0.0.1\nproxies:\n  - name: x\n    type: tcp\n    localPort: 70000\n")
+        frpc = t.start_client([tcp_proxy("echo", local)], config_path=path)
+        port = await t.remote_port("echo")
+        self.assertFalse(frpc.proxy_manager.reload())
+        c = Collector(b"alive", half_close=True)
+        await connect(port, c)
+        self.assertEqual(await with_timeout(c.done, 5), b"alive")
+
+    @async_test
+    async def test_frps_restart_client_logs_in_again(self) -> None:
+        import dataclasses
+
+        from frptx.server.service import FrpsService
+
+        remote = free_port()
+        local = listen_local(self, EchoFactory())
+        t = self.tunnel()
+        t.start_client([tcp_proxy("echo", local, remote)])
+        self.assertEqual(await t.remote_port("echo"), remote)
+        bind_port = t.frps.bound_port
+        first_run_id = t.frpc.client.run_id
+        await t.frps.stopService()
+        await deferLater(0.5)
+        cfg = dataclasses.replace(t.frps.config, bind_port=bind_port)
+        t.frps = FrpsService(cfg, reactor)
+        t.frps.startService()
+        await with_timeout(t.frpc.client.when_logged_in(), 30)
+        self.assertEqual(t.frpc.client.run_id, first_run_id)
+        self.assertEqual(await t.remote_port("echo"), remote)
+        c = Collector(b"back again", half_close=True)
+        await connect(remote, c)
+        self.assertEqual(await with_timeout(c.done, 5), b"back again")
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (closed again before use)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+
+mode_cases(TcpTunnelMixin, globals(), unittest.TestCase)

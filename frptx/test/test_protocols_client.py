@@ -1,0 +1,260 @@
+"""frpc's control/work protocols and login policy on MemoryReactorClock."""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+
+from frptx import FRP_PROTOCOL_VERSION
+from frptx.client.client import FrpClient
+from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
+from frptx.test.support import TOKEN, client_config, tcp_proxy
+from frptx.wire import (
+    CfbDecryptor,
+    CfbEncryptor,
+    CloseProxy,
+    Login,
+    LoginResp,
+    MessageReader,
+    MessageWriter,
+    NewProxy,
+    NewProxyResp,
+    NewWorkConn,
+    Ping,
+    Pong,
+    ReqWorkConn,
+    derive_key,
+    privilege_key,
+)
+
+
+class FakeServer:
+    """The frps end of a client connection."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = StringTransport()
+        self.reader = MessageReader()
+        self.writer = MessageWriter()
+        protocol.makeConnection(self.transport)
+
+    def received(self) -> list[Any]:
+        self.reader.feed(self.transport.value())
+        self.transport.clear()
+        out = []
+        while (msg := self.reader.next_message()) is not None:
+            out.append(msg)
+        return out
+
+    def send(self, msg: Any) -> None:
+        self.protocol.dataReceived(self.writer.encode(msg))
+
+    def accept_login(self, run_id: str = "abcdef0123456789") -> None:
+        self.send(LoginResp(version="0.61.0", run_id=run_id))
+        self.writer.start_encryption(CfbEncryptor(derive_key(TOKEN)))
+        self.reader.start_decryption(CfbDecryptor(derive_key(TOKEN)))
+
+
+class ClientTestBase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(1700000000)
+        self.fatal: list[str] = []
+        self.client = FrpClient(self.config(), self.reactor, on_fatal=self.fatal.append)
+
+    def config(self, **extra: Any) -> Any:
+        return client_config(7000, False, False, [tcp_proxy("ssh", 22, 6000), tcp_proxy("web", 80)], **extra)
+
+    def connect_control(self) -> FakeServer:
+        return FakeServer(ClientControlProtocol(self.client))
+
+
+class LoginMessageTests(ClientTestBase):
+    def test_login_fields(self) -> None:
+        server = self.connect_control()
+        [login] = server.received()
+        self.assertIsInstance(login, Login)
+        self.assertEqual(login.version, FRP_PROTOCOL_VERSION)
+        self.assertEqual(login.timestamp, 1700000000)
+        self.assertEqual(login.privilege_key, privilege_key(TOKEN, 1700000000))
+        self.assertEqual(login.pool_count, 1)
+        self.assertEqual(login.run_id, "")
+        self.assertTrue(login.os and login.arch)
+
+    def test_after_login_registers_every_proxy_encrypted(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        msgs = server.received()
+        self.assertEqual([m.proxy_name for m in msgs if isinstance(m, NewProxy)], ["ssh", "web"])
+        self.assertEqual(msgs[0].remote_port, 6000)
+        self.assertEqual(self.client.run_id, "abcdef0123456789")
+        # a re-login carries the run id so frps replaces the old control
+        server2 = self.connect_control()
+        [login2] = server2.received()
+        self.assertEqual(login2.run_id, "abcdef0123456789")
+
+    def test_rejected_proxy_does_not_stop_others(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.received()
+        server.send(NewProxyResp(proxy_name="ssh", error="port already used"))
+        server.send(NewProxyResp(proxy_name="web", remote_addr=":40000"))
+        pm = self.client.proxy_manager
+        self.assertEqual((pm.status["ssh"].phase, pm.status["ssh"].error), ("start error", "port already used"))
+        self.assertEqual((pm.status["web"].phase, pm.status["web"].remote_addr), ("running", ":40000"))
+
+    def test_user_prefix_on_wire_names(self) -> None:
+        self.client = FrpClient(self.config(user="alice"), self.reactor)
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        names = [m.proxy_name for m in server.received()]
+        self.assertEqual(names, ["alice.ssh", "alice.web"])
+        self.assertEqual(self.client.proxy_manager.by_wire_name("alice.web").name, "web")
+
+
+class LoginFailExitTests(ClientTestBase):
+    def test_wrong_token_is_fatal_with_reason(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.send(LoginResp(version="0.61.0", error="token in login doesn't match token from configuration"))
+        self.assertEqual(len(self.fatal), 1)
+        self.assertIn("token in login doesn't match", self.fatal[0])
+        self.assertTrue(server.transport.disconnecting)
+        self.assertFalse(self.client.factory.continueTrying)
+
+    def test_unreachable_server_is_fatal(self) -> None:
+        self.client.factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.assertEqual(len(self.fatal), 1)
+        self.assertIn("cannot connect", self.fatal[0])
+
+    def test_version_refused(self) -> None:
+        server = self.connect_control()
+        server.send(LoginResp(error="Please upgrade your frpc version to at least 0.18.0"))
+        self.assertIn("upgrade", self.fatal[0])
+
+    def test_login_response_timeout(self) -> None:
+        server = self.connect_control()
+        self.reactor.advance(10.5)
+        self.assertTrue(server.transport.disconnecting)
+        self.assertIn("no login response", self.fatal[0])
+
+    def test_no_exit_when_disabled_keeps_retrying(self) -> None:
+        self.client = FrpClient(self.config(loginFailExit=False), self.reactor, on_fatal=self.fatal.append)
+        self.client.factory.clientConnectionFailed(_Connector(), Failure(ConnectionRefusedError()))
+        self.assertEqual(self.fatal, [])
+        self.assertTrue(self.client.factory.continueTrying)
+
+
+class _Connector:
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def connect(self) -> None:
+        self.attempts += 1
+
+
+class BackoffTests(ClientTestBase):
+    def test_exponential_backoff_with_cap_and_reset_after_login(self) -> None:
+        self.client = FrpClient(self.config(loginFailExit=False), self.reactor, on_fatal=self.fatal.append)
+        factory = self.client.factory
+        connector = _Connector()
+        delays = []
+        for _ in range(8):
+            before = len(self.reactor.getDelayedCalls())
+            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            calls = self.reactor.getDelayedCalls()
+            self.assertEqual(len(calls), before + 1)
+            call = max(calls, key=lambda c: c.getTime())
+            delays.append(call.getTime() - self.reactor.seconds())
+            self.reactor.advance(call.getTime() - self.reactor.seconds())
+        expected = [1, 2, 4, 8, 16, 20, 20, 20]
+        for got, want in zip(delays, expected):
+            self.assertTrue(want * 0.6 <= got <= want * 1.4, (delays, expected))
+        self.assertEqual(connector.attempts, 8)
+        # only a successful login resets the delay
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        self.assertEqual(factory.delay, factory.initialDelay)
+
+
+class HeartbeatTests(ClientTestBase):
+    def test_ping_every_interval_and_drop_without_pong(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.received()
+        self.reactor.advance(29)
+        self.assertEqual(server.received(), [])
+        self.reactor.advance(1)
+        self.assertEqual(server.received(), [Ping()])
+        server.send(Pong())
+        self.reactor.advance(30)
+        self.assertEqual(server.received(), [Ping()])
+        self.reactor.advance(59)
+        self.assertFalse(server.transport.disconnecting)
+        self.reactor.advance(2)  # 90 s after the last Pong
+        self.assertTrue(server.transport.disconnecting)
+
+    def test_pong_error_drops_control(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.send(Pong(error="invalid ping"))
+        self.assertTrue(server.transport.disconnecting)
+
+    def test_heartbeat_scope_signs_pings(self) -> None:
+        self.client = FrpClient(self.config(auth={"token": TOKEN, "additionalScopes": ["HeartBeats"]}),
+                                self.reactor)
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.received()
+        self.reactor.advance(30)
+        [ping] = server.received()
+        self.assertEqual(ping.privilege_key, privilege_key(TOKEN, ping.timestamp))
+
+
+class WorkConnectionTests(ClientTestBase):
+    def test_reqworkconn_opens_work_connection_with_run_id(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.send(ReqWorkConn())
+        [(host, port, factory, timeout, bind)] = self.reactor.tcpClients
+        self.assertEqual((host, port), ("127.0.0.1", 7000))
+        work = FakeServer(factory.buildProtocol(None))
+        self.assertEqual(work.received(), [NewWorkConn(run_id="abcdef0123456789")])
+
+    def test_unknown_proxy_in_start_work_conn_closes(self) -> None:
+        from frptx.wire import StartWorkConn
+
+        self.client.run_id = "r"
+        work = FakeServer(ClientWorkProtocol(self.client))
+        work.received()
+        work.send(StartWorkConn(proxy_name="nope"))
+        self.assertTrue(work.transport.disconnecting)
+
+
+class ReloadTests(ClientTestBase):
+    def test_reload_diff_sends_close_and_new_proxy(self) -> None:
+        server = self.connect_control()
+        server.received()
+        server.accept_login()
+        server.received()
+        new = client_config(7000, False, False, [tcp_proxy("ssh", 22, 6000), tcp_proxy("web", 81),
+                                                  tcp_proxy("db", 5432)])
+        self.client.proxy_manager.apply(new)
+        msgs = server.received()
+        self.assertEqual(msgs, [CloseProxy(proxy_name="web"),
+                                new_proxy("web", 0), new_proxy("db", 0)])
+
+
+def new_proxy(name: str, port: int) -> NewProxy:
+    return NewProxy(proxy_name=name, proxy_type="tcp", remote_port=port)

@@ -1,0 +1,337 @@
+"""frps's dispatcher and control logic over StringTransport and MemoryReactorClock."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial import unittest
+
+from frptx.protocols.server import ServerConnectionProtocol
+from frptx.server.registry import FrpServer
+from frptx.test.support import TOKEN, server_config
+from frptx.wire import (
+    CfbDecryptor,
+    CfbEncryptor,
+    Login,
+    LoginResp,
+    MessageReader,
+    MessageWriter,
+    NewProxy,
+    NewProxyResp,
+    NewVisitorConn,
+    NewVisitorConnResp,
+    NewWorkConn,
+    Ping,
+    Pong,
+    ReqWorkConn,
+    StartWorkConn,
+    derive_key,
+    encode_message,
+    privilege_key,
+)
+
+
+def login(token: str = TOKEN, run_id: str = "", pool_count: int = 1, version: str = "0.61.0", **kw: Any) -> Login:
+    return Login(version=version, os="linux", arch="amd64", privilege_key=privilege_key(token, 1700000000),
+                 timestamp=1700000000, run_id=run_id, pool_count=pool_count, **kw)
+
+
+class FakeClient:
+    """The client end of one connection: encodes what frpc would send, decodes replies."""
+
+    def __init__(self, server: FrpServer) -> None:
+        self.protocol = ServerConnectionProtocol(server)
+        self.transport = StringTransport(peerAddress=None)
+        self.protocol.makeConnection(self.transport)
+        self.reader = MessageReader()
+        self.writer = MessageWriter()
+        self.encrypted = False
+
+    def send(self, msg: Any) -> None:
+        self.protocol.dataReceived(self.writer.encode(msg))
+
+    def send_raw(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def replies(self) -> list[Any]:
+        self.reader.feed(self.transport.value())
+        self.transport.clear()
+        out = []
+        while True:
+            msg = self.reader.next_message()
+            if msg is None:
+                return out
+            out.append(msg)
+            if isinstance(msg, LoginResp) and not msg.error and not self.encrypted:
+                self.encrypted = True
+                self.reader.start_decryption(CfbDecryptor(derive_key(TOKEN)))
+                self.writer.start_encryption(CfbEncryptor(derive_key(TOKEN)))
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.disconnecting
+
+
+class ServerTestBase(unittest.TestCase):
+    tcp_mux = False
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.server = FrpServer(self.make_config(), self.reactor)
+
+    def make_config(self, **extra: Any) -> Any:
+        return server_config(self.tcp_mux, **extra)
+
+    def logged_in(self, **kw: Any) -> tuple[FakeClient, LoginResp]:
+        c = FakeClient(self.server)
+        c.send(login(**kw))
+        replies = c.replies()
+        self.assertIsInstance(replies[0], LoginResp)
+        return c, replies[0]
+
+
+class LoginTests(ServerTestBase):
+    def test_login_ok_then_encrypted_reqworkconn_per_pool_count(self) -> None:
+        c = FakeClient(self.server)
+        c.send(login(pool_count=3))
+        replies = c.replies()
+        resp = replies[0]
+        self.assertEqual(resp.error, "")
+        self.assertEqual(len(resp.run_id), 16)
+        self.assertEqual(replies[1:], [ReqWorkConn()] * 3)
+        self.assertIn(resp.run_id, self.server.controls)
+
+    def test_pool_count_capped_by_max_pool_count(self) -> None:
+        c = FakeClient(self.server)
+        c.send(login(pool_count=50))
+        self.assertEqual(c.replies()[1:], [ReqWorkConn()] * 5)
+
+    def test_wrong_token(self) -> None:
+        c = FakeClient(self.server)
+        c.send(login(token="wrong"))
+        [resp] = c.replies()
+        self.assertEqual(resp.error, "token in login doesn't match token from configuration")
+        self.assertTrue(c.closed)
+        self.assertEqual(self.server.controls, {})
+
+    def test_old_version_refused(self) -> None:
+        c = FakeClient(self.server)
+        c.send(login(version="0.17.9"))
+        [resp] = c.replies()
+        self.assertEqual(resp.error, "Please upgrade your frpc version to at least 0.18.0")
+        self.assertTrue(c.closed)
+
+    def test_relogin_same_run_id_evicts_old_control(self) -> None:
+        old, resp = self.logged_in(run_id="0123456789abcdef")
+        old.send(NewProxy(proxy_name="ssh", proxy_type="tcp", remote_port=6000))
+        self.assertEqual(self.server.proxies.keys(), {"ssh"})
+        new, resp2 = self.logged_in(run_id="0123456789abcdef")
+        self.assertEqual(resp2.run_id, "0123456789abcdef")
+        self.assertTrue(old.closed)
+        self.assertEqual(self.server.proxies, {})  # freed at once: no "already exists" on re-register
+        new.send(NewProxy(proxy_name="ssh", proxy_type="tcp", remote_port=6000))
+        [r] = [m for m in new.replies() if isinstance(m, NewProxyResp)]
+        self.assertEqual((r.proxy_name, r.error, r.remote_addr), ("ssh", "", ":6000"))
+
+    def test_client_id_conflict(self) -> None:
+        self.logged_in(client_id="box-1")
+        c = FakeClient(self.server)
+        c.send(login(client_id="box-1"))
+        [resp] = c.replies()
+        self.assertEqual(resp.error, "client_id [box-1] for user [] is already online")
+
+
+class DispatcherTests(ServerTestBase):
+    def test_first_message_timeout(self) -> None:
+        c = FakeClient(self.server)
+        self.reactor.advance(9.9)
+        self.assertFalse(c.closed)
+        self.reactor.advance(0.2)
+        self.assertTrue(c.closed)
+
+    def test_ping_as_first_message_closes(self) -> None:
+        c = FakeClient(self.server)
+        c.send(Ping())
+        self.assertTrue(c.closed)
+        self.assertEqual(c.transport.value(), b"")
+
+    def test_unknown_type_and_oversized_and_garbage_cost_only_their_connection(self) -> None:
+        good, resp = self.logged_in()
+        for junk in (b"x" + b"\x00" * 7 + b"\x02{}", b"o" + (10241).to_bytes(8, "big"),
+                     b"o" + (-1).to_bytes(8, "big", signed=True), b"GET / HTTP/1.1\r\n\r\n",
+                     b"o\x00\x00\x00\x00\x00\x00\x00\x05[1,2]"):
+            bad = FakeClient(self.server)
+            bad.send_raw(junk)
+            self.assertTrue(bad.closed, junk)
+        good.send(Ping())
+        self.assertEqual(good.replies(), [Pong()])
+        self.assertIn(resp.run_id, self.server.controls)
+
+    def test_new_work_conn_unknown_run_id(self) -> None:
+        c = FakeClient(self.server)
+        c.send(NewWorkConn(run_id="nope"))
+        [resp] = c.replies()
+        self.assertEqual(resp, StartWorkConn(error="no client control found for run id [nope]"))
+        self.assertTrue(c.closed)
+
+    def test_new_visitor_conn_refused_with_error(self) -> None:
+        c = FakeClient(self.server)
+        c.send(NewVisitorConn(proxy_name="secret"))
+        [resp] = c.replies()
+        self.assertIsInstance(resp, NewVisitorConnResp)
+        self.assertNotEqual(resp.error, "")
+        self.assertTrue(c.closed)
+
+
+class PoolTests(ServerTestBase):
+    def test_pool_refill_after_use(self) -> None:
+        ctl, resp = self.logged_in(pool_count=2)
+        control = self.server.controls[resp.run_id]
+        works = []
+        for _ in range(2):
+            w = FakeClient(self.server)
+            w.send(NewWorkConn(run_id=resp.run_id))
+            works.append(w)
+        self.assertEqual(len(control.pool.idle), 2)
+        got = []
+        control.get_work_connection().addCallback(got.append)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(ctl.replies(), [ReqWorkConn()])  # exactly one replacement
+        control.get_work_connection().addCallback(got.append)
+        control.get_work_connection().addCallback(got.append)  # pool empty: waits
+        self.assertEqual(len(got), 2)
+        self.assertEqual(ctl.replies(), [ReqWorkConn(), ReqWorkConn()])
+        w = FakeClient(self.server)
+        w.send(NewWorkConn(run_id=resp.run_id))
+        self.assertEqual(len(got), 3)
+
+    def test_work_conn_wait_times_out(self) -> None:
+        ctl, resp = self.logged_in(pool_count=0)
+        control = self.server.controls[resp.run_id]
+        d = control.get_work_connection()
+        d.addTimeout(10, self.reactor)
+        failures: list[Any] = []
+        d.addErrback(failures.append)
+        self.reactor.advance(10)
+        self.assertEqual(len(failures), 1)
+
+    def test_control_loss_closes_pool_and_proxies(self) -> None:
+        ctl, resp = self.logged_in(pool_count=1)
+        w = FakeClient(self.server)
+        w.send(NewWorkConn(run_id=resp.run_id))
+        ctl.send(NewProxy(proxy_name="p", proxy_type="tcp", remote_port=6001))
+        ctl.protocol.connectionLost(None)
+        self.assertTrue(w.closed)
+        self.assertEqual(self.server.proxies, {})
+        self.assertEqual(self.server.controls, {})
+
+
+class ProxyRegistrationTests(ServerTestBase):
+    def new_proxy(self, ctl: FakeClient, **kw: Any) -> NewProxyResp:
+        ctl.send(NewProxy(**kw))
+        [r] = [m for m in ctl.replies() if isinstance(m, NewProxyResp)]
+        return r
+
+    def test_name_taken(self) -> None:
+        a, _ = self.logged_in()
+        b, _ = self.logged_in()
+        self.assertEqual(self.new_proxy(a, proxy_name="web", remote_port=6000).error, "")
+        self.assertEqual(self.new_proxy(b, proxy_name="web", remote_port=6001).error, "proxy [web] already exists")
+        self.assertEqual(self.new_proxy(b, proxy_name="web2", remote_port=6000).error, "port already used")
+
+    def test_allow_ports_and_max_ports(self) -> None:
+        self.server = FrpServer(self.make_config(allowPorts=[{"start": 6000, "end": 6010}, {"single": 7001}],
+                                                 maxPortsPerClient=2), self.reactor)
+        c, _ = self.logged_in()
+        self.assertEqual(self.new_proxy(c, proxy_name="a", remote_port=5999).error, "port not allowed")
+        self.assertEqual(self.new_proxy(c, proxy_name="b", remote_port=7001).remote_addr, ":7001")
+        r = self.new_proxy(c, proxy_name="c", remote_port=0)
+        self.assertTrue(6000 <= int(r.remote_addr[1:]) <= 6010, r)
+        self.assertEqual(self.new_proxy(c, proxy_name="d", remote_port=6005).error,
+                         "exceed the max_ports_per_client")
+
+    def test_unsupported_type(self) -> None:
+        c, _ = self.logged_in()
+        self.assertIn("not supported", self.new_proxy(c, proxy_name="h", proxy_type="http").error)
+
+
+class HeartbeatTests(ServerTestBase):
+    def test_no_mux_client_dropped_after_timeout(self) -> None:
+        c, _ = self.logged_in()
+        self.reactor.advance(60)
+        c.send(Ping())
+        self.assertEqual(c.replies(), [Pong()])
+        self.reactor.advance(89)
+        self.assertFalse(c.closed)
+        self.reactor.advance(2)
+        self.assertTrue(c.closed)
+
+    def test_wrong_heartbeat_token_scope(self) -> None:
+        self.server = FrpServer(self.make_config(auth={"token": TOKEN, "additionalScopes": ["HeartBeats"]}),
+                                self.reactor)
+        c, _ = self.logged_in()
+        c.send(Ping(privilege_key="bad", timestamp=1))
+        [pong] = c.replies()
+        self.assertEqual(pong.error, "token in heartbeat doesn't match token from configuration")
+        c.send(Ping(privilege_key=privilege_key(TOKEN, 5), timestamp=5))
+        self.assertEqual(c.replies(), [Pong()])
+
+
+class MuxHeartbeatTests(ServerTestBase):
+    tcp_mux = True
+
+    def test_mux_client_without_pings_is_not_dropped(self) -> None:
+        c, _ = self.logged_in()
+        self.reactor.advance(500)
+        self.assertFalse(c.closed)
+
+    def test_mux_client_that_pings_is_held_to_it(self) -> None:
+        c, _ = self.logged_in()
+        c.send(Ping())
+        self.reactor.advance(91)
+        self.assertTrue(c.closed)
+
+
+class NewWorkConnAuthTests(ServerTestBase):
+    def test_new_work_conn_scope(self) -> None:
+        self.server = FrpServer(self.make_config(auth={"token": TOKEN, "additionalScopes": ["NewWorkConns"]}),
+                                self.reactor)
+        _, resp = self.logged_in()
+        bad = FakeClient(self.server)
+        bad.send(NewWorkConn(run_id=resp.run_id))
+        [r] = bad.replies()
+        self.assertEqual(r.error, "token in NewWorkConn doesn't match token from configuration")
+        good = FakeClient(self.server)
+        good.send(NewWorkConn(run_id=resp.run_id, privilege_key=privilege_key(TOKEN, 9), timestamp=9))
+        self.assertFalse(good.closed)
+        self.assertEqual(len(self.server.controls[resp.run_id].pool.idle), 1)
+
+
+class GoldenLoginTests(unittest.TestCase):
+    def test_server_reply_shape_matches_capture(self) -> None:
+        """LoginResp in clear, then IV + encrypted ReqWorkConn, as live frps 0.31.2 did."""
+        reactor = MemoryReactorClock()
+        cfg = dataclasses.replace(server_config(False), auth=dataclasses.replace(server_config(False).auth,
+                                                                                 token="abc"))
+        server = FrpServer(cfg, reactor)
+        proto = ServerConnectionProtocol(server)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        capture_login = bytes.fromhex(
+            "6f00000000000000b87b2276657273696f6e223a22302e33312e32222c22686f73746e616d65223a22222c226f73223a226c"
+            "696e7578222c2261726368223a22616d643634222c2275736572223a22222c2270726976696c6567655f6b6579223a223232"
+            "626436333333663834306565656565303361643134663735666439366163222c2274696d657374616d70223a313730303030"
+            "303030302c2272756e5f6964223a22222c226d65746173223a7b7d2c22706f6f6c5f636f756e74223a317d")
+        proto.dataReceived(capture_login)
+        out = transport.value()
+        reader = MessageReader()
+        reader.feed(out)
+        resp = reader.next_message()
+        self.assertIsInstance(resp, LoginResp)
+        head = encode_message(resp)
+        self.assertTrue(out.startswith(head))
+        rest = out[len(head):]
+        self.assertEqual(len(rest), 16 + 11)  # IV then one encrypted 11-byte ReqWorkConn frame
+        dec = CfbDecryptor(derive_key("abc"))
+        self.assertEqual(dec.decrypt(rest), bytes.fromhex("7200000000000000027b7d"))
