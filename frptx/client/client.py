@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from frptx import logs
 from frptx.client.dialer import Dialer
 from frptx.config import ClientConfig
+from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.wire import LoginResp
 
@@ -87,6 +88,8 @@ class FrpClient:
         self.factory = LoginFactory(self)
         self.connector: Any = None
         self._login_waiters: list[Deferred[ClientControlProtocol]] = []
+        #: every open connection of frpc (control, work, local services, yamux session)
+        self.connections = ConnectionSet(reactor)
         from frptx.client.proxy_manager import ProxyManager
 
         self.proxy_manager: ProxyManager = ProxyManager(self)
@@ -97,15 +100,13 @@ class FrpClient:
         self.factory.continueTrying = True
         self.connector = self.dialer.connect_factory(self.factory)
 
-    def stop(self) -> None:
+    def stop(self) -> Deferred[None]:
+        """Stop re-logging in and close every connection; fires when they are gone."""
         self.stopping = True
         self.factory.stopTrying()
-        if self.control is not None:
-            self.control.close()
-        if self.dialer.session is not None:
-            self.dialer.session.close()
-        elif self.connector is not None:
-            self.connector.disconnect()
+        if self.connector is not None and self.connector.state == "connecting":
+            self.connector.stopConnecting()
+        return self.connections.close_all()
 
     def when_logged_in(self) -> Deferred[ClientControlProtocol]:
         """Fires with the control protocol at the next successful login (or now)."""
@@ -124,6 +125,7 @@ class FrpClient:
 
         class ClientSession(YamuxProtocol):
             def connectionMade(self) -> None:
+                client.connections.add(self)
                 super().connectionMade()
                 client.dialer.session = self
                 self.open_stream(ClientControlProtocol(client))
@@ -132,6 +134,7 @@ class FrpClient:
                 if client.dialer.session is self:
                     client.dialer.session = None
                 super().connectionLost(reason)
+                client.connections.discard(self)
 
         return ClientSession(is_client=True, reactor=self.reactor,
                              keepalive_interval=float(self.config.transport.tcp_mux_keepalive_interval))

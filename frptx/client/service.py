@@ -57,7 +57,7 @@ class FrpcService(MultiService):
         if cfg.transport.tls.enable and not cfg.transport.tls.trusted_ca_file:
             from frptx.transport.tls import INSECURE_WARNING
 
-            self.log.warn("{warning}", warning=INSECURE_WARNING)
+            self.log.warn("{message}", message=INSECURE_WARNING)
         if self._install_sighup and hasattr(signal, "SIGHUP"):
             self._previous_sighup = signal.signal(
                 signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.proxy_manager.reload))
@@ -67,5 +67,6 @@ class FrpcService(MultiService):
         if self._previous_sighup is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
-        self.client.stop()
-        return super().stopService()
+        stopped = self.client.stop()
+        super().stopService()
+        return stopped

@@ -14,9 +14,15 @@ from typing import Any
 
 from twisted.internet.protocol import Factory, Protocol
 
+from frptx import logs
 from frptx.config import ServerConfig
 from frptx.protocols.server import ServerConnectionProtocol
 from frptx.server.registry import FrpServer
+
+log = logs.logger()
+
+#: seconds a new yamux session may stay without opening a stream
+FIRST_STREAM_TIMEOUT = 10.0
 
 
 class ServerConnectionFactory(Factory):
@@ -32,7 +38,12 @@ class ServerConnectionFactory(Factory):
 
 
 class YamuxServerFactory(Factory):
-    """A yamux session per TCP connection; every stream gets a dispatcher."""
+    """A yamux session per TCP connection; every stream gets a dispatcher.
+
+    A session that opens no stream within ``FIRST_STREAM_TIMEOUT`` is closed, the
+    mux counterpart of the first-message timeout: frpc opens its control stream
+    at once, so an idle session is a scanner or a client with the wrong settings.
+    """
 
     noisy = False
 
@@ -44,8 +55,35 @@ class YamuxServerFactory(Factory):
         from frptx.mux import YamuxProtocol
 
         cfg = self.server.config.transport
-        return YamuxProtocol(is_client=False, reactor=self.server.reactor, stream_factory=self.streams,
-                             keepalive_interval=float(cfg.tcp_mux_keepalive_interval))
+        reactor = self.server.reactor
+        first_stream = _FirstStreamWatch(self.streams)
+        session = YamuxProtocol(is_client=False, reactor=reactor, stream_factory=first_stream,
+                                keepalive_interval=float(cfg.tcp_mux_keepalive_interval))
+
+        def no_stream() -> None:
+            if not first_stream.seen and session.is_open:
+                log.warn("closing yamux session from {peer}: no stream within {t:g}s (is frpc's "
+                         "transport.tcpMux true like frps's?)", peer=session.transport.getPeer(),
+                         t=FIRST_STREAM_TIMEOUT)
+                session.close()
+
+        timer = reactor.callLater(FIRST_STREAM_TIMEOUT, no_stream)
+        session.when_closed().addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return session
+
+
+class _FirstStreamWatch(Factory):
+    """Passes streams to the dispatcher factory and remembers that one came."""
+
+    noisy = False
+
+    def __init__(self, streams: Factory) -> None:
+        self.streams = streams
+        self.seen = False
+
+    def buildProtocol(self, addr: object) -> Protocol | None:
+        self.seen = True
+        return self.streams.buildProtocol(addr)
 
 
 def bind_port_factory(server: FrpServer, reactor: Any) -> Factory:
@@ -56,7 +94,18 @@ def bind_port_factory(server: FrpServer, reactor: Any) -> Factory:
         factory = YamuxServerFactory(server, factory)
     from frptx.transport.tls import TLSSniffingFactory, server_context_factory
 
+    class TrackedSniffingFactory(TLSSniffingFactory):
+        """Registers every accepted connection in ``server.connections``."""
+
+        def registerProtocol(self, p: Any) -> None:
+            super().registerProtocol(p)
+            server.connections.add(p)
+
+        def unregisterProtocol(self, p: Any) -> None:
+            super().unregisterProtocol(p)
+            server.connections.discard(p)
+
     tls = config.transport.tls
     context = server_context_factory(cert_file=tls.cert_file, key_file=tls.key_file,
                                      trusted_ca_file=tls.trusted_ca_file)
-    return TLSSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor)
+    return TrackedSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor)

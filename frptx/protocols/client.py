@@ -57,6 +57,7 @@ class ClientControlProtocol(MessageProtocol):
     def __init__(self, client: FrpClient) -> None:
         super().__init__()
         self.client = client
+        self.tracker = client.connections
         self.logged_in = False
         self.outcome_reported = False
         self._login_timer: IDelayedCall | None = None
@@ -176,6 +177,7 @@ class ClientWorkProtocol(MessageProtocol):
     def __init__(self, client: FrpClient) -> None:
         super().__init__()
         self.client = client
+        self.tracker = client.connections
         self.relay: Relay | None = None
 
     def connectionMade(self) -> None:
@@ -202,6 +204,7 @@ class ClientWorkProtocol(MessageProtocol):
             return
         self.switch_to_raw()
         local = LocalServiceProtocol()
+        local.tracker = self.client.connections
         counter = self.client.proxy_manager.counter(proxy.name)
         d = self.client.connect_local(proxy.local_ip, proxy.local_port, local, LOCAL_DIAL_TIMEOUT)
 

@@ -10,6 +10,8 @@ Protocol errors close only this connection, with the reason logged.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
@@ -41,6 +43,14 @@ class MessageProtocol(Protocol):
         self._early: list[bytes] = []
         self._early_eof = False
         self.closed = False
+
+    #: the owner's ConnectionSet, so stopping a service can close and await this connection
+    tracker: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.add(self)
+        super().makeConnection(transport)
 
     # -- incoming -------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -86,6 +96,8 @@ class MessageProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.closed = True
+        if self.tracker is not None:
+            self.tracker.discard(self)
         if self.end is not None:
             self.end.connection_lost(reason)
 

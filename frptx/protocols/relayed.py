@@ -7,7 +7,7 @@ leg of the tunnel exists, then forward every event to their ``RelayEnd``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -28,6 +28,14 @@ class RelayedProtocol(Protocol):
         self.lost = False
         self.lost_reason: Failure | None = None
         self.on_lost: Callable[[Failure | None], None] | None = None
+
+    #: the owner's ConnectionSet, so stopping a service can close and await this connection
+    tracker: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.add(self)
+        super().makeConnection(transport)
 
     def connectionMade(self) -> None:
         # Read nothing more until the other leg exists; backpressure from the start.
@@ -52,6 +60,8 @@ class RelayedProtocol(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
         self.lost_reason = reason
+        if self.tracker is not None:
+            self.tracker.discard(self)
         if self.end is not None:
             self.end.connection_lost(reason)
         elif self.on_lost is not None:

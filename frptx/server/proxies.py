@@ -33,6 +33,7 @@ class PublicConnectionProtocol(RelayedProtocol):
         super().__init__()
         self.proxy = proxy
         self.relay: Relay | None = None
+        self.tracker = proxy.control.server.connections
 
     def connectionMade(self) -> None:
         super().connectionMade()

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from frptx import FRP_PROTOCOL_VERSION, logs
 from frptx.config import ServerConfig
+from frptx.protocols.tracking import ConnectionSet
 from frptx.server.control import ServerControl, ServerWorkConnection
 from frptx.server.ports import PortError, PortManager
 from frptx.server.proxies import PublicListenerFactory, TcpProxy
@@ -53,6 +54,8 @@ class FrpServer:
         self.proxies: dict[str, TcpProxy] = {}
         self._pending_names: set[str] = set()
         self.ports = PortManager(config.allow_ports, config.max_ports_per_client)
+        #: every open connection frps accepted (bind port and public ports)
+        self.connections = ConnectionSet(reactor)
 
     def client_error(self, detailed: str, summary: str) -> str:
         """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""

@@ -63,8 +63,10 @@ class FrpsService(Service):
                       mode=", ".join(mode))
 
     def stopService(self) -> Deferred[None]:
+        """Close the bind port, every proxy port and every connection; fires when all are gone."""
         super().stopService()
         pending = [self.server.close()]
         if self.port is not None:
             pending.append(maybeDeferred(self.port.stopListening))
+        pending.append(self.server.connections.close_all())
         return gatherResults(pending).addCallback(lambda _: None)

@@ -260,6 +260,34 @@ class TcpTunnelMixin:
         self.assertEqual(await with_timeout(c.done, 5), b"back again")
 
 
+    @async_test
+    async def test_bad_peers_cost_only_their_own_connection(self) -> None:
+        """Garbage, oversized frames and vanishing users must not disturb other tunnels."""
+        t, port, _ = await self.echo_tunnel()
+        held = Collector(b"")
+        await connect(port, held)
+        held.transport.write(b"held ")
+        bind = t.frps.bound_port
+        for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"o" + (10241).to_bytes(8, "big") + b"{" * 64,
+                     b"\x00" * 64, b"\x17" + os.urandom(200), b"\x16\x03\x01" + os.urandom(300)):
+            bad = Collector(junk)
+            await connect(bind, bad)
+            await with_timeout(bad.done, 15)
+        # a user that vanishes mid-stream (RST after 1 MiB)
+        vanishing = Collector(os.urandom(1024 * 1024))
+        await connect(port, vanishing)
+        await deferLater(0.1)
+        vanishing.transport.abortConnection()
+        await deferLater(0.3)
+        fresh = Collector(b"fresh", half_close=True)
+        await connect(port, fresh)
+        self.assertEqual(await with_timeout(fresh.done, 10), b"fresh")
+        held.transport.write(b"still")
+        held.transport.loseWriteConnection()
+        self.assertEqual(await with_timeout(held.done, 10), b"held still")
+        self.assertEqual(len(t.frps.server.controls), 1)
+
+
 def free_port() -> int:
     """A port nothing listens on right now (closed again before use)."""
     import socket

@@ -402,11 +402,180 @@ def client_connection_creator(
     return _FrpcConnectionCreator(options, sni, expected, name)
 
 
+# -- TLS half-close -------------------------------------------------------------
+
+
+class _DroppingAggregator:
+    """
+    Stands in for L{BufferingTLSTransport}'s write batcher once the write
+    side is shut down: writes are dropped, like TCP after C{shutdown(SHUT_WR)}.
+    """
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _HalfCloseableTLSTransport(BufferingTLSTransport):
+    """
+    L{BufferingTLSTransport} with half-close in both directions, so frp's
+    relay can pass an EOF through a TLS connection the way it does over TCP.
+
+     - L{loseWriteConnection} sends TLS C{close_notify} (after everything
+       written before it, and after the handshake) but leaves the TCP
+       connection open: application data from the peer keeps arriving.
+     - The peer's C{close_notify} becomes C{readConnectionLost} for an
+       L{IHalfCloseableProtocol}, which may keep writing.  Other protocols
+       keep Twisted's behaviour: we answer with our C{close_notify} and close.
+     - Once both C{close_notify}s have crossed, the TCP connection is closed
+       and the protocol gets C{connectionLost(ConnectionDone)}.
+
+    OpenSSL (checked with 3.0, TLS 1.2 and 1.3) sends after receiving the
+    peer's C{close_notify} and receives after sending ours, so this works for
+    both versions.  (RFC 5246 asks a TLS 1.2 peer to answer C{close_notify}
+    at once; nothing enforces it, and a peer of ours only answers when its
+    application is done -- the same as a TCP FIN.)  Go's C{crypto/tls}
+    returns C{io.EOF} from C{Read} after a C{close_notify}, still allows
+    C{Write}, and sends its own C{close_notify} on C{Close}, so to Go frp
+    (which never half-closes) our half-close looks like an ordinary close.
+
+    @ivar _writeShutdownRequested: L{loseWriteConnection} was called.
+    @ivar _closeNotifySent: our C{close_notify} went out because of
+        L{loseWriteConnection} (not C{loseConnection}).
+    @ivar _closeNotifyReceived: the peer's C{close_notify} arrived; we no
+        longer read from the TLS connection.
+    """
+
+    _writeShutdownRequested = False
+    _closeNotifySent = False
+    _closeNotifyReceived = False
+
+    # -- sending side -----------------------------------------------------------
+
+    def loseWriteConnection(self) -> None:
+        """
+        Shut down the sending direction: send C{close_notify} once all data
+        written so far has gone through TLS; later writes are dropped.
+        Reading goes on until the peer's C{close_notify}, or L{loseConnection}.
+        """
+        if self._writeShutdownRequested or self.disconnecting or not self.connected:
+            return
+        if self._lostTLSConnection:
+            return
+        self._writeShutdownRequested = True
+        # Everything written so far goes to TLS now (or to _appSendBuffer while
+        # the handshake is in progress); anything written later is dropped.
+        self._aggregator.flush()
+        self._aggregator = _DroppingAggregator()
+        self.write = self._aggregator.write  # type: ignore[method-assign]
+        self._maybeSendCloseNotify()
+
+    def _maybeSendCloseNotify(self) -> None:
+        """
+        Send the C{close_notify} L{loseWriteConnection} asked for, if the
+        handshake is done and no application data waits for it.
+        """
+        if (
+            not self._writeShutdownRequested
+            or self._closeNotifySent
+            or not self._handshakeDone
+            or self._appSendBuffer
+            or self._lostTLSConnection
+            or self.disconnecting  # loseConnection took over the shutdown
+            or self._tlsConnection is None
+        ):
+            return
+        self._closeNotifySent = True
+        try:
+            self._tlsConnection.shutdown()
+        except SSL.Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        self._flushSendBIO()
+        if IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
+            try:
+                self.wrappedProtocol.writeConnectionLost()  # type: ignore[attr-defined]
+            except BaseException:
+                _log.failure("writeConnectionLost of {protocol} failed", protocol=self.wrappedProtocol)
+                self.abortConnection()
+                return
+        if self._closeNotifyReceived and not self._lostTLSConnection:
+            # The peer had already half-closed: both directions are done.
+            self._tlsShutdownFinished(None)
+
+    def _checkHandshakeStatus(self) -> None:
+        super()._checkHandshakeStatus()  # type: ignore[misc]
+        # Data buffered during the handshake is sent by _unbufferPendingWrites
+        # (called right after this by dataReceived), which then sends the
+        # close_notify; without such data it can go now.
+        if self._handshakeDone and not self._appSendBuffer:
+            self._maybeSendCloseNotify()
+
+    def _unbufferPendingWrites(self) -> None:
+        super()._unbufferPendingWrites()  # type: ignore[misc]
+        self._maybeSendCloseNotify()
+
+    def loseConnection(self) -> None:
+        if self._closeNotifySent and not self.disconnecting and self.connected:
+            # Our close_notify is out and there is nothing left to send: stop
+            # reading and close the TCP connection, like loseConnection after
+            # a TCP shutdown(SHUT_WR).  Waiting for the peer's close_notify
+            # could take as long as the peer likes.
+            self.disconnecting = True
+            self._lostTLSConnection = True
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        super().loseConnection()
+
+    # -- receiving side ---------------------------------------------------------
+
+    def _flushReceiveBIO(self) -> None:
+        """
+        L{TLSMemoryBIOProtocol._flushReceiveBIO}, except that the peer's
+        C{close_notify} may be a half-close (see L{_peerCloseNotify}).
+        """
+        while not self._lostTLSConnection and not self._closeNotifyReceived:
+            try:
+                data = self._tlsConnection.recv(2**15)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self._peerCloseNotify()
+            except SSL.Error:
+                self._tlsShutdownFinished(Failure())
+            else:
+                if not self._aborted:
+                    self.wrappedProtocol.dataReceived(data)
+        self._flushSendBIO()
+
+    def _peerCloseNotify(self) -> None:
+        """The peer sent C{close_notify}: it will send no more data."""
+        sent = bool(self._tlsConnection.get_shutdown() & SSL.SENT_SHUTDOWN)
+        half_closeable = IHalfCloseableProtocol.providedBy(self.wrappedProtocol)
+        if sent or not half_closeable or (self.disconnecting and self._producer is None):
+            # Twisted's behaviour: answer (unless we already did) and close.
+            # Passing None means connectionLost gets the TCP transport's reason.
+            self._shutdownTLS()
+            self._tlsShutdownFinished(None)
+            return
+        self._closeNotifyReceived = True
+        if self.disconnecting:
+            # loseConnection is waiting for its producer to finish; the
+            # shutdown at unregisterProducer now completes both directions.
+            return
+        self.wrappedProtocol.readConnectionLost()  # type: ignore[attr-defined]
+
+
 # -- server side: the first-byte sniffer -------------------------------------
 
 
 @implementer(ISSLTransport)
-class _ServerTLSProtocol(BufferingTLSTransport):
+class _ServerTLSProtocol(_HalfCloseableTLSTransport):
     """
     TLS server layer under the sniffer; declares L{ISSLTransport} so the
     application can tell a TLS connection from a plain one.
@@ -575,7 +744,7 @@ class TLSSniffingFactory(WrappingFactory):
 
 
 @implementer(ISSLTransport)
-class _ClientTLSProtocol(BufferingTLSTransport):
+class _ClientTLSProtocol(_HalfCloseableTLSTransport):
     """
     frpc's TLS layer: optionally the marker byte, then the TLS client.
     """

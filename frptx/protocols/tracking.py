@@ -1,0 +1,57 @@
+# -*- test-case-name: frptx.test.test_e2e -*-
+"""Knowing every open connection, so services can stop cleanly.
+
+``stopService`` must return a Deferred that fires only when sockets are really
+closed (TLS close_notify flushed, yamux sessions gone).  Protocols register
+themselves in their owner's ``ConnectionSet`` at ``connectionMade`` and leave it
+at ``connectionLost``; ``close_all`` asks every connection to close, aborts what
+is still open after a grace period, and fires once the set is empty.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+
+
+class ConnectionSet:
+    """The open connections (protocols with a ``transport``) owned by one service."""
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self._live: set[Any] = set()
+        self._waiters: list[Deferred[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add(self, protocol: Any) -> None:
+        self._live.add(protocol)
+
+    def discard(self, protocol: Any) -> None:
+        self._live.discard(protocol)
+        if not self._live and self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def close_all(self, grace: float = 3.0) -> Deferred[None]:
+        """Close every connection; abort stragglers after ``grace`` seconds."""
+        if not self._live:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiters.append(d)
+        for protocol in list(self._live):
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+
+        def abort_stragglers() -> None:
+            for protocol in list(self._live):
+                abort = getattr(getattr(protocol, "transport", None), "abortConnection", None)
+                if abort is not None:
+                    abort()
+
+        timer = self.clock.callLater(grace, abort_stragglers)
+        d.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return d

@@ -1,0 +1,261 @@
+"""The real thing: ``twistd -n frps`` and ``twistd -n frpc`` as processes on 127.0.0.1.
+
+Covers what only a process shows: the plugin is found, config errors exit
+non-zero without a traceback, ``--verify``, ``loginFailExit`` exit status,
+SIGHUP reload, and memory of frps/frpc staying bounded while a slow reader
+receives 64 MiB.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from twisted.internet import reactor
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.trial import unittest
+from zope.interface import implementer
+
+from frptx.test.support import Collector, EchoFactory, connect, deferLater, listen_local, with_timeout
+from frptx.test.test_e2e import async_test, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+def twistd() -> list[str]:
+    exe = Path(sys.executable).with_name("twistd")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("twistd")
+    return [found] if found else [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def run_twistd(tapname: str, config: str, *extra: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*twistd(), "-n", "--pidfile=", tapname, "--config", config, *extra],
+                          capture_output=True, text=True, timeout=timeout, env=env(), cwd=REPO)
+
+
+class VerifyTests(unittest.TestCase):
+    def test_verify_examples(self) -> None:
+        for name in ("frps", "frpc"):
+            for ext in ("yaml", "toml", "json"):
+                r = run_twistd(name, str(EXAMPLES / f"{name}.{ext}"), "--verify")
+                self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+                self.assertIn("config is valid", r.stdout)
+
+    def test_config_error_exits_nonzero_with_path_and_no_traceback(self) -> None:
+        path = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(path, "w") as f:
+            f.write("serverPort: 7000\nproxies:\n  - name: a\n    type: tcp\n    localPort: 22\n"
+                    "  - name: b\n    type: tcp\n    localPort: 23\n    remotePrt: 6000\n")
+        r = run_twistd("frpc", path)
+        self.assertNotEqual(r.returncode, 0)
+        out = r.stdout + r.stderr
+        self.assertIn("proxies[1].remotePrt: unknown key", out)
+        self.assertNotIn("Traceback", out)
+
+    def test_missing_config_option(self) -> None:
+        r = subprocess.run([*twistd(), "-n", "--pidfile=", "frps"], capture_output=True, text=True, timeout=30,
+                           env=env(), cwd=REPO)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--config", r.stdout + r.stderr)
+
+
+@implementer(IPushProducer)
+class Pusher(Protocol):
+    """Pushes ``total`` bytes as fast as the transport accepts them (a streaming producer)."""
+
+    CHUNK = b"\xab" * 65536
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.paused = False
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        while not self.paused and self.sent < self.total:
+            self.transport.write(self.CHUNK)
+            self.sent += len(self.CHUNK)
+        if self.sent >= self.total:
+            self.transport.unregisterProducer()
+            self.transport.loseWriteConnection()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
+@implementer(IHalfCloseableProtocol)
+class SlowReader(Protocol):
+    """Reads nothing until ``release()``, then counts everything."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.eof = None
+
+    def connectionMade(self) -> None:
+        self.transport.pauseProducing()
+
+    def release(self) -> None:
+        self.transport.resumeProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class ProcessTunnelTests(unittest.TestCase):
+    timeout = 120
+
+    def spawn(self, tapname: str, config: dict[str, Any]) -> tuple[subprocess.Popen[str], str]:
+        path = os.path.abspath(self.mktemp()) + ".yaml"
+        with open(path, "w") as f:
+            yaml.safe_dump(config, f)
+        log = path + ".log"
+        proc = subprocess.Popen([*twistd(), "-n", "--pidfile=", "--logfile", log, tapname, "--config", path],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=REPO)
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+        self.addCleanup(stop)
+        return proc, path
+
+    async def wait_for_log(self, path: str, text: str, seconds: float = 20) -> str:
+        for _ in range(int(seconds * 10)):
+            if os.path.exists(path + ".log"):
+                content = Path(path + ".log").read_text()
+                if text in content:
+                    return content
+            await deferLater(0.1)
+        content = Path(path + ".log").read_text() if os.path.exists(path + ".log") else "(no log)"
+        raise AssertionError(f"{text!r} not in log of {path}:\n{content}")
+
+    async def start_pair(self, proxies: list[dict[str, Any]], **client_extra: Any) -> tuple[Any, Any, str, int]:
+        bind = free_port()
+        frps, _ = self.spawn("frps", {"bindAddr": "127.0.0.1", "bindPort": bind, "proxyBindAddr": "127.0.0.1",
+                                      "auth": {"token": "proc-token"}})
+        client_cfg = {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "proc-token"},
+                      "proxies": proxies}
+        client_cfg.update(client_extra)
+        # wait for frps before starting frpc (loginFailExit would end frpc otherwise)
+        for _ in range(100):
+            try:
+                import socket
+
+                with socket.create_connection(("127.0.0.1", bind), timeout=0.5):
+                    break
+            except OSError:
+                await deferLater(0.1)
+        frpc, frpc_path = self.spawn("frpc", client_cfg)
+        return frps, frpc, frpc_path, bind
+
+    @async_test
+    async def test_tunnel_reload_and_bounded_memory(self) -> None:
+        import psutil
+
+        echo = listen_local(self, EchoFactory())
+        slow = SlowReader()
+        slow_port = listen_local(self, Factory.forProtocol(lambda: slow))
+        p_echo, p_slow = free_port(), free_port()
+        proxies = [{"name": "echo", "type": "tcp", "localPort": echo, "remotePort": p_echo},
+                   {"name": "slow", "type": "tcp", "localPort": slow_port, "remotePort": p_slow}]
+        frps, frpc, frpc_path, bind = await self.start_pair(proxies)
+        await self.wait_for_log(frpc_path, "proxy [slow] started")
+
+        c = Collector(b"through real processes", half_close=True)
+        await connect(p_echo, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"through real processes")
+
+        # 64 MiB pushed at a reader that does not read: frps/frpc must hold back, not buffer
+        rss = {name: psutil.Process(p.pid) for name, p in (("frps", frps), ("frpc", frpc))}
+        before = {name: p.memory_info().rss for name, p in rss.items()}
+        pusher = Pusher(64 * 1024 * 1024)
+        await connect(p_slow, pusher)
+        await deferLater(3.0)
+        stalled = pusher.sent
+        during = {name: p.memory_info().rss for name, p in rss.items()}
+        self.assertLess(stalled, 48 * 1024 * 1024, "the pusher was never paused")
+        for name in rss:
+            grown = during[name] - before[name]
+            self.assertLess(grown, 24 * 1024 * 1024, f"{name} grew by {grown} bytes while the reader stalled")
+        slow.release()
+        for _ in range(600):
+            if slow.received >= pusher.total:
+                break
+            await deferLater(0.1)
+        self.assertEqual(slow.received, 64 * 1024 * 1024)
+
+        # SIGHUP reload: add a proxy
+        p_new = free_port()
+        with open(frpc_path) as f:
+            cfg = yaml.safe_load(f)
+        cfg["proxies"].append({"name": "added", "type": "tcp", "localPort": echo, "remotePort": p_new})
+        with open(frpc_path, "w") as f:
+            yaml.safe_dump(cfg, f)
+        frpc.send_signal(signal.SIGHUP)
+        await self.wait_for_log(frpc_path, "proxy [added] started")
+        c2 = Collector(b"reloaded", half_close=True)
+        await connect(p_new, c2)
+        self.assertEqual(await with_timeout(c2.done, 10), b"reloaded")
+
+        frpc.terminate()
+        frps.terminate()
+        # twistd re-raises SIGTERM after a clean shutdown, so the status is -SIGTERM
+        self.assertIn(frpc.wait(15), (0, -signal.SIGTERM))
+        self.assertIn(frps.wait(15), (0, -signal.SIGTERM))
+
+    @async_test
+    async def test_login_fail_exit_wrong_token(self) -> None:
+        frps, frpc, frpc_path, _ = await self.start_pair([], auth={"token": "wrong"})
+        for _ in range(150):
+            if frpc.poll() is not None:
+                break
+            await deferLater(0.1)
+        self.assertEqual(frpc.returncode, 1)
+        log = Path(frpc_path + ".log").read_text()
+        self.assertIn("token in login doesn't match token from configuration", log)
+        self.assertIsNone(frps.poll(), "frps must keep running")
+
+    @async_test
+    async def test_login_fail_exit_server_unreachable(self) -> None:
+        frpc, path = self.spawn("frpc", {"serverAddr": "127.0.0.1", "serverPort": free_port(), "proxies": []})
+        for _ in range(150):
+            if frpc.poll() is not None:
+                break
+            await deferLater(0.1)
+        self.assertEqual(frpc.returncode, 1)
+        self.assertIn("cannot connect", Path(path + ".log").read_text())
