@@ -21,6 +21,10 @@ per-connection L{_TLSSniffingProtocol} stays C{transport.protocol} for the
 life of the connection and delegates to either the inner protocol or a
 L{TLSMemoryBIOProtocol} around it.  Client side: L{wrap_client_factory} for
 C{connectTCP}, with L{client_connection_creator} for the TLS settings.
+
+Both TLS transports support half-close (L{_HalfCloseableTLSTransport}):
+C{loseWriteConnection} sends TLS C{close_notify} without touching the TCP
+connection, so the relay can pass an EOF through TLS as it does over TCP.
 """
 
 from __future__ import annotations
@@ -537,7 +541,8 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
     def _flushReceiveBIO(self) -> None:
         """
         L{TLSMemoryBIOProtocol._flushReceiveBIO}, except that the peer's
-        C{close_notify} may be a half-close (see L{_peerCloseNotify}).
+        C{close_notify} may be a half-close (see L{_peerCloseNotify}), and
+        that nothing is delivered after C{loseConnection}.
         """
         while not self._lostTLSConnection and not self._closeNotifyReceived:
             try:
@@ -549,7 +554,9 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
             except SSL.Error:
                 self._tlsShutdownFinished(Failure())
             else:
-                if not self._aborted:
+                # Like TCP, which stops reading at loseConnection: a peer that
+                # took our close_notify as a half-close may still be sending.
+                if not self._aborted and not self.disconnecting:
                     self.wrappedProtocol.dataReceived(data)
         self._flushSendBIO()
 
@@ -557,6 +564,13 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
         """The peer sent C{close_notify}: it will send no more data."""
         sent = bool(self._tlsConnection.get_shutdown() & SSL.SENT_SHUTDOWN)
         half_closeable = IHalfCloseableProtocol.providedBy(self.wrappedProtocol)
+        if half_closeable and self._closeNotifySent and not self.disconnecting:
+            # We had half-closed: tell the protocol the peer is done too (as
+            # TCP would), then close since both directions are finished.
+            self._closeNotifyReceived = True
+            self.wrappedProtocol.readConnectionLost()  # type: ignore[attr-defined]
+            if self._lostTLSConnection:  # it called loseConnection
+                return
         if sent or not half_closeable or (self.disconnecting and self._producer is None):
             # Twisted's behaviour: answer (unless we already did) and close.
             # Passing None means connectionLost gets the TCP transport's reason.
