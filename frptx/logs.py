@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_tap -*-
+# -*- test-case-name: frptx.test.test_process -*-
 """Logging for frptx: one filtered observer that every frptx ``Logger`` writes to.
 
 twistd owns the global log observer and offers no hook to filter it by level, so

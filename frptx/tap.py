@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_tap -*-
+# -*- test-case-name: frptx.test.test_process -*-
 """``twistd frps --config F`` and ``twistd frpc --config F``.
 
 twistd finds ``Options`` and ``makeService`` here through the service makers in

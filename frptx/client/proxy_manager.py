@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_proxy_manager -*-
+# -*- test-case-name: frptx.test.test_protocols_client -*-
 """``ProxyManager``: the client's proxies, registered on every login, reloadable.
 
 After each login it sends NewProxy for every active proxy and logs each

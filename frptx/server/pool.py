@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_server_pool -*-
+# -*- test-case-name: frptx.test.test_protocols_server -*-
 """The work-connection pool of one logged-in client.
 
 frps keeps ``min(pool_count, maxPoolCount)`` idle work connections ready so that

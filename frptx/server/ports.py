@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_server_ports -*-
+# -*- test-case-name: frptx.test.test_protocols_server -*-
 """Which public ports proxies may use, and which they hold.
 
 frps answers NewProxy with frp's own error strings ("port not allowed", "port
@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import Iterable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from frptx.config import PortRange
 
@@ -93,12 +93,16 @@ class PortManager:
         pending = [self._closing[p] for p in ports if p in self._closing]
         if not pending:
             return succeed(None)
-        waiter: Deferred[None] = Deferred()
+        return gatherResults([_observe(d) for d in pending]).addCallback(lambda _: None)
 
-        def check(_: object) -> None:
-            if not waiter.called and all(d.called for d in pending):
-                waiter.callback(None)
 
-        for d in pending:
-            d.addBoth(lambda r: (check(r), r)[1])
-        return waiter
+def _observe(d: Deferred[None]) -> Deferred[None]:
+    """A Deferred that fires when ``d`` does, without touching ``d``'s own result."""
+    observer: Deferred[None] = Deferred()
+
+    def fire(result: object) -> object:
+        observer.callback(None)
+        return result
+
+    d.addBoth(fire)
+    return observer

@@ -125,10 +125,13 @@ class FrpServer:
         name = msg.proxy_name
         kind = msg.proxy_type or "tcp"
 
-        def refuse(why: str) -> Deferred[NewProxyResp]:
+        def refusal(why: str) -> NewProxyResp:
             self.log.warn("client [{run_id}]: proxy [{name}] refused: {why}", run_id=control.run_id, name=name,
                           why=why)
-            return succeed(NewProxyResp(proxy_name=name, error=self.client_error(why, f"new proxy [{name}] error")))
+            return NewProxyResp(proxy_name=name, error=self.client_error(why, f"new proxy [{name}] error"))
+
+        def refuse(why: str) -> Deferred[NewProxyResp]:
+            return succeed(refusal(why))
 
         if not name:
             return refuse("proxy name is empty")
@@ -147,7 +150,7 @@ class FrpServer:
             if control.closed:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
-                return refuse(f"proxy [{name}] already exists").result  # type: ignore[attr-defined]
+                return refusal(f"proxy [{name}] already exists")
             proxy = TcpProxy(control, name, msg.use_encryption, msg.use_compression)
             error = "port unavailable"
             for port in candidates:
@@ -167,7 +170,7 @@ class FrpServer:
                               run_id=control.run_id, name=name, addr=self.config.proxy_bind_addr,
                               port=proxy.remote_port)
                 return NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr)
-            return refuse(error if msg.remote_port else "no available port").result  # type: ignore[attr-defined]
+            return refusal(error if msg.remote_port else "no available port")
 
         return self.ports.wait_released(candidates).addCallback(bind)
 
