@@ -128,7 +128,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--mib", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default="")
     args = parser.parse_args()
@@ -136,6 +136,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for name, mode in MODES.items():
+            print(f"mode {name} ...", file=sys.stderr, flush=True)
             procs, remote = start_tunnel(mode, sink.port, workdir)
             try:
                 direct, tunnel = [], []

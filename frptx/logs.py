@@ -39,6 +39,7 @@ _file_observers: list[ILogObserver] = []
 def set_level(level: str) -> None:
     """Apply frp's ``log.level`` to all frptx loggers."""
     _predicate.defaultLogLevel = _FRP_LEVELS.get(level, LogLevel.info)
+    _predicate.clearLogLevels()  # the predicate caches its default per namespace
 
 
 def log_to(destination: str) -> None:
