@@ -86,12 +86,13 @@ def twistd() -> str:
 def start_tunnel(mode: dict[str, bool], sink_port: int, workdir: str) -> tuple[list[subprocess.Popen[bytes]], int]:
     bind, remote = free_port(), free_port()
     frps = {"bindAddr": "127.0.0.1", "bindPort": bind, "proxyBindAddr": "127.0.0.1", "auth": {"token": "bench"},
-            "transport": {"tcpMux": mode["tcpMux"]}, "log": {"level": "warn"}}
+            "transport": {"tcpMux": mode["tcpMux"]}, "log": {"level": os.environ.get("FRPTX_BENCH_LOG", "warn")}}
     frpc = {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "bench"},
-            "transport": {"tcpMux": mode["tcpMux"], "tls": {"enable": mode["tls"]}}, "log": {"level": "warn"},
+            "transport": {"tcpMux": mode["tcpMux"], "tls": {"enable": mode["tls"]}}, "log": {"level": os.environ.get("FRPTX_BENCH_LOG", "warn")},
             "proxies": [{"name": "sink", "type": "tcp", "localPort": sink_port, "remotePort": remote}]}
     env = dict(os.environ, PYTHONPATH=str(REPO))
     procs = []
+    os.makedirs(workdir, exist_ok=True)
     for name, cfg in (("frps", frps), ("frpc", frpc)):
         path = os.path.join(workdir, f"{name}.yaml")
         with open(path, "w") as f:
@@ -131,13 +132,18 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default="")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
+    parser.add_argument("--keep", default="", help="directory for configs and logs (kept after the run)")
     args = parser.parse_args()
     sink = Sink()
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        for name, mode in MODES.items():
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.keep or scratch
+        os.makedirs(workdir, exist_ok=True)
+        for name in args.modes.split(","):
+            mode = MODES[name]
             print(f"mode {name} ...", file=sys.stderr, flush=True)
-            procs, remote = start_tunnel(mode, sink.port, workdir)
+            procs, remote = start_tunnel(mode, sink.port, os.path.join(workdir, name.replace("+", "_")))
             try:
                 direct, tunnel = [], []
                 for _ in range(args.rounds):

@@ -87,6 +87,10 @@ def makeService(options: Options, tapname: str) -> IService:
 
         return FrpsService(cfg, reactor, on_fatal=on_fatal)
     from frptx.client.service import FrpcService
+    from frptx.transport.certs import TLSConfigError
 
-    return FrpcService(cfg, reactor, config_path=options["config"], on_fatal=on_fatal, install_sighup=True)
+    try:
+        return FrpcService(cfg, reactor, config_path=options["config"], on_fatal=on_fatal, install_sighup=True)
+    except TLSConfigError as e:
+        raise SystemExit(f"frpc: TLS setup failed: {e}") from None
 

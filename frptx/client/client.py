@@ -27,15 +27,12 @@ def describe_failure(reason: Failure | None) -> str:
     """A one-line reason for a failed connection, with TLS errors made readable."""
     if reason is None:
         return "connection closed"
-    try:
-        from OpenSSL.SSL import Error as SSLError
+    from OpenSSL.SSL import Error as SSLError
 
-        if reason.check(SSLError):
-            from frptx.transport.tls import describe_tls_error
+    from frptx.transport.tls import TLSVerificationError, describe_tls_error
 
-            return describe_tls_error(reason)
-    except ImportError:  # pragma: no cover - pyopenssl is a dependency
-        pass
+    if reason.check(SSLError, TLSVerificationError):
+        return describe_tls_error(reason)
     return reason.getErrorMessage()
 
 
@@ -87,6 +84,8 @@ class FrpClient:
         self.dialer = Dialer(config, reactor, tls_wrap)
         self.factory = LoginFactory(self)
         self.connector: Any = None
+        #: why the last yamux session ended (its streams only see "session lost")
+        self.session_failure: Failure | None = None
         self._login_waiters: list[Deferred[ClientControlProtocol]] = []
         #: every open connection of frpc (control, work, local services, yamux session)
         self.connections = ConnectionSet(reactor)
@@ -125,6 +124,7 @@ class FrpClient:
 
         class ClientSession(YamuxProtocol):
             def connectionMade(self) -> None:
+                client.session_failure = None
                 client.connections.add(self)
                 super().connectionMade()
                 client.dialer.session = self
@@ -133,6 +133,8 @@ class FrpClient:
             def connectionLost(self, reason: Failure | None = None) -> None:
                 if client.dialer.session is self:
                     client.dialer.session = None
+                # streams only learn "session lost"; keep the real cause (e.g. a TLS error) for the log
+                client.session_failure = reason
                 super().connectionLost(reason)
                 client.connections.discard(self)
 
@@ -170,6 +172,8 @@ class FrpClient:
         self.login_failed(None, f"cannot connect: {describe_failure(reason)}")
 
     def control_lost(self, control: ClientControlProtocol, reason: Failure | None) -> None:
+        if self.config.transport.tcp_mux and self.session_failure is not None:
+            reason = self.session_failure
         if not control.logged_in:
             self.login_failed(control, "the connection closed before the login response: "
                                        f"{describe_failure(reason)} (do transport.tcpMux and transport.tls match "

@@ -209,6 +209,8 @@ class ClientWorkProtocol(MessageProtocol):
         d = self.client.connect_local(proxy.local_ip, proxy.local_port, local, LOCAL_DIAL_TIMEOUT)
 
         def connected(_: object) -> None:
+            self.log.debug("proxy [{name}]: local service connected (work closed={closed})", name=proxy.name,
+                           closed=self.closed)
             if self.closed or self.end is not None:
                 local.transport.loseConnection()
                 return
@@ -216,6 +218,8 @@ class ClientWorkProtocol(MessageProtocol):
             self.relay = Relay(self.transport, local.transport, counter=counter)
             work_early, work_eof = self.take_early()
             local_early, local_eof = local.take_early()
+            self.log.debug("proxy [{name}]: relay starts ({n} early bytes, eof={eof})", name=proxy.name,
+                           n=len(work_early), eof=work_eof)
             start_relay(self.relay, self, local, work_early, local_early, work_eof, local_eof)
 
         def failed(failure: Failure) -> None:
@@ -225,6 +229,7 @@ class ClientWorkProtocol(MessageProtocol):
             self.close()
 
         d.addCallbacks(connected, failed)
+        d.addErrback(lambda f: self.log.failure("proxy [{name}]: relay setup failed", f, name=proxy.name))
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         super().connectionLost(reason)

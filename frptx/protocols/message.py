@@ -82,6 +82,8 @@ class MessageProtocol(Protocol):
         self.close()
 
     def readConnectionLost(self) -> None:
+        self.log.debug("peer finished sending (raw={raw}, relayed={relayed})", raw=self._raw,
+                       relayed=self.end is not None)
         if self._raw:
             if self.end is not None:
                 self.end.read_connection_lost()

@@ -85,6 +85,10 @@ class RelayEnd:
         elif peer.read_closed:
             self.relay.close()
         elif _supports_half_close(peer.transport):
+            # This side will produce nothing more, so it must stop being the peer's
+            # producer first: a TCP transport whose buffer drains while a paused
+            # producer is registered resumes that producer instead of sending the FIN.
+            _unregister(peer.transport)
             peer.transport.loseWriteConnection()  # type: ignore[attr-defined]
         else:
             self.relay.close()

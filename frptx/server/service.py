@@ -18,6 +18,7 @@ from frptx import logs
 from frptx.config import ServerConfig
 from frptx.factories.server import bind_port_factory
 from frptx.server.registry import FrpServer
+from frptx.transport.certs import TLSConfigError
 
 
 class FrpsService(Service):
@@ -48,10 +49,13 @@ class FrpsService(Service):
         super().startService()
         cfg = self.config
         try:
-            self.port = self.reactor.listenTCP(cfg.bind_port, bind_port_factory(self.server, self.reactor),
-                                               interface=cfg.bind_addr, backlog=1024)
-        except CannotListenError as e:
-            message = f"frps cannot listen on {cfg.bind_addr}:{cfg.bind_port}: {e.socketError}"
+            factory = bind_port_factory(self.server, self.reactor)
+            self.port = self.reactor.listenTCP(cfg.bind_port, factory, interface=cfg.bind_addr, backlog=1024)
+        except (CannotListenError, TLSConfigError) as e:
+            if isinstance(e, CannotListenError):
+                message = f"frps cannot listen on {cfg.bind_addr}:{cfg.bind_port}: {e.socketError}"
+            else:
+                message = f"frps TLS setup failed: {e}"
             self.log.critical("{message}", message=message)
             if self._on_fatal is None:
                 raise

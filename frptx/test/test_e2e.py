@@ -15,6 +15,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
 from frptx.test.support import (
+    MODES,
     Collector,
     Echo,
     EchoFactory,
@@ -299,3 +300,76 @@ def free_port() -> int:
 
 
 mode_cases(TcpTunnelMixin, globals(), unittest.TestCase)
+
+
+class MisconfigurationTests(unittest.TestCase):
+    """Settings that must match on both sides fail fast with a message naming them."""
+
+    timeout = 45
+
+    async def fatal_login(self, server_mode: dict[str, bool], client_mode: dict[str, bool],
+                          server_extra: dict[str, Any] | None = None, **client_extra: Any) -> str:
+        t = Tunnel(self, server_mode)
+        t.start_server(**(server_extra or {}))
+        t.mode = client_mode
+        t.start_client([], **client_extra)
+        for _ in range(150):
+            if t.fatal:
+                break
+            await deferLater(0.1)
+        self.assertEqual(len(t.fatal), 1, "frpc did not give up on the first login")
+        self.assertEqual(t.frps.server.controls, {})
+        return t.fatal[0]
+
+    @async_test
+    async def test_client_mux_server_without_mux(self) -> None:
+        why = await self.fatal_login(MODES["nomux"], MODES["mux"])
+        self.assertIn("transport.tcpMux", why)
+
+    @async_test
+    async def test_client_without_mux_server_mux(self) -> None:
+        why = await self.fatal_login(MODES["mux"], MODES["nomux"])
+        self.assertIn("transport.tcpMux", why)
+
+    @async_test
+    async def test_plain_client_on_tls_only_server(self) -> None:
+        why = await self.fatal_login(MODES["nomux"], MODES["nomux"], {"transport": {"tcpMux": False,
+                                                                                    "tls": {"force": True}}})
+        self.assertIn("transport.tls", why)
+
+    def pki(self) -> dict[str, str]:
+        from frptx.test.test_tls import _PKIMixin
+
+        helper = _PKIMixin()
+        helper.mktemp = self.mktemp  # type: ignore[method-assign]
+        return helper.pki_files()
+
+    @async_test
+    async def test_wrong_ca_and_name_mismatch(self) -> None:
+        files = self.pki()
+        server_tls = {"transport": {"tcpMux": True, "tls": {"certFile": files["server"],
+                                                             "keyFile": files["server_key"]}}}
+        why = await self.fatal_login(MODES["mux_tls"], MODES["mux_tls"], server_tls,
+                                     transport={"tls": {"enable": True, "trustedCaFile": files["other_ca"],
+                                                        "serverName": "frps.test"}})
+        self.assertIn("not trusted by trustedCaFile", why)
+        why = await self.fatal_login(MODES["mux_tls"], MODES["mux_tls"], server_tls,
+                                     transport={"tls": {"enable": True, "trustedCaFile": files["ca"],
+                                                        "serverName": "other.test"}})
+        self.assertIn("name mismatch", why)
+
+    @async_test
+    async def test_verified_tls_with_client_certificate(self) -> None:
+        """mTLS end to end: frps requires a client certificate, frpc verifies frps."""
+        files = self.pki()
+        local = listen_local(self, EchoFactory())
+        t = Tunnel(self, MODES["mux_tls"])
+        t.start_server(transport={"tcpMux": True, "tls": {"certFile": files["server"], "keyFile": files["server_key"],
+                                                          "trustedCaFile": files["ca"]}})
+        t.start_client([tcp_proxy("echo", local)],
+                       transport={"tls": {"enable": True, "trustedCaFile": files["ca"], "serverName": "frps.test",
+                                          "certFile": files["client"], "keyFile": files["client_key"]}})
+        port = await t.remote_port("echo")
+        c = Collector(b"verified both ways", half_close=True)
+        await connect(port, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"verified both ways")

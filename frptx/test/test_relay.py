@@ -59,6 +59,16 @@ class RelayTests(unittest.TestCase):
         self.assertTrue(a.transport.disconnecting and b.transport.disconnecting)
         self.assertEqual((counter.inbound, counter.outbound), (7, 5))
 
+    def test_finished_side_stops_producing_for_its_peer_before_the_fin(self) -> None:
+        """A paused producer left registered would make TCP resume it instead of sending the FIN."""
+        a, b, relay, _ = pair()
+        start_relay(relay, a, b, b"", b"")
+        b.transport.producerPaused = True  # b's socket buffer is full right now
+        a.readConnectionLost()
+        self.assertIsNone(b.transport.producer)
+        self.assertTrue(b.transport.write_closed)
+        self.assertIs(a.transport.producer, b.transport)  # the other direction still flows with backpressure
+
     def test_early_eof_replayed(self) -> None:
         a, b, relay, _ = pair()
         a.readConnectionLost()

@@ -468,6 +468,8 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
         Reading goes on until the peer's C{close_notify}, or L{loseConnection}.
         """
         if self._writeShutdownRequested or self.disconnecting or not self.connected:
+            _log.debug("TLS half-close: loseWriteConnection ignored (requested={r}, disconnecting={d}, "
+                       "connected={c})", r=self._writeShutdownRequested, d=self.disconnecting, c=self.connected)
             return
         if self._lostTLSConnection:
             return
@@ -493,7 +495,12 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
             or self.disconnecting  # loseConnection took over the shutdown
             or self._tlsConnection is None
         ):
+            if self._writeShutdownRequested and not self._closeNotifySent:
+                _log.debug("TLS half-close: close_notify waits (handshake={h}, pending={p}, lost={l}, "
+                           "disconnecting={d})", h=self._handshakeDone, p=len(self._appSendBuffer),
+                           l=self._lostTLSConnection, d=self.disconnecting)
             return
+        _log.debug("TLS half-close: sending close_notify")
         self._closeNotifySent = True
         try:
             self._tlsConnection.shutdown()
@@ -562,6 +569,7 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
 
     def _peerCloseNotify(self) -> None:
         """The peer sent C{close_notify}: it will send no more data."""
+        _log.debug("TLS half-close: close_notify received")
         sent = bool(self._tlsConnection.get_shutdown() & SSL.SENT_SHUTDOWN)
         half_closeable = IHalfCloseableProtocol.providedBy(self.wrappedProtocol)
         if half_closeable and self._closeNotifySent and not self.disconnecting:
