@@ -153,7 +153,7 @@ def main() -> None:
                 results[name] = {"direct_mib_s": best_d, "tunnel_mib_s": best_t, "ratio": best_t / best_d}
             finally:
                 stop(procs)
-    print(f"| mode | direct MiB/s | frptx MiB/s | ratio |\n|---|---|---|---|")
+    print("| mode | direct MiB/s | frptx MiB/s | ratio |\n|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['direct_mib_s']:.0f} | {r['tunnel_mib_s']:.0f} | {r['ratio']:.0%} |")
     if args.json:

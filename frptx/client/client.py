@@ -62,9 +62,8 @@ class LoginFactory(ReconnectingClientFactory):
 
     def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
         if self.continueTrying:
-            self.client.log.info("reconnecting to frps in about {delay:.1f}s",
-                                 delay=min(self.delay * self.factor, self.maxDelay) if self.retries else self.delay)
             super().clientConnectionLost(connector, reason)
+            self.client.log.info("reconnecting to frps in {delay:.1f}s", delay=self.delay)
 
 
 class FrpClient:

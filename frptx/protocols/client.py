@@ -231,9 +231,6 @@ class ClientWorkProtocol(MessageProtocol):
         d.addCallbacks(connected, failed)
         d.addErrback(lambda f: self.log.failure("proxy [{name}]: relay setup failed", f, name=proxy.name))
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        super().connectionLost(reason)
-
 
 def _set_nodelay(transport: object) -> None:
     set_nodelay = getattr(transport, "setTcpNoDelay", None)

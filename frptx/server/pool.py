@@ -87,6 +87,17 @@ class WorkConnectionPool(Generic[C]):
         self.idle.append(conn)
         return True
 
+    def give_back(self, conn: C) -> None:
+        """Put back a connection that was taken but never used (its user left first)."""
+        if self.closed:
+            conn.close()
+        elif self._waiters:
+            self._waiters.popleft().callback(conn)
+        elif len(self.idle) < self.capacity:
+            self.idle.appendleft(conn)
+        else:
+            conn.close()
+
     def discard(self, conn: C) -> None:
         """An idle connection closed: forget it and ask for a replacement."""
         try:
@@ -113,14 +124,3 @@ def _succeed(conn: C) -> Deferred[C]:
 
 
 
-
-def return_idle(pool: WorkConnectionPool[C], conn: C) -> None:
-    """Put back a connection that was taken but never used (its user left first)."""
-    if pool.closed:
-        conn.close()
-    elif pool._waiters:
-        pool._waiters.popleft().callback(conn)
-    elif len(pool.idle) < pool.capacity:
-        pool.idle.appendleft(conn)
-    else:
-        conn.close()

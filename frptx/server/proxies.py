@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from frptx import logs
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import RelayedProtocol, start_relay
-from frptx.server.pool import PoolClosed, return_idle
+from frptx.server.pool import PoolClosed
 from frptx.wire import StartWorkConn
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ class TcpProxy:
 
     log = logs.logger()
 
-    def __init__(self, control: ServerControl, name: str, use_encryption: bool = False,
-                 use_compression: bool = False) -> None:
+    def __init__(self, control: ServerControl, name: str) -> None:
         self.control = control
         self.name = name
         self.port: IListeningPort | None = None
@@ -90,7 +89,7 @@ class TcpProxy:
         user.on_lost = None
         if user.lost or self.closed:
             self.users.discard(user)
-            return_idle(self.control.pool, work)
+            self.control.pool.give_back(work)
             return
         peer, host = user.transport.getPeer(), user.transport.getHost()
         work.start(StartWorkConn(

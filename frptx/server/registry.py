@@ -11,7 +11,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
@@ -151,7 +151,7 @@ class FrpServer:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
                 return refusal(f"proxy [{name}] already exists")
-            proxy = TcpProxy(control, name, msg.use_encryption, msg.use_compression)
+            proxy = TcpProxy(control, name)
             error = "port unavailable"
             for port in candidates:
                 if port and port in self.ports.used:
@@ -186,8 +186,6 @@ class FrpServer:
 
     def close(self) -> Deferred[None]:
         """Drop every client (frps stopping); fires when all public ports are closed."""
-        from twisted.internet.defer import gatherResults
-
         pending: list[Deferred[None]] = []
         for control in list(self.controls.values()):
             for name in list(control.proxies):

@@ -137,6 +137,13 @@ def connect(port: int, protocol: Protocol) -> Deferred[Protocol]:
     return connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5), protocol)
 
 
+async def roundtrip(port: int, payload: bytes, timeout: float = 10) -> bytes:
+    """Send ``payload`` to ``port``, half-close, and return everything that came back."""
+    c = Collector(payload, half_close=True)
+    await connect(port, c)
+    return await with_timeout(c.done, timeout)
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -25,6 +25,7 @@ from frptx.test.support import (
     digest,
     listen_local,
     mode_cases,
+    roundtrip,
     tcp_proxy,
     with_timeout,
 )
@@ -122,9 +123,7 @@ class TcpTunnelMixin:
         await connect(down, c)
         self.assertEqual(await with_timeout(c.done, 5), b"")
         # the other proxy of the same client is unaffected
-        ok = Collector(b"still works", half_close=True)
-        await connect(up, ok)
-        self.assertEqual(await with_timeout(ok.done, 5), b"still works")
+        self.assertEqual(await roundtrip(up, b"still works", 5), b"still works")
 
     @async_test
     async def test_remote_port_in_use(self) -> None:
@@ -137,9 +136,7 @@ class TcpTunnelMixin:
         self.assertEqual(status.phase, "start error")
         self.assertEqual(status.error, "port unavailable")
         port = await t.remote_port("fine")
-        c = Collector(b"ping", half_close=True)
-        await connect(port, c)
-        self.assertEqual(await with_timeout(c.done, 5), b"ping")
+        self.assertEqual(await roundtrip(port, b"ping", 5), b"ping")
 
     @async_test
     async def test_wrong_token_refused(self) -> None:
@@ -209,13 +206,9 @@ class TcpTunnelMixin:
             pass  # connection refused is just as good
         # changed proxy now reaches service b
         before_b = echo_b.connections
-        c2 = Collector(b"changed", half_close=True)
-        await connect(change_port, c2)
-        self.assertEqual(await with_timeout(c2.done, 5), b"changed")
+        self.assertEqual(await roundtrip(change_port, b"changed", 5), b"changed")
         self.assertEqual(echo_b.connections, before_b + 1)
-        c3 = Collector(b"added", half_close=True)
-        await connect(added_port, c3)
-        self.assertEqual(await with_timeout(c3.done, 5), b"added")
+        self.assertEqual(await roundtrip(added_port, b"added", 5), b"added")
         # the held connection never noticed
         held.transport.write(b"after")
         held.transport.loseWriteConnection()
@@ -231,9 +224,7 @@ class TcpTunnelMixin:
         frpc = t.start_client([tcp_proxy("echo", local)], config_path=path)
         port = await t.remote_port("echo")
         self.assertFalse(frpc.proxy_manager.reload())
-        c = Collector(b"alive", half_close=True)
-        await connect(port, c)
-        self.assertEqual(await with_timeout(c.done, 5), b"alive")
+        self.assertEqual(await roundtrip(port, b"alive", 5), b"alive")
 
     @async_test
     async def test_frps_restart_client_logs_in_again(self) -> None:
@@ -256,9 +247,7 @@ class TcpTunnelMixin:
         await with_timeout(t.frpc.client.when_logged_in(), 30)
         self.assertEqual(t.frpc.client.run_id, first_run_id)
         self.assertEqual(await t.remote_port("echo"), remote)
-        c = Collector(b"back again", half_close=True)
-        await connect(remote, c)
-        self.assertEqual(await with_timeout(c.done, 5), b"back again")
+        self.assertEqual(await roundtrip(remote, b"back again", 5), b"back again")
 
 
     @async_test
@@ -280,9 +269,7 @@ class TcpTunnelMixin:
         await deferLater(0.1)
         vanishing.transport.abortConnection()
         await deferLater(0.3)
-        fresh = Collector(b"fresh", half_close=True)
-        await connect(port, fresh)
-        self.assertEqual(await with_timeout(fresh.done, 10), b"fresh")
+        self.assertEqual(await roundtrip(port, b"fresh"), b"fresh")
         held.transport.write(b"still")
         held.transport.loseWriteConnection()
         self.assertEqual(await with_timeout(held.done, 10), b"held still")
@@ -370,6 +357,4 @@ class MisconfigurationTests(unittest.TestCase):
                        transport={"tls": {"enable": True, "trustedCaFile": files["ca"], "serverName": "frps.test",
                                           "certFile": files["client"], "keyFile": files["client_key"]}})
         port = await t.remote_port("echo")
-        c = Collector(b"verified both ways", half_close=True)
-        await connect(port, c)
-        self.assertEqual(await with_timeout(c.done, 10), b"verified both ways")
+        self.assertEqual(await roundtrip(port, b"verified both ways"), b"verified both ways")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from twisted.internet import reactor
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
