@@ -50,6 +50,7 @@ class FrpcService(MultiService):
         self.proxy_manager.setServiceParent(self)
         self._install_sighup = install_sighup
         self._previous_sighup: Any = None
+        self.visitors: dict[str, Any] = {}
 
     def startService(self) -> None:
         super().startService()
@@ -62,11 +63,36 @@ class FrpcService(MultiService):
             self._previous_sighup = signal.signal(
                 signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.proxy_manager.reload))
         self.client.start()
+        self._start_visitors()
+
+    def _start_visitors(self) -> None:
+        from twisted.internet.error import CannotListenError
+
+        from frptx.client.visitors import StcpVisitor
+
+        for v in self.client.config.active_visitors():
+            if v.type == "sudp":
+                from frptx.client.udp import SudpVisitor
+
+                visitor: Any = SudpVisitor(self.client, v)
+            else:
+                visitor = StcpVisitor(self.client, v)
+            try:
+                visitor.start()
+            except CannotListenError as e:
+                self.log.error("visitor [{name}] cannot listen on {addr}:{port}: {why}", name=v.name,
+                               addr=v.bind_addr, port=v.bind_port, why=e.socketError)
+                continue
+            self.visitors[v.name] = visitor
 
     def stopService(self) -> Any:
         if self._previous_sighup is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
-        stopped = self.client.stop()
+        from twisted.internet.defer import gatherResults, maybeDeferred
+
+        pending = [maybeDeferred(v.stop) for v in self.visitors.values()]
+        self.visitors = {}
+        pending.append(self.client.stop())
         super().stopService()
-        return stopped
+        return gatherResults(pending).addCallback(lambda _: None)

@@ -666,21 +666,11 @@ def _any_true(value: Any) -> bool:
 
 # Delete a row to enable its feature.  The first block is next on the plan.
 UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
-    # --- next up -----------------------------------------------------------
-    Unsupported("client", "proxies[*].type", _is("udp"), "udp proxies; only tcp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("stcp"), "stcp proxies; only tcp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("sudp"), "sudp proxies; only tcp proxies run today"),
-    Unsupported("client", "visitors[*].type", _is("stcp"), "stcp visitors"),
-    Unsupported("client", "visitors[*].type", _is("sudp"), "sudp visitors"),
-    Unsupported("client", "proxies[*].transport.useEncryption", _set, "per-proxy encryption; remove it or set false"),
-    Unsupported("client", "proxies[*].transport.useCompression", _set, "per-proxy compression; remove it or set false"),
-    Unsupported("client", "visitors[*].transport.useEncryption", _set, "visitor encryption; remove it or set false"),
-    Unsupported("client", "visitors[*].transport.useCompression", _set, "visitor compression; remove it or set false"),
     # --- later: proxy types and proxy features -----------------------------
-    Unsupported("client", "proxies[*].type", _is("http"), "http proxies (vhost routing); only tcp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("https"), "https proxies (vhost routing); only tcp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("tcpmux"), "tcpmux proxies; only tcp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("xtcp"), "xtcp (P2P) proxies; only tcp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("http"), "http proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("https"), "https proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("tcpmux"), "tcpmux proxies; tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("xtcp"), "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "proxies[*].transport.bandwidthLimit", _set, "bandwidth limits"),
     Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),

@@ -18,6 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from frptx import FRP_PROTOCOL_VERSION
+from frptx.protocols.codec import apply_codec, stream_codec
 from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
@@ -203,6 +204,13 @@ class ClientWorkProtocol(MessageProtocol):
             self.close()
             return
         self.switch_to_raw()
+        codec = stream_codec(self.client.config.auth.token, proxy.transport.use_encryption,
+                             proxy.transport.use_compression)
+        if proxy.type in ("udp", "sudp"):
+            from frptx.client.udp import attach_udp_work
+
+            attach_udp_work(self.client, proxy, self, codec)
+            return
         local = LocalServiceProtocol()
         local.tracker = self.client.connections
         counter = self.client.proxy_manager.counter(proxy.name)
@@ -216,6 +224,7 @@ class ClientWorkProtocol(MessageProtocol):
                 return
             _set_nodelay(local.transport)
             self.relay = Relay(self.transport, local.transport, counter=counter)
+            apply_codec(self.relay, "a", codec)
             work_early, work_eof = self.take_early()
             local_early, local_eof = local.take_early()
             self.log.debug("proxy [{name}]: relay starts ({n} early bytes, eof={eof})", name=proxy.name,

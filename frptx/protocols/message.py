@@ -43,6 +43,9 @@ class MessageProtocol(Protocol):
         self._early: list[bytes] = []
         self._early_eof = False
         self.closed = False
+        #: called at connectionLost while no relay end is attached (a raw connection still waiting)
+        self.on_lost: Any = None
+        self.relay: Any = None
 
     #: the owner's ConnectionSet, so stopping a service can close and await this connection
     tracker: Any = None
@@ -102,6 +105,8 @@ class MessageProtocol(Protocol):
             self.tracker.discard(self)
         if self.end is not None:
             self.end.connection_lost(reason)
+        elif self.on_lost is not None:
+            self.on_lost(reason)
 
     # -- outgoing -------------------------------------------------------
     def send(self, msg: Message) -> None:

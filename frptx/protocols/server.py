@@ -3,8 +3,8 @@
 
 It reads the first message within 10 s and hands the connection to a handler by
 an explicit swap: Login -> the client's ``ServerControl``; NewWorkConn -> a
-``ServerWorkConnection`` in that client's pool; NewVisitorConn -> refused (frptx
-has no visitors yet).  Anything else closes this connection only.
+``ServerWorkConnection`` in that client's pool; NewVisitorConn -> checked and joined to
+its stcp/sudp proxy.  Anything else closes this connection only.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from frptx.protocols.message import MessageProtocol
-from frptx.wire import Login, Message, NewVisitorConn, NewVisitorConnResp, NewWorkConn
+from frptx.wire import Login, Message, NewVisitorConn, NewWorkConn
 
 if TYPE_CHECKING:
     from frptx.server.registry import FrpServer
@@ -55,9 +55,7 @@ class ServerConnectionProtocol(MessageProtocol):
         elif isinstance(msg, NewWorkConn):
             self.handler = self.server.work_connection(self, msg)
         elif isinstance(msg, NewVisitorConn):
-            self.send(NewVisitorConnResp(proxy_name=msg.proxy_name,
-                                         error="visitor connections are not supported by this server"))
-            self.close()
+            self.server.visitor_connection(self, msg)
         else:
             self.protocol_error(f"unexpected first message {type(msg).__name__}")
 

@@ -33,7 +33,7 @@ from frptx.wire import (
 
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
-    from frptx.server.proxies import TcpProxy
+    from frptx.server.proxies import ProxyBase
     from frptx.server.registry import FrpServer
 
 
@@ -72,7 +72,7 @@ class ServerControl:
         self.protocol = protocol
         self.login = login
         self.run_id = run_id
-        self.proxies: dict[str, TcpProxy] = {}
+        self.proxies: dict[str, ProxyBase] = {}
         cfg = server.config
         self.pool: WorkConnectionPool[ServerWorkConnection] = WorkConnectionPool(
             min(login.pool_count, cfg.transport.max_pool_count), self._request_work_connection)

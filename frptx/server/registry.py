@@ -20,12 +20,15 @@ from frptx.config import ServerConfig
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.control import ServerControl, ServerWorkConnection
 from frptx.server.ports import PortError, PortManager
-from frptx.server.proxies import PublicListenerFactory, TcpProxy
+from frptx.protocols.codec import stream_codec
+from frptx.server.proxies import ProxyBase, SecretProxy, TcpProxy, join_to_work_connection
 from frptx.wire import (
     Login,
     LoginResp,
     NewProxy,
     NewProxyResp,
+    NewVisitorConn,
+    NewVisitorConnResp,
     NewWorkConn,
     StartWorkConn,
     verify_privilege_key,
@@ -51,9 +54,10 @@ class FrpServer:
         self.config = config
         self.reactor = reactor
         self.controls: dict[str, ServerControl] = {}
-        self.proxies: dict[str, TcpProxy] = {}
+        self.proxies: dict[str, ProxyBase] = {}
         self._pending_names: set[str] = set()
         self.ports = PortManager(config.allow_ports, config.max_ports_per_client)
+        self.udp_ports = PortManager(config.allow_ports, config.max_ports_per_client)
         #: every open connection frps accepted (bind port and public ports)
         self.connections = ConnectionSet(reactor)
 
@@ -120,8 +124,19 @@ class FrpServer:
         return work
 
     # -- proxies ---------------------------------------------------------------
+    def _proxy_class(self, kind: str) -> type[ProxyBase] | None:
+        if kind == "tcp":
+            return TcpProxy
+        if kind in ("stcp", "sudp"):
+            return SecretProxy
+        if kind == "udp":
+            from frptx.server.udp import UdpProxy
+
+            return UdpProxy
+        return None
+
     def register_proxy(self, control: ServerControl, msg: NewProxy) -> Deferred[NewProxyResp]:
-        """Open the proxy's public port; fires with the NewProxyResp to send."""
+        """Create the proxy (opening its public port if it has one); fires with the NewProxyResp."""
         name = msg.proxy_name
         kind = msg.proxy_type or "tcp"
 
@@ -130,19 +145,20 @@ class FrpServer:
                           why=why)
             return NewProxyResp(proxy_name=name, error=self.client_error(why, f"new proxy [{name}] error"))
 
-        def refuse(why: str) -> Deferred[NewProxyResp]:
-            return succeed(refusal(why))
-
+        proxy_class = self._proxy_class(kind)
         if not name:
-            return refuse("proxy name is empty")
-        if kind != "tcp":
-            return refuse(f"proxy type [{kind}] is not supported by this server")
+            return succeed(refusal("proxy name is empty"))
+        if proxy_class is None:
+            return succeed(refusal(f"proxy type [{kind}] is not supported by this server"))
         if name in self.proxies or name in self._pending_names:
-            return refuse(f"proxy [{name}] already exists")
+            return succeed(refusal(f"proxy [{name}] already exists"))
+        if proxy_class is SecretProxy:
+            return succeed(self._registered(control, SecretProxy(control, msg)))
+        ports = self.udp_ports if kind == "udp" else self.ports
         try:
-            candidates = self.ports.candidates(name, msg.remote_port, control.run_id)
+            candidates = ports.candidates(name, msg.remote_port, control.run_id)
         except PortError as e:
-            return refuse(str(e))
+            return succeed(refusal(str(e)))
         self._pending_names.add(name)
 
         def bind(_: object) -> NewProxyResp:
@@ -151,28 +167,62 @@ class FrpServer:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
                 return refusal(f"proxy [{name}] already exists")
-            proxy = TcpProxy(control, name)
+            proxy = proxy_class(control, msg)
             error = "port unavailable"
             for port in candidates:
-                if port and port in self.ports.used:
+                if port and port in ports.used:
                     error = "port already used"
                     continue
                 try:
-                    listening = self.reactor.listenTCP(port, PublicListenerFactory(proxy),
-                                                       interface=self.config.proxy_bind_addr)
+                    proxy.listen(port, self.config.proxy_bind_addr)
                 except CannotListenError:
                     continue
-                proxy.listening(listening)
-                self.ports.acquire(proxy.remote_port, name, control.run_id)
-                self.proxies[name] = proxy
-                control.proxies[name] = proxy
-                self.log.info("client [{run_id}]: tcp proxy [{name}] listening on {addr}:{port}",
-                              run_id=control.run_id, name=name, addr=self.config.proxy_bind_addr,
-                              port=proxy.remote_port)
-                return NewProxyResp(proxy_name=name, remote_addr=proxy.remote_addr)
+                ports.acquire(proxy.remote_port, name, control.run_id)
+                return self._registered(control, proxy)
             return refusal(error if msg.remote_port else "no available port")
 
-        return self.ports.wait_released(candidates).addCallback(bind)
+        return ports.wait_released(candidates).addCallback(bind)
+
+    def _registered(self, control: ServerControl, proxy: ProxyBase) -> NewProxyResp:
+        self.proxies[proxy.name] = proxy
+        control.proxies[proxy.name] = proxy
+        where = f"listening on {self.config.proxy_bind_addr}:{proxy.remote_port}" if proxy.remote_port \
+            else "reachable through visitors"
+        self.log.info("client [{run_id}]: {kind} proxy [{name}] {where}", run_id=control.run_id, kind=proxy.kind,
+                      name=proxy.name, where=where)
+        proxy.start()
+        return NewProxyResp(proxy_name=proxy.name, remote_addr=proxy.remote_addr)
+
+    # -- visitors --------------------------------------------------------------
+    def visitor_connection(self, protocol: ServerConnectionProtocol, msg: NewVisitorConn) -> None:
+        """Check a NewVisitorConn and, if allowed, join it to the provider's stcp/sudp proxy."""
+        name = msg.proxy_name
+        proxy = self.proxies.get(name)
+        user = ""
+        error = ""
+        if not isinstance(proxy, SecretProxy):
+            error = f"custom listener for [{name}] doesn't exist"
+        elif not verify_privilege_key(proxy.msg.sk, msg.timestamp, msg.sign_key):
+            error = f"visitor connection of [{name}] auth failed"
+        elif msg.run_id:
+            visitor_control = self.controls.get(msg.run_id)
+            if visitor_control is None:
+                error = f"no client control found for run id [{msg.run_id}]"
+            else:
+                user = visitor_control.login.user
+        if not error and not proxy.allows(user):  # type: ignore[union-attr]
+            error = f"visitor connection of [{name}] user [{user}] not allowed"
+        if error:
+            self.log.warn("visitor connection from {peer} refused: {why}", peer=protocol.transport.getPeer(),
+                          why=error)
+            protocol.send(NewVisitorConnResp(proxy_name=name, error=error))
+            protocol.close()
+            return
+        assert isinstance(proxy, SecretProxy)
+        protocol.send(NewVisitorConnResp(proxy_name=name))
+        protocol.switch_to_raw()
+        join_to_work_connection(proxy, protocol,
+                                stream_codec(proxy.msg.sk, msg.use_encryption, msg.use_compression))
 
     def close_proxy(self, control: ServerControl, name: str) -> None:
         proxy = control.proxies.pop(name, None)
@@ -180,7 +230,10 @@ class FrpServer:
             return
         if self.proxies.get(name) is proxy:
             del self.proxies[name]
-        self.ports.release(proxy.remote_port, proxy.close())
+        ports = self.udp_ports if proxy.kind == "udp" else self.ports
+        closed = proxy.close()
+        if proxy.remote_port:
+            ports.release(proxy.remote_port, closed)
         self.log.info("client [{run_id}]: proxy [{name}] closed (in {inb} bytes, out {outb} bytes)",
                       run_id=control.run_id, name=name, inb=proxy.counter.inbound, outb=proxy.counter.outbound)
 

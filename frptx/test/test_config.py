@@ -729,27 +729,28 @@ class UnsupportedTests(ConfigTestCase):
             "proxies[0].type: not supported by frptx yet",
         )
         self.assertEqual(len(error.errors), 1)
-        for ptype in ("udp", "stcp", "sudp", "xtcp"):
-            self.client_fails(
-                {"proxies": [{"name": "p", "type": ptype, "localPort": 53}]},
-                "proxies[0].type: not supported by frptx yet",
-            )
+        self.client_fails({"proxies": [{"name": "p", "type": "xtcp", "localPort": 53}]},
+                          "proxies[0].type: not supported by frptx yet")
+        for ptype in ("udp", "stcp", "sudp"):  # implemented
+            config = parse_client_config({"proxies": [{"name": "p", "type": ptype, "localPort": 53}]})
+            self.assertEqual(config.proxies[0].type, ptype)
 
     def test_vhostPort(self) -> None:
         self.server_fails({"vhostHTTPPort": 8080}, "vhostHTTPPort: not supported by frptx yet")
         self.assertEqual(parse_server_config({"vhostHTTPPort": 0}).vhost_http_port, 0)
 
     def test_proxyEncryption(self) -> None:
-        self.client_fails(
-            {"proxies": [tcp(transport={"useEncryption": True})]},
-            "proxies[0].transport.useEncryption: not supported by frptx yet",
-        )
-        config = parse_client_config({"proxies": [tcp(transport={"useEncryption": False, "useCompression": False})]})
-        self.assertFalse(config.proxies[0].transport.use_encryption)
+        config = parse_client_config({"proxies": [tcp(transport={"useEncryption": True, "useCompression": True})]})
+        self.assertTrue(config.proxies[0].transport.use_encryption)
+        self.assertTrue(config.proxies[0].transport.use_compression)
+        self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1MB"})]},
+                          "proxies[0].transport.bandwidthLimit: not supported by frptx yet")
 
     def test_visitors(self) -> None:
+        config = parse_client_config({"visitors": [{"name": "v", "type": "stcp", "serverName": "s", "bindPort": 9000}]})
+        self.assertEqual(config.visitors[0].server_name, "s")
         self.client_fails(
-            {"visitors": [{"name": "v", "type": "stcp", "serverName": "s", "bindPort": 9000}]},
+            {"visitors": [{"name": "v", "type": "xtcp", "serverName": "s", "bindPort": 9000}]},
             "visitors[0].type: not supported by frptx yet",
         )
         self.assertEqual(parse_client_config({"visitors": []}).visitors, ())
@@ -782,26 +783,27 @@ class UnsupportedTests(ConfigTestCase):
     def test_unsupportedAndInvalidTogether(self) -> None:
         """Unsupported features do not hide ordinary errors (or vice versa)."""
         self.client_fails(
-            {"proxies": [tcp(transport={"useCompression": True}), tcp("b", localPort="x")]},
-            "proxies[0].transport.useCompression: not supported by frptx yet",
+            {"proxies": [tcp(transport={"bandwidthLimit": "1MB"}), tcp("b", localPort="x")]},
+            "proxies[0].transport.bandwidthLimit: not supported by frptx yet",
             "proxies[1].localPort: expected an integer",
         )
 
     def test_droppingRowEnablesFeature(self) -> None:
         """Removing a row from UNSUPPORTED_FEATURES is all it takes to accept a feature."""
-        data = {"proxies": [{"name": "dns", "type": "udp", "localPort": 53, "remotePort": 6053},
-                            {"name": "s", "type": "stcp", "localPort": 22, "secretKey": "k", "allowUsers": ["*"]}]}
+        data = {"proxies": [{"name": "w", "type": "http", "localPort": 80, "customDomains": ["a.example"]},
+                            {"name": "t", "type": "tcpmux", "localPort": 22, "customDomains": ["b.example"],
+                             "multiplexer": "httpconnect"}]}
         self.client_fails(data, "proxies[0].type: not supported", "proxies[1].type: not supported")
         rows = tuple(
             row for row in UNSUPPORTED_FEATURES
-            if not (row.pattern == "proxies[*].type" and row.active("udp"))
-            and not (row.pattern == "proxies[*].type" and row.active("stcp"))
+            if not (row.pattern == "proxies[*].type" and row.active("http"))
+            and not (row.pattern == "proxies[*].type" and row.active("tcpmux"))
         )
         self.assertEqual(len(rows), len(UNSUPPORTED_FEATURES) - 2)
         self.patch(schema, "UNSUPPORTED_FEATURES", rows)
         config = parse_client_config(data)
-        self.assertEqual(config.proxies[0], ProxyConfig(name="dns", type="udp", local_port=53, remote_port=6053))
-        self.assertEqual((config.proxies[1].secret_key, config.proxies[1].allow_users), ("k", ("*",)))
+        self.assertEqual((config.proxies[0].type, config.proxies[0].custom_domains), ("http", ("a.example",)))
+        self.assertEqual((config.proxies[1].type, config.proxies[1].multiplexer), ("tcpmux", "httpconnect"))
 
 
 class RealisticConfigTests(ConfigTestCase):
@@ -910,11 +912,7 @@ visitors:
         path = self.write("frpc.yaml", text)
         error = self.fails(
             lambda: load_client_config(path, env={}),
-            "proxies[0].transport.useEncryption: not supported by frptx yet",
             "proxies[2].type: not supported by frptx yet",
-            "proxies[3].type: not supported by frptx yet",
-            "proxies[4].type: not supported by frptx yet",
-            "visitors[0].type: not supported by frptx yet",
         )
         self.assertEqual([e for e in error.errors if "not supported" not in e[1]], [])
 
