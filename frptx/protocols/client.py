@@ -22,6 +22,7 @@ from frptx.protocols.codec import apply_codec, stream_codec
 from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
+from frptx.protocols.splice import try_splice
 from frptx.wire import (
     Login,
     LoginResp,
@@ -230,6 +231,7 @@ class ClientWorkProtocol(MessageProtocol):
             self.log.debug("proxy [{name}]: relay starts ({n} early bytes, eof={eof})", name=proxy.name,
                            n=len(work_early), eof=work_eof)
             start_relay(self.relay, self, local, work_early, local_early, work_eof, local_eof)
+            try_splice(self.relay, self.client.reactor)
 
         def failed(failure: Failure) -> None:
             self.log.warn("proxy [{name}]: connect to local service [{ip}:{port}] error: {why}",

@@ -15,7 +15,7 @@ The protocols on both ends stay thin: they forward ``dataReceived``,
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol as TypingProtocol
+from typing import Any, Callable, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
@@ -127,6 +127,8 @@ class Relay:
         self.b.peer = self.a
         self._on_close = on_close
         self.closed = False
+        #: the SpliceRelay moving the bytes in the kernel, once switched over
+        self.spliced: Any = None
 
     def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"") -> None:
         """Begin relaying: bytes already read from either side are written first."""
@@ -155,6 +157,9 @@ class Relay:
 
     def close(self) -> None:
         """Close both transports (after their pending writes are flushed)."""
+        if self.spliced is not None:
+            self.spliced.close()
+            return
         for end in (self.a, self.b):
             if not end.lost:
                 _unregister(end.transport)
@@ -162,6 +167,9 @@ class Relay:
 
     def abort(self) -> None:
         """Drop both connections now, discarding buffered data."""
+        if self.spliced is not None:
+            self.spliced.close(abort=True)
+            return
         for end in (self.a, self.b):
             if not end.lost:
                 abort = getattr(end.transport, "abortConnection", None)

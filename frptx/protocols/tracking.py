@@ -42,12 +42,18 @@ class ConnectionSet:
         d: Deferred[None] = Deferred()
         self._waiters.append(d)
         for protocol in list(self._live):
-            transport = getattr(protocol, "transport", None)
-            if transport is not None:
-                transport.loseConnection()
+            relay = _relay_of(protocol)
+            if relay is not None:
+                relay.close()  # a relay may own the sockets (splice): let it close them
+            elif getattr(protocol, "transport", None) is not None:
+                protocol.transport.loseConnection()
 
         def abort_stragglers() -> None:
             for protocol in list(self._live):
+                relay = _relay_of(protocol)
+                if relay is not None:
+                    relay.abort()
+                    continue
                 abort = getattr(getattr(protocol, "transport", None), "abortConnection", None)
                 if abort is not None:
                     abort()
@@ -55,3 +61,8 @@ class ConnectionSet:
         timer = self.clock.callLater(grace, abort_stragglers)
         d.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
         return d
+
+
+def _relay_of(protocol: Any) -> Any:
+    end = getattr(protocol, "end", None)
+    return getattr(end, "relay", None)

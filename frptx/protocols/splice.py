@@ -1,0 +1,237 @@
+# -*- test-case-name: frptx.test.test_splice -*-
+"""Zero-copy relaying with splice(2) when both legs are plain TCP sockets.
+
+When a relay joins two plain TCP connections (no TLS, no yamux stream, no
+encryption or compression) the bytes need no processing, so frptx moves them
+socket -> pipe -> socket inside the kernel with ``os.splice`` (Linux), without
+a Python call per chunk.  The relay starts on the portable path; ``try_splice``
+switches over at a moment when both transports' Twisted write buffers are empty,
+so no byte is reordered or lost.  From then on the Twisted transports stay
+connected but idle (they are not reading or writing), and this module does the
+reading and writing on their file descriptors:
+
+* backpressure: a direction whose pipe is full stops reading its source until
+  the destination socket is writable again (EAGAIN on splice-out);
+* half-close: EOF from one side becomes ``shutdown(SHUT_WR)`` on the other once
+  that direction's pipe has drained; both directions done closes both;
+* errors (RST) close both sides, like the portable relay.
+
+Closing goes back through the Twisted transports, so protocols still get
+``connectionLost`` and services still see their connections go away.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import Any
+
+from twisted.internet import tcp
+from twisted.internet.interfaces import IReadWriteDescriptor
+from zope.interface import implementer
+
+from frptx import logs
+
+log = logs.logger()
+
+#: bytes per splice call and pipe capacity (the kernel's default pipe is 64 KiB)
+CHUNK = 1 << 20
+PIPE_SIZE = 1 << 20
+
+SPLICE_AVAILABLE = hasattr(os, "splice")
+
+
+def eligible(transport: Any) -> bool:
+    """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
+    return (SPLICE_AVAILABLE and isinstance(transport, tcp.Connection) and transport.connected
+            and not transport.disconnecting and getattr(transport, "TLS", False) is False)
+
+
+def _write_buffer_empty(transport: Any) -> bool:
+    return transport.offset == len(transport.dataBuffer) and not transport._tempDataLen
+
+
+class _Direction:
+    """One way of the splice: ``src`` socket -> pipe -> ``dst`` socket."""
+
+    def __init__(self, src: Any, dst: Any) -> None:
+        self.src, self.dst = src, dst
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import fcntl
+
+            fcntl.fcntl(self.wfd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
+        except OSError:
+            pass
+        self.in_pipe = 0
+        self.eof = False
+        self.done = False
+        self.moved = 0
+
+    def close_pipe(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@implementer(IReadWriteDescriptor)
+class _Endpoint:
+    """Reactor registration for one socket of a spliced relay."""
+
+    def __init__(self, splice: SpliceRelay, transport: Any) -> None:
+        self.splice = splice
+        self.transport = transport
+        self.fd = transport.fileno()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> None:
+        self.splice.readable(self)
+
+    def doWrite(self) -> None:
+        self.splice.writable(self)
+
+    def connectionLost(self, reason: Any) -> None:
+        self.splice.fail(reason)
+
+    def logPrefix(self) -> str:
+        return "SpliceRelay"
+
+
+class SpliceRelay:
+    """Both directions between two TCP transports, moved by the kernel."""
+
+    def __init__(self, relay: Any, reactor: Any) -> None:
+        self.relay = relay
+        self.reactor = reactor
+        a, b = relay.a.transport, relay.b.transport
+        self.ends = {id(a): _Endpoint(self, a), id(b): _Endpoint(self, b)}
+        self.ea, self.eb = self.ends[id(a)], self.ends[id(b)]
+        self.ab = _Direction(self.ea, self.eb)  # a -> b (inbound to the service side)
+        self.ba = _Direction(self.eb, self.ea)
+        self.finished = False
+
+    # -- set-up ------------------------------------------------------------------
+    def start(self) -> None:
+        for end in (self.ea, self.eb):
+            t = end.transport
+            try:
+                t.unregisterProducer()
+            except Exception:
+                pass
+            t.stopReading()
+            t.stopWriting()
+            self.reactor.addReader(end)
+
+    # -- events ----------------------------------------------------------------
+    def readable(self, end: _Endpoint) -> None:
+        d = self.ab if end is self.ea else self.ba
+        self._pump(d)
+
+    def writable(self, end: _Endpoint) -> None:
+        d = self.ba if end is self.ea else self.ab  # the direction that writes into ``end``
+        self._pump(d)
+
+    def _pump(self, d: _Direction) -> None:
+        if self.finished or d.done:
+            return
+        try:
+            while True:
+                if d.in_pipe:
+                    n = os.splice(d.rfd, d.dst.fd, d.in_pipe, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                    d.in_pipe -= n
+                    d.moved += n
+                    if d.in_pipe:
+                        continue
+                if d.eof:
+                    self._direction_done(d)
+                    return
+                n = os.splice(d.src.fd, d.wfd, CHUNK, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                if n == 0:
+                    d.eof = True
+                    continue
+                d.in_pipe += n
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                pass
+            else:
+                self.fail(e)
+                return
+        self._interest(d)
+
+    def _interest(self, d: _Direction) -> None:
+        """Read the source only while the pipe is empty; wait for writable while it is not."""
+        # each endpoint is the source of exactly one direction and the destination of the other
+        if d.in_pipe:
+            self.reactor.removeReader(d.src)
+            self.reactor.addWriter(d.dst)
+        else:
+            if not d.eof:
+                self.reactor.addReader(d.src)
+            self.reactor.removeWriter(d.dst)
+
+    def _direction_done(self, d: _Direction) -> None:
+        d.done = True
+        self.reactor.removeReader(d.src)
+        self.reactor.removeWriter(d.dst)
+        self._count()
+        other = self.ba if d is self.ab else self.ab
+        if other.done:
+            self.close()
+            return
+        try:
+            d.dst.transport.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+
+    def _count(self) -> None:
+        counter = self.relay.counter
+        if counter is not None:
+            counter.inbound += self.ab.moved
+            counter.outbound += self.ba.moved
+            self.ab.moved = self.ba.moved = 0
+
+    # -- endings -----------------------------------------------------------------
+    def fail(self, reason: Any) -> None:
+        if not self.finished:
+            log.debug("spliced relay ended: {reason}", reason=reason)
+        self.close(abort=True)
+
+    def close(self, abort: bool = False) -> None:
+        """Hand both sockets back to Twisted to be closed (their protocols see connectionLost)."""
+        if self.finished:
+            return
+        self.finished = True
+        self._count()
+        for end in (self.ea, self.eb):
+            self.reactor.removeReader(end)
+            self.reactor.removeWriter(end)
+        for d in (self.ab, self.ba):
+            d.close_pipe()
+        for end in (self.ea, self.eb):
+            t = end.transport
+            if t.connected:
+                if abort:
+                    t.abortConnection()
+                else:
+                    t.loseConnection()
+
+
+def try_splice(relay: Any, reactor: Any, attempts: int = 50) -> None:
+    """Move ``relay`` onto splice once both write buffers are empty (else stay portable)."""
+    a, b = relay.a.transport, relay.b.transport
+    if not (eligible(a) and eligible(b)) or relay.closed:
+        return
+    if any(end.read_closed or end.lost for end in (relay.a, relay.b)):
+        return  # a half-closed relay finishes on the portable path
+    if _write_buffer_empty(a) and _write_buffer_empty(b):
+        relay.spliced = SpliceRelay(relay, reactor)
+        relay.spliced.start()
+        return
+    if attempts > 0:
+        reactor.callLater(0, try_splice, relay, reactor, attempts - 1)
