@@ -19,6 +19,7 @@ from frptx import logs
 from frptx.client.dialer import Dialer
 from frptx.config import ClientConfig
 from frptx.protocols.tracking import ConnectionSet
+from frptx.protocols.tuning import tune
 from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.wire import LoginResp
 
@@ -125,6 +126,7 @@ class FrpClient:
             def connectionMade(self) -> None:
                 client.session_failure = None
                 client.connections.add(self)
+                tune(self.transport)
                 super().connectionMade()
                 client.dialer.session = self
                 self.open_stream(ClientControlProtocol(client))

@@ -17,6 +17,7 @@ from twisted.internet.protocol import Factory, Protocol
 from frptx import logs
 from frptx.config import ServerConfig
 from frptx.protocols.server import ServerConnectionProtocol
+from frptx.protocols.tuning import tune
 from frptx.server.registry import FrpServer
 
 log = logs.logger()
@@ -99,6 +100,7 @@ def bind_port_factory(server: FrpServer, reactor: Any) -> Factory:
 
         def registerProtocol(self, p: Any) -> None:
             super().registerProtocol(p)
+            tune(p.transport)  # control, work and mux-session sockets all carry tunnelled bytes
             server.connections.add(p)
 
         def unregisterProtocol(self, p: Any) -> None:

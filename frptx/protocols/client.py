@@ -23,6 +23,7 @@ from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
 from frptx.protocols.splice import try_splice
+from frptx.protocols.tuning import tune
 from frptx.wire import (
     Login,
     LoginResp,
@@ -183,6 +184,7 @@ class ClientWorkProtocol(MessageProtocol):
         self.relay: Relay | None = None
 
     def connectionMade(self) -> None:
+        tune(self.transport)
         cfg = self.client.config
         if "NewWorkConns" in cfg.auth.additional_scopes:
             timestamp = int(self.client.reactor.seconds())
@@ -223,7 +225,6 @@ class ClientWorkProtocol(MessageProtocol):
             if self.closed or self.end is not None:
                 local.transport.loseConnection()
                 return
-            _set_nodelay(local.transport)
             self.relay = Relay(self.transport, local.transport, counter=counter)
             apply_codec(self.relay, "a", codec)
             work_early, work_eof = self.take_early()
@@ -242,11 +243,3 @@ class ClientWorkProtocol(MessageProtocol):
         d.addCallbacks(connected, failed)
         d.addErrback(lambda f: self.log.failure("proxy [{name}]: relay setup failed", f, name=proxy.name))
 
-
-def _set_nodelay(transport: object) -> None:
-    set_nodelay = getattr(transport, "setTcpNoDelay", None)
-    if set_nodelay is not None:
-        try:
-            set_nodelay(True)
-        except OSError:
-            pass

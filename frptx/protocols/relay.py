@@ -21,6 +21,7 @@ from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
 
 from frptx import logs
+from frptx.protocols.tuning import tune
 
 
 class TrafficCounter:
@@ -136,6 +137,8 @@ class Relay:
             self.counter.connections += 1
             self.counter.active += 1
         a, b = self.a.transport, self.b.transport
+        tune(a)
+        tune(b)
         b.registerProducer(a, True)  # b's buffer full -> stop reading a
         a.registerProducer(b, True)
         if a_buffered:
