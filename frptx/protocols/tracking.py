@@ -21,6 +21,8 @@ class ConnectionSet:
         self.clock = clock
         self._live: set[Any] = set()
         self._waiters: list[Deferred[None]] = []
+        #: connections that did not close within the grace period and were aborted
+        self.aborted = 0
 
     def __len__(self) -> int:
         return len(self._live)
@@ -46,9 +48,17 @@ class ConnectionSet:
             if relay is not None:
                 relay.close()  # a relay may own the sockets (splice): let it close them
             elif getattr(protocol, "transport", None) is not None:
-                protocol.transport.loseConnection()
+                transport = protocol.transport
+                # Nothing may keep producing into a connection we close; TLS, for one,
+                # postpones its shutdown until its producer (a yamux session) unregisters.
+                try:
+                    transport.unregisterProducer()
+                except Exception:
+                    pass
+                transport.loseConnection()
 
         def abort_stragglers() -> None:
+            self.aborted += len(self._live)
             for protocol in list(self._live):
                 relay = _relay_of(protocol)
                 if relay is not None:

@@ -251,6 +251,20 @@ class TcpTunnelMixin:
 
 
     @async_test
+    async def test_stop_closes_everything_without_aborting(self) -> None:
+        """stopService closes every connection cleanly (none waits out the abort timer)."""
+        t, port, _ = await self.echo_tunnel()
+        held = Collector(b"")
+        await connect(port, held)
+        held.transport.write(b"open")
+        await deferLater(0.2)
+        await t.frpc.stopService()
+        await t.frps.stopService()
+        self.assertEqual((len(t.frpc.client.connections), len(t.frps.server.connections)), (0, 0))
+        self.assertEqual((t.frpc.client.connections.aborted, t.frps.server.connections.aborted), (0, 0))
+        self.assertEqual(await with_timeout(held.done, 5), b"open")
+
+    @async_test
     async def test_bad_peers_cost_only_their_own_connection(self) -> None:
         """Garbage, oversized frames and vanishing users must not disturb other tunnels."""
         t, port, _ = await self.echo_tunnel()
