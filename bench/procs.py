@@ -1,0 +1,309 @@
+"""Starting and, above all, reliably stopping everything the benchmark runs.
+
+Every child runs in its own session (process group), so a Ctrl-C in the terminal
+reaches only the harness, which then stops each group itself: SIGTERM, a short
+wait, SIGKILL.  ``Processes`` is used as a context manager around the whole run,
+so an exception, a timeout or Ctrl-C anywhere still leaves no frps, frpc, nginx
+or iperf3 behind.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+LOOPBACK = "127.0.0.1"
+TOKEN = "bench-token"
+
+
+def raise_nofile_limit(wanted: int = 65536) -> int:
+    """Lift the soft RLIMIT_NOFILE (up to the hard limit) for us and, by inheritance, every child.
+
+    1000 held tunnelled connections cost ~1000 descriptors in the harness, the
+    echo server and frpc and ~2000 in frps; the usual soft limit of 1024 is too low.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (tiny race accepted: single-user machine)."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts on 127.0.0.1:port; fail early if ``proc`` died meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before port {port} opened")
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def wait_echo(port: int, seconds: float = 20.0) -> None:
+    """Block until one byte makes it to the echo server behind ``port`` and back (tunnel fully up)."""
+    deadline = time.monotonic() + seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=2) as s:
+                s.sendall(b"?")
+                if s.recv(1) == b"?":
+                    return
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise RuntimeError(f"no echo through port {port}: {last}")
+
+
+@dataclass
+class Processes:
+    """Owns every child process of the run; ``with Processes() as procs:`` stops them all on exit."""
+
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, args: Sequence[str], log: Path | None = None, env: dict[str, str] | None = None,
+              stdout: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``args`` in a new process group, output to ``log`` (or discarded)."""
+        out: int | IO[bytes] = subprocess.DEVNULL
+        if stdout is not None:
+            out = stdout
+        elif log is not None:
+            out = open(log, "ab")
+        try:
+            proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    env=env, start_new_session=True)
+        finally:
+            if log is not None and stdout is None and not isinstance(out, int):
+                out.close()  # the child has its own copy
+        self.children.append(proc)
+        return proc
+
+    def run(self, args: Sequence[str], timeout: float) -> tuple[int, str]:
+        """Run a client (iperf3, wrk) to completion, killed after ``timeout`` s; returns (status, stdout+stderr)."""
+        proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append(proc)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            return proc.returncode, out.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            self.stop(proc)
+            return -1, f"killed after {timeout:.0f} s"
+        finally:
+            self.stop(proc)
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+        """SIGTERM the process group, SIGKILL it if it lingers; idempotent."""
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        else:
+            _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the group, if any
+        if proc in self.children:
+            self.children.remove(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.children)):
+            try:
+                self.stop(proc)
+            except Exception as e:  # keep stopping the others
+                print(f"bench: could not stop {proc.args!r}: {e}", file=sys.stderr)
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop_all()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)  # start_new_session: the group id is the child's pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# --- what runs behind the tunnel --------------------------------------------------------------------
+
+
+def start_echo(procs: Processes, workdir: Path) -> int:
+    """The 1-byte echo / connection-holding server, in its own process so it never shares our GIL."""
+    port = free_port()
+    proc = procs.start([sys.executable, str(BENCH / "echo.py"), str(port)], log=workdir / "echo.log")
+    wait_port(port, proc=proc)
+    return port
+
+
+def start_iperf3(procs: Processes, binary: str, workdir: Path) -> int:
+    port = free_port()
+    proc = procs.start([binary, "-s", "-B", LOOPBACK, "-p", str(port)], log=workdir / "iperf3-server.log")
+    wait_port(port, proc=proc)
+    return port
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    keepalive_requests 10000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/html;
+        location / {{ }}
+    }}
+}}
+"""
+
+
+def start_nginx(procs: Processes, binary: str, workdir: Path) -> int:
+    """nginx serving a 614-byte static file from a temp dir: foreground, no system service touched."""
+    port = free_port()
+    ndir = workdir / "nginx"
+    (ndir / "html").mkdir(parents=True, exist_ok=True)
+    (ndir / "html" / "index.html").write_text("<html><body>" + "frptx bench " * 49 + "</body></html>")
+    for p in (workdir, ndir, ndir / "html"):
+        p.chmod(0o755)  # the worker may run as nobody and must read the file
+    (ndir / "html" / "index.html").chmod(0o644)
+    conf = ndir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=ndir, port=port))
+    proc = procs.start([binary, "-p", str(ndir), "-e", str(ndir / "nginx-error.log"), "-c", str(conf),
+                        "-g", "daemon off;"], log=ndir / "nginx.out")
+    wait_port(port, proc=proc)
+    return port
+
+
+# --- frptx ------------------------------------------------------------------------------------------
+
+MODES: dict[str, dict[str, bool]] = {
+    "nomux": {"tcpMux": False, "tls": False},
+    "mux": {"tcpMux": True, "tls": False},
+    "mux+tls": {"tcpMux": True, "tls": True},
+    "nomux+tls": {"tcpMux": False, "tls": True},
+}
+
+
+@dataclass
+class Tunnel:
+    """A running frps + frpc pair; ``remote[name]`` is the public port of proxy ``name``."""
+
+    frps: subprocess.Popen[bytes]
+    frpc: subprocess.Popen[bytes]
+    remote: dict[str, int]
+
+
+def twistd() -> str:
+    """twistd next to the running interpreter, so another venv with frptx's deps works too."""
+    return str(Path(sys.executable).with_name("twistd"))
+
+
+def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workdir: Path,
+                 log_level: str = "warn") -> Tunnel:
+    """Real ``twistd -n frps`` and ``twistd -n frpc`` with token auth and one tcp proxy per local service."""
+    flags = MODES[mode]
+    workdir.mkdir(parents=True, exist_ok=True)
+    bind = free_port()
+    remote = {name: free_port() for name in local_ports}
+    frps = {"bindAddr": LOOPBACK, "bindPort": bind, "proxyBindAddr": LOOPBACK,
+            "auth": {"method": "token", "token": TOKEN}, "transport": {"tcpMux": flags["tcpMux"]},
+            "log": {"level": log_level}}
+    frpc = {"serverAddr": LOOPBACK, "serverPort": bind, "auth": {"method": "token", "token": TOKEN},
+            "transport": {"tcpMux": flags["tcpMux"], "tls": {"enable": flags["tls"]}},
+            "log": {"level": log_level},
+            "proxies": [{"name": name, "type": "tcp", "localIP": LOOPBACK, "localPort": port,
+                         "remotePort": remote[name]} for name, port in local_ports.items()]}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    started = []
+    for name, cfg in (("frps", frps), ("frpc", frpc)):
+        path = workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        proc = procs.start([twistd(), "-n", "--pidfile=", "--logfile", str(workdir / f"{name}.log"), name,
+                            "--config", str(path)], log=workdir / f"{name}.out", env=env)
+        started.append(proc)
+        if name == "frps":
+            wait_port(bind, proc=proc)
+    for port in remote.values():
+        wait_port(port, proc=started[1])
+    return Tunnel(frps=started[0], frpc=started[1], remote=remote)
+
+
+# --- tools ------------------------------------------------------------------------------------------
+
+TOOLS = {"iperf3": "iperf3", "wrk": "wrk", "nginx": "nginx-light"}
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def ensure_tools(install: bool, log: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Find iperf3, wrk and nginx, installing Debian's packages if allowed; returns (paths, why-missing).
+
+    Never raises: a tool that cannot be had only skips its measurements, with the reason in the table.
+    """
+    missing = [t for t in TOOLS if not find_tool(t)]
+    notes: dict[str, str] = {}
+    if missing and install:
+        if os.geteuid() != 0:
+            notes.update({t: f"{t} not installed and not root, so apt-get cannot install it" for t in missing})
+        elif not shutil.which("apt-get"):
+            notes.update({t: f"{t} not installed and no apt-get" for t in missing})
+        else:
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            print(f"bench: installing {', '.join(missing)} with apt-get (log: {log})", file=sys.stderr, flush=True)
+            with open(log, "ab") as out:
+                try:
+                    subprocess.run(["apt-get", "update"], stdout=out, stderr=out, env=env, timeout=300, check=False)
+                    for tool in missing:
+                        for pkg in (TOOLS[tool], tool) if TOOLS[tool] != tool else (tool,):
+                            r = subprocess.run(["apt-get", "install", "-y", pkg], stdout=out, stderr=out,
+                                               env=env, timeout=600, check=False)
+                            if r.returncode == 0 and find_tool(tool):
+                                break
+                except (OSError, subprocess.TimeoutExpired) as e:
+                    print(f"bench: apt-get failed: {e}", file=sys.stderr)
+            for tool in missing:
+                if not find_tool(tool):
+                    notes[tool] = f"{tool}: apt-get install failed (see {log})"
+    elif missing:
+        notes.update({t: f"{t} not installed (--no-install)" for t in missing})
+    found = {t: p for t in TOOLS if (p := find_tool(t))}
+    return found, notes

@@ -1,0 +1,121 @@
+"""Issue 5's targets and the one markdown table that compares them with a run's figures.
+
+Kept apart from run.py so the targets are in one obvious place to read and edit.
+A target is either a minimum ratio to direct (throughput, requests/s) or an
+absolute bound on a figure (RSS); rows without a target show "—".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from procs import MODES
+
+# minimum frptx/direct ratio for iperf3 with one stream (both directions)
+IPERF_ONE_STREAM = {"nomux": 0.60, "mux": 0.16, "mux+tls": 0.13, "nomux+tls": 0.35}
+# minimum ratio for wrk keep-alive requests/s, by tcpMux (the issue names mux / nomux; TLS modes follow their mux)
+KEEPALIVE_BY_MUX = {True: 0.20, False: 0.30}
+NEW_CONN_RATIO = 0.10
+RSS_IDLE_MIB = 40.0
+RSS_PER_CONN_KIB = 25.0
+RSS_CYCLES_PCT = 5.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One table row kind: where its figure lives in a mode's results and how to print it."""
+
+    key: str  # "<measurement>.<figure>", e.g. "iperf3_1.gbit_s" or "rss.frps_idle_mib"
+    label: str
+    fmt: str
+    higher_is_better: bool = True
+
+
+METRICS = [
+    Metric("iperf3_1.gbit_s", "iperf3 1 stream, Gbit/s", "{:.2f}"),
+    Metric("iperf3_1R.gbit_s", "iperf3 1 stream -R, Gbit/s", "{:.2f}"),
+    Metric("iperf3_8.gbit_s", "iperf3 8 streams, Gbit/s", "{:.2f}"),
+    Metric("iperf3_8R.gbit_s", "iperf3 8 streams -R, Gbit/s", "{:.2f}"),
+    Metric("wrk_keepalive.req_s", "wrk keep-alive, req/s", "{:,.0f}"),
+    Metric("wrk_keepalive.p50_ms", "wrk keep-alive p50, ms", "{:.2f}", False),
+    Metric("wrk_keepalive.p99_ms", "wrk keep-alive p99, ms", "{:.2f}", False),
+    Metric("wrk_close.req_s", "wrk new conn/request, req/s", "{:,.0f}"),
+    Metric("wrk_close.p50_ms", "wrk new conn/request p50, ms", "{:.2f}", False),
+    Metric("wrk_close.p99_ms", "wrk new conn/request p99, ms", "{:.2f}", False),
+    Metric("pingpong.median_us", "1-byte ping-pong median, µs", "{:,.0f}", False),
+    Metric("pingpong.p99_us", "1-byte ping-pong p99, µs", "{:,.0f}", False),
+    Metric("rss.frps_idle_mib", "RSS frps idle, MiB", "{:.1f}", False),
+    Metric("rss.frpc_idle_mib", "RSS frpc idle, MiB", "{:.1f}", False),
+    Metric("rss.frps_per_conn_kib", "RSS frps per held conn, KiB", "{:.1f}", False),
+    Metric("rss.frpc_per_conn_kib", "RSS frpc per held conn, KiB", "{:.1f}", False),
+    Metric("rss.frps_cycles_pct", "RSS frps after cycles, Δ%", "{:+.1f}", False),
+    Metric("rss.frpc_cycles_pct", "RSS frpc after cycles, Δ%", "{:+.1f}", False),
+]
+
+
+def target(mode: str, key: str) -> tuple[str, Callable[[float, float | None], bool]] | None:
+    """(text, check(value, ratio)) for a row, or None when the issue sets no target for it."""
+    def min_ratio(r: float) -> tuple[str, Callable[[float, float | None], bool]]:
+        return f"≥ {r:.0%} of direct", lambda v, ratio: ratio is not None and ratio >= r
+
+    if key in ("iperf3_1.gbit_s", "iperf3_1R.gbit_s"):
+        return min_ratio(IPERF_ONE_STREAM[mode])
+    if key == "wrk_keepalive.req_s":
+        return min_ratio(KEEPALIVE_BY_MUX[MODES[mode]["tcpMux"]])
+    if key == "wrk_close.req_s":
+        return min_ratio(NEW_CONN_RATIO)
+    if key.endswith("_idle_mib"):
+        return f"≤ {RSS_IDLE_MIB:.0f} MiB", lambda v, _: v <= RSS_IDLE_MIB
+    if key.endswith("_per_conn_kib"):
+        return f"≤ {RSS_PER_CONN_KIB:.0f} KiB", lambda v, _: v <= RSS_PER_CONN_KIB
+    if key.endswith("_cycles_pct"):
+        return f"within ±{RSS_CYCLES_PCT:.0f}%", lambda v, _: abs(v) <= RSS_CYCLES_PCT
+    return None
+
+
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten the per-mode results into table rows (also stored in the JSON)."""
+    out = []
+    for mode, res in results["modes"].items():
+        for m in METRICS:
+            measurement, figure = m.key.split(".")
+            row: dict[str, Any] = {"mode": mode, "key": m.key, "label": m.label, "direct": None, "frptx": None,
+                                   "ratio": None, "target": None, "met": None, "note": None}
+            entry = res.get(measurement, {})
+            if "skipped" in entry or "error" in entry:
+                row["note"] = entry.get("skipped") or entry.get("error")
+            if measurement == "rss":
+                row["frptx"] = entry.get(figure)
+            else:
+                row["direct"] = entry.get("direct", {}).get(figure)
+                row["frptx"] = entry.get("frptx", {}).get(figure)
+                if row["direct"] and row["frptx"] is not None:
+                    row["ratio"] = row["frptx"] / row["direct"]
+                errs = entry.get("errors", {})
+                if row["frptx"] is None and errs:
+                    row["note"] = "; ".join(f"{side}: {e}" for side, e in errs.items())
+            t = target(mode, m.key)
+            if t is not None:
+                row["target"] = t[0]
+                if row["frptx"] is not None:
+                    row["met"] = t[1](row["frptx"], row["ratio"])
+            out.append(row)
+    return out
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    fmts = {m.key: m.fmt for m in METRICS}
+    lines = ["| mode | measurement | direct | frptx | frptx/direct | target | met |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for r in table:
+        fmt = fmts[r["key"]]
+        direct = "—" if r["direct"] is None else fmt.format(r["direct"])
+        if r["frptx"] is None:
+            frptx = f"n/a: {r['note']}" if r["note"] else "n/a"
+        else:
+            frptx = fmt.format(r["frptx"])
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.1%}" if r["ratio"] < 2 else f"{r['ratio']:.1f}×"
+        met = "—" if r["met"] is None else ("met" if r["met"] else "**not met**")
+        lines.append(f"| {r['mode']} | {r['label']} | {direct} | {frptx} | {ratio} | {r['target'] or '—'} | {met} |")
+    return "\n".join(lines)
