@@ -83,6 +83,8 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"mode": mode, "key": m.key, "label": m.label, "direct": None, "frptx": None,
                                    "ratio": None, "target": None, "met": None, "note": None}
             entry = res.get(measurement, {})
+            if measurement == "rss" and "rss" not in res or entry.get("skipped") == "not in --only":
+                continue  # left out with --only
             if "skipped" in entry or "error" in entry:
                 row["note"] = entry.get("skipped") or entry.get("error")
             if measurement == "rss":

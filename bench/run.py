@@ -83,7 +83,8 @@ def log(msg: str) -> None:
 
 
 def run_mode(mode: str, s: Settings, pm: P.Processes, local: dict[str, int], tools: dict[str, str],
-             notes: dict[str, str], script: Path, workdir: Path, log_level: str, res: dict[str, Any]) -> None:
+             notes: dict[str, str], script: Path, workdir: Path, log_level: str, res: dict[str, Any],
+             only: frozenset[str] = frozenset()) -> None:
     """Start the tunnel for ``mode``, take every measurement into ``res``, stop the tunnel.
 
     ``res`` belongs to the caller so that an interrupted mode still reports what it measured.
@@ -92,8 +93,11 @@ def run_mode(mode: str, s: Settings, pm: P.Processes, local: dict[str, int], too
     try:
         P.wait_echo(tunnel.remote["echo"])
         time.sleep(1.0)  # let the pooled work connection and start-up garbage settle
-        res["rss"] = measure_rss(s, tunnel)
+        if wanted(only, "rss"):
+            res["rss"] = measure_rss(s, tunnel)
         for m in measurements(s, tools, pm, script):
+            if not wanted(only, m.name):
+                res[m.name] = {"skipped": "not in --only"}
             if m.tool and m.tool not in tools:
                 res[m.name] = {"skipped": notes.get(m.tool, f"{m.tool} missing")}
         for rnd in range(s.rounds):
@@ -113,6 +117,11 @@ def run_mode(mode: str, s: Settings, pm: P.Processes, local: dict[str, int], too
             res[key[1:]] = summarize(res.pop(key))
         pm.stop(tunnel.frpc)
         pm.stop(tunnel.frps)
+
+
+def wanted(only: frozenset[str], name: str) -> bool:
+    """``--only`` selects measurements by name; empty means all of them."""
+    return not only or name in only
 
 
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +195,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--held", type=int, default=0, help="connections held for RSS per connection (1000)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     p.add_argument("--keep", type=Path, help="directory for configs and logs, kept after the run")
+    p.add_argument("--only", default="", help="comma-separated measurements to run (e.g. wrk_keepalive,rss); "
+                   "default all")
     p.add_argument("--no-install", action="store_true", help="never apt-get install iperf3/wrk/nginx")
     p.add_argument("--log-level", default="warn", help="frps/frpc log.level (default warn)")
     args = p.parse_args(argv)
@@ -240,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"mode {mode}")
                 res = results["modes"][mode] = {}
                 try:
-                    run_mode(mode, s, pm, local, tools, notes, script, workdir, args.log_level, res)
+                    run_mode(mode, s, pm, local, tools, notes, script, workdir, args.log_level, res,
+                             frozenset(filter(None, args.only.split(","))))
                 except (RuntimeError, OSError) as e:
                     log(f"mode {mode} failed: {e}")
                     for m in ("rss", "iperf3_1", "iperf3_1R", "iperf3_8", "iperf3_8R", "wrk_keepalive",

@@ -22,6 +22,7 @@ Closing goes back through the Twisted transports, so protocols still get
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 from typing import Any
@@ -37,8 +38,15 @@ log = logs.logger()
 #: bytes per splice call and pipe capacity (the kernel's default pipe is 64 KiB)
 CHUNK = 1 << 20
 PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 SPLICE_AVAILABLE = hasattr(os, "splice")
+_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+
+#: small reads are copied through one process-wide buffer (see ``SpliceRelay._pump``)
+COPY_SIZE = 1 << 14
+_COPY = bytearray(COPY_SIZE)
+_COPY_VIEW = memoryview(_COPY)
 
 
 def eligible(transport: Any) -> bool:
@@ -56,24 +64,38 @@ class _Direction:
 
     def __init__(self, src: Any, dst: Any) -> None:
         self.src, self.dst = src, dst
-        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            import fcntl
-
-            fcntl.fcntl(self.wfd, 1031, PIPE_SIZE)  # F_SETPIPE_SZ
-        except OSError:
-            pass
+        self.rfd = self.wfd = -1  # the pipe is made when a bulk flow first needs it
         self.in_pipe = 0
+        self.pending = b""  # copied bytes the destination did not take yet
+        self.bulk = False  # splice straight away (the last read filled the copy buffer)
         self.eof = False
         self.done = False
         self.moved = 0
 
+    def open_pipe(self) -> bool:
+        """Most tunnelled connections are short and never fill the copy buffer; they need no pipe.
+
+        Without a pipe (out of file descriptors) the direction keeps copying.
+        """
+        try:
+            self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            log.warn("no pipe for splice ({error}); copying instead", error=e)
+            return False
+        try:
+            fcntl.fcntl(self.wfd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # e.g. over the unprivileged pipe-size budget: the default 64 KiB pipe works too
+        return True
+
     def close_pipe(self) -> None:
         for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.rfd = self.wfd = -1
 
 
 @implementer(IReadWriteDescriptor)
@@ -84,6 +106,7 @@ class _Endpoint:
         self.splice = splice
         self.transport = transport
         self.fd = transport.fileno()
+        self.sock = transport.socket
 
     def fileno(self) -> int:
         return self.fd
@@ -140,8 +163,14 @@ class SpliceRelay:
             return
         try:
             while True:
+                if d.pending:
+                    n = d.dst.sock.send(d.pending)
+                    d.moved += n
+                    d.pending = d.pending[n:]
+                    if d.pending:
+                        break
                 if d.in_pipe:
-                    n = os.splice(d.rfd, d.dst.fd, d.in_pipe, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                    n = os.splice(d.rfd, d.dst.fd, d.in_pipe, flags=_FLAGS)
                     d.in_pipe -= n
                     d.moved += n
                     if d.in_pipe:
@@ -149,11 +178,32 @@ class SpliceRelay:
                 if d.eof:
                     self._direction_done(d)
                     return
-                n = os.splice(d.src.fd, d.wfd, CHUNK, flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                if not d.bulk:
+                    # Most events carry little (a request, a reply): one recv and one send cost
+                    # less than two splices, and a short read means the socket is drained, so
+                    # the level-triggered poll needs no extra EAGAIN probe.
+                    n = d.src.sock.recv_into(_COPY)
+                    if n == 0:
+                        d.eof = True
+                        continue
+                    try:
+                        sent = d.dst.sock.send(_COPY_VIEW[:n])
+                    except BlockingIOError:
+                        sent = 0
+                    d.moved += sent
+                    if sent < n:
+                        d.pending = bytes(_COPY_VIEW[sent:n])
+                        break
+                    if n < COPY_SIZE or (d.wfd < 0 and not d.open_pipe()):
+                        break
+                    d.bulk = True  # a full buffer: a bulk flow, which the kernel moves from now on
+                n = os.splice(d.src.fd, d.wfd, CHUNK, flags=_FLAGS)
                 if n == 0:
                     d.eof = True
                     continue
                 d.in_pipe += n
+                if n < COPY_SIZE:
+                    d.bulk = False  # the flow slowed down: copy again
         except BlockingIOError:
             pass
         except OSError as e:
@@ -165,9 +215,9 @@ class SpliceRelay:
         self._interest(d)
 
     def _interest(self, d: _Direction) -> None:
-        """Read the source only while the pipe is empty; wait for writable while it is not."""
+        """Read the source only while nothing waits to be written; else wait for writable."""
         # each endpoint is the source of exactly one direction and the destination of the other
-        if d.in_pipe:
+        if d.in_pipe or d.pending:
             self.reactor.removeReader(d.src)
             self.reactor.addWriter(d.dst)
         else:
