@@ -48,6 +48,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
+from frptx.transport.inline import write_sequence_now
 from frptx.mux.yamux import (
     DEFAULT_MAX_STREAM_WINDOW,
     DataReceived,
@@ -565,7 +566,7 @@ class YamuxProtocol(Protocol):
     def _flush(self) -> None:
         out = self.session.data_to_send()
         if out and self.transport is not None and not self._connection_gone:
-            self.transport.writeSequence(out)
+            write_sequence_now(self.transport, out)
 
     def _remove(self, stream: YamuxStream) -> None:
         if self._streams.get(stream.stream_id) is stream:

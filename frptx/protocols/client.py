@@ -22,7 +22,6 @@ from frptx.protocols.codec import apply_codec, stream_codec
 from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
-from frptx.protocols.splice import try_splice
 from frptx.protocols.tuning import tune
 from frptx.wire import (
     Login,
@@ -231,8 +230,8 @@ class ClientWorkProtocol(MessageProtocol):
             local_early, local_eof = local.take_early()
             self.log.debug("proxy [{name}]: relay starts ({n} early bytes, eof={eof})", name=proxy.name,
                            n=len(work_early), eof=work_eof)
-            start_relay(self.relay, self, local, work_early, local_early, work_eof, local_eof)
-            try_splice(self.relay, self.client.reactor)
+            start_relay(self.relay, self, local, work_early, local_early, work_eof, local_eof,
+                        reactor=self.client.reactor)
 
         def failed(failure: Failure) -> None:
             self.log.warn("proxy [{name}]: connect to local service [{ip}:{port}] error: {why}",

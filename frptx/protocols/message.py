@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
+from frptx.transport.inline import write_now
 from frptx.protocols.relay import RelayEnd
 from frptx.wire import (
     CfbDecryptor,
@@ -111,7 +112,7 @@ class MessageProtocol(Protocol):
     # -- outgoing -------------------------------------------------------
     def send(self, msg: Message) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(self.writer.encode(msg))
+            write_now(self.transport, self.writer.encode(msg))
 
     def start_encryption(self, key: bytes) -> None:
         """Both directions continue as AES-128-CFB streams (control channel after login)."""

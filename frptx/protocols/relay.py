@@ -21,6 +21,7 @@ from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
 
 from frptx import logs
+from frptx.transport.inline import write_now
 from frptx.protocols.tuning import tune
 
 
@@ -73,7 +74,7 @@ class RelayEnd:
         counter = self.relay.counter
         if counter is not None:
             setattr(counter, self.count_attr, getattr(counter, self.count_attr) + len(data))
-        self.peer.transport.write(data)
+        write_now(self.peer.transport, data)
 
     def read_connection_lost(self) -> None:
         """This side will send no more: pass the FIN on, keep the other direction open."""
@@ -131,14 +132,19 @@ class Relay:
         #: the SpliceRelay moving the bytes in the kernel, once switched over
         self.spliced: Any = None
 
-    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"") -> None:
-        """Begin relaying: bytes already read from either side are written first."""
+    def begin(self) -> None:
+        """Count the connection and tune both legs (once, whichever path moves the bytes)."""
         if self.counter is not None:
             self.counter.connections += 1
             self.counter.active += 1
+        tune(self.a.transport)
+        tune(self.b.transport)
+
+    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"", begun: bool = False) -> None:
+        """Begin relaying: bytes already read from either side are written first."""
+        if not begun:
+            self.begin()
         a, b = self.a.transport, self.b.transport
-        tune(a)
-        tune(b)
         b.registerProducer(a, True)  # b's buffer full -> stop reading a
         a.registerProducer(b, True)
         if a_buffered:

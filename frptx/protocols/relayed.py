@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx.protocols.relay import Relay, RelayEnd
+from frptx.protocols.splice import start_spliced
 
 
 @implementer(IHalfCloseableProtocol)
@@ -75,14 +76,22 @@ class RelayedProtocol(Protocol):
 
 
 def start_relay(relay: Relay, a_end_owner: object, b_end_owner: object, a_early: bytes, b_early: bytes,
-                a_eof: bool = False, b_eof: bool = False) -> None:
+                a_eof: bool = False, b_eof: bool = False, reactor: Any = None) -> None:
     """Attach ``relay``'s ends to their protocols and start it.
 
     The owners are protocols with an ``end`` attribute (``RelayedProtocol`` or a
     message protocol in raw mode).  EOFs seen before the relay existed are replayed.
+    Given a ``reactor``, a relay between two plain TCP connections runs on splice(2)
+    (``frptx.protocols.splice``); every other one on the portable producer/consumer path.
     """
     a_end_owner.end = relay.a  # type: ignore[attr-defined]
     b_end_owner.end = relay.b  # type: ignore[attr-defined]
+    if reactor is not None and not (a_eof or b_eof):
+        relay.begin()
+        if start_spliced(relay, reactor, a_early, b_early):
+            return
+        relay.start(a_early, b_early, begun=True)
+        return
     relay.start(a_early, b_early)
     if a_eof:
         relay.a.read_connection_lost()

@@ -2,16 +2,19 @@
 """Zero-copy relaying with splice(2) when both legs are plain TCP sockets.
 
 When a relay joins two plain TCP connections (no TLS, no yamux stream, no
-encryption or compression) the bytes need no processing, so frptx moves them
-socket -> pipe -> socket inside the kernel with ``os.splice`` (Linux), without
-a Python call per chunk.  The relay starts on the portable path; ``try_splice``
-switches over at a moment when both transports' Twisted write buffers are empty,
-so no byte is reordered or lost.  From then on the Twisted transports stay
-connected but idle (they are not reading or writing), and this module does the
-reading and writing on their file descriptors:
+encryption or compression) the bytes need no processing, so frptx takes both
+sockets over from Twisted (``start_spliced``) and moves the bytes itself:
 
-* backpressure: a direction whose pipe is full stops reading its source until
-  the destination socket is writable again (EAGAIN on splice-out);
+* small reads (a request, a reply) are copied through one process-wide 16 KiB
+  buffer: one ``recv_into`` and one ``send``, the cheapest path for short messages;
+* a read that fills that buffer marks a bulk flow, which then goes socket -> pipe
+  -> socket inside the kernel with ``os.splice`` (Linux), without copying through
+  Python; the pipe is made only then, so short connections never pay for one;
+* bytes the Twisted transports had buffered but not yet sent (a StartWorkConn
+  frame) and bytes read before the relay existed are sent first, so nothing is
+  reordered or lost;
+* backpressure: a direction with bytes waiting (in its pipe or unsent from the copy)
+  stops reading its source until the destination socket is writable again;
 * half-close: EOF from one side becomes ``shutdown(SHUT_WR)`` on the other once
   that direction's pipe has drained; both directions done closes both;
 * errors (RST) close both sides, like the portable relay.
@@ -28,7 +31,9 @@ import socket
 from typing import Any
 
 from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReadWriteDescriptor
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
@@ -53,10 +58,6 @@ def eligible(transport: Any) -> bool:
     """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
     return (SPLICE_AVAILABLE and isinstance(transport, tcp.Connection) and transport.connected
             and not transport.disconnecting and getattr(transport, "TLS", False) is False)
-
-
-def _write_buffer_empty(transport: Any) -> bool:
-    return transport.offset == len(transport.dataBuffer) and not transport._tempDataLen
 
 
 class _Direction:
@@ -138,16 +139,29 @@ class SpliceRelay:
         self.finished = False
 
     # -- set-up ------------------------------------------------------------------
-    def start(self) -> None:
-        for end in (self.ea, self.eb):
-            t = end.transport
+    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"") -> None:
+        """Take both sockets over from Twisted; ``*_buffered`` were read before the relay existed.
+
+        Bytes already handed to a transport but not yet sent (a StartWorkConn frame, say)
+        are taken out of its write buffer and sent first, so nothing is reordered.
+        """
+        ta, tb = self.ea.transport, self.eb.transport
+        unsent_a, unsent_b = _take_write_buffer(ta), _take_write_buffer(tb)
+        for t in (ta, tb):
             try:
                 t.unregisterProducer()
             except Exception:
                 pass
             t.stopReading()
             t.stopWriting()
-            self.reactor.addReader(end)
+        self.ab.pending = unsent_b + a_buffered
+        self.ba.pending = unsent_a + b_buffered
+        self.ab.moved, self.ba.moved = -len(unsent_b), -len(unsent_a)  # frames are not traffic
+        for d in (self.ab, self.ba):
+            if d.pending:
+                self._pump(d)
+            elif not self.finished:
+                self.reactor.addReader(d.src)
 
     # -- events ----------------------------------------------------------------
     def readable(self, end: _Endpoint) -> None:
@@ -253,7 +267,12 @@ class SpliceRelay:
         self.close(abort=True)
 
     def close(self, abort: bool = False) -> None:
-        """Hand both sockets back to Twisted to be closed (their protocols see connectionLost)."""
+        """Close both sockets; their protocols see ``connectionLost`` as usual.
+
+        A clean close has nothing left to flush (the pipes are drained, Twisted's write
+        buffers are empty), so both transports are closed at once, as the reactor would
+        after its final write, without a round through the poller.
+        """
         if self.finished:
             return
         self.finished = True
@@ -263,25 +282,36 @@ class SpliceRelay:
             self.reactor.removeWriter(end)
         for d in (self.ab, self.ba):
             d.close_pipe()
-        for end in (self.ea, self.eb):
-            t = end.transport
+        transports = [end.transport for end in (self.ea, self.eb) if end.transport.connected]
+        if abort:
+            for t in transports:
+                t.abortConnection()
+            return
+        for t in transports:
+            t.disconnecting = True  # a relay end's own loseConnection is now a no-op
+        for t in transports:
             if t.connected:
-                if abort:
-                    t.abortConnection()
-                else:
-                    t.loseConnection()
+                t.connectionLost(Failure(ConnectionDone()))
 
 
-def try_splice(relay: Any, reactor: Any, attempts: int = 50) -> None:
-    """Move ``relay`` onto splice once both write buffers are empty (else stay portable)."""
-    a, b = relay.a.transport, relay.b.transport
-    if not (eligible(a) and eligible(b)) or relay.closed:
-        return
-    if any(end.read_closed or end.lost for end in (relay.a, relay.b)):
-        return  # a half-closed relay finishes on the portable path
-    if _write_buffer_empty(a) and _write_buffer_empty(b):
-        relay.spliced = SpliceRelay(relay, reactor)
-        relay.spliced.start()
-        return
-    if attempts > 0:
-        reactor.callLater(0, try_splice, relay, reactor, attempts - 1)
+def _take_write_buffer(transport: Any) -> bytes:
+    """Empty a Twisted TCP transport's write buffer, returning what it held."""
+    data = b""
+    if transport.offset < len(transport.dataBuffer):
+        data = bytes(transport.dataBuffer[transport.offset:])
+    if transport._tempDataBuffer:
+        data += b"".join(transport._tempDataBuffer)
+    transport.dataBuffer = b""
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+    return data
+
+
+def start_spliced(relay: Any, reactor: Any, a_buffered: bytes = b"", b_buffered: bytes = b"") -> bool:
+    """Run ``relay`` on splice from the start if both legs are plain TCP; False otherwise."""
+    if not (eligible(relay.a.transport) and eligible(relay.b.transport)):
+        return False
+    relay.spliced = SpliceRelay(relay, reactor)
+    relay.spliced.start(a_buffered, b_buffered)
+    return True

@@ -20,7 +20,6 @@ from frptx import logs
 from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import RelayedProtocol, start_relay
-from frptx.protocols.splice import try_splice
 from frptx.server.pool import PoolClosed
 from frptx.wire import NewProxy, StartWorkConn
 
@@ -90,8 +89,8 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
         user.relay = relay
         user_early, user_eof = user.take_early()
         work_early, work_eof = work.protocol.take_early()
-        start_relay(relay, user, work.protocol, user_early, work_early, user_eof, work_eof)
-        try_splice(relay, control.server.reactor)
+        start_relay(relay, user, work.protocol, user_early, work_early, user_eof, work_eof,
+                    reactor=control.server.reactor)
 
     def no_work(failure: Failure) -> None:
         proxy.users.discard(user)
