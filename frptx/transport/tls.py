@@ -56,10 +56,11 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.ssl import Certificate, CertificateOptions, trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from frptx.transport.inline import write_now
 from frptx.transport.certs import (
     TLSConfigError,
     generate_self_signed,
@@ -425,6 +426,31 @@ class _DroppingAggregator:
         pass
 
 
+class _Unbuffered:
+    """
+    Stands in for L{BufferingTLSTransport}'s write batcher: every write goes
+    to TLS at once.  The batcher holds small writes until the next reactor
+    turn (a C{callLater(0)} and a loop turn of latency per write); frptx's
+    writers (the relay, a yamux session, the message framing) already write
+    whole reads, frame batches and messages, so there is nothing to batch.
+    """
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+#: ciphertext is read out of OpenSSL's memory BIO in pieces of this size
+_BIO_READ = 1 << 16
+#: plaintext is read out of OpenSSL in pieces of this size (a record holds 16 KiB)
+_TLS_RECV = 1 << 15
+
+
 class _HalfCloseableTLSTransport(BufferingTLSTransport):
     """
     L{BufferingTLSTransport} with half-close in both directions, so frp's
@@ -458,6 +484,48 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
     _writeShutdownRequested = False
     _closeNotifySent = False
     _closeNotifyReceived = False
+
+    def __init__(self, factory: TLSMemoryBIOFactory, wrappedProtocol: IProtocol, _connectWrapped: bool = True):
+        super().__init__(factory, wrappedProtocol, _connectWrapped)
+        self._aggregator = _Unbuffered(lambda data: TLSMemoryBIOProtocol.write(self, data))  # type: ignore[assignment]
+        self.write = self._aggregator.write  # type: ignore[method-assign]
+
+    # -- the data path ------------------------------------------------------------
+    #
+    # Twisted encrypts 16 KiB at a time and hands each piece of ciphertext to the
+    # TCP transport, which sends it on a later reactor turn.  Here one SSL_write
+    # takes the whole write (OpenSSL cuts the records), the ciphertext leaves in
+    # one send at once when the socket's buffer is empty, and the records that
+    # one TCP read brought are delivered to the application as one piece.
+
+    def _write(self, data: bytes) -> None:  # type: ignore[override]
+        if self._lostTLSConnection:
+            return
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            try:
+                offset += self._tlsConnection.send(view[offset:])
+            except SSL.WantReadError:
+                self._bufferedWrite(bytes(view[offset:]))
+                break
+            except SSL.Error:
+                self._tlsShutdownFinished(Failure())
+                return
+        self._flushSendBIO()
+
+    def _flushSendBIO(self) -> None:  # type: ignore[override]
+        connection = self._tlsConnection
+        if connection is None:
+            return
+        pieces = []
+        while True:
+            try:
+                pieces.append(connection.bio_read(_BIO_READ))
+            except SSL.WantReadError:
+                break
+        if pieces and self.transport is not None:
+            write_now(self.transport, pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     # -- sending side -----------------------------------------------------------
 
@@ -547,25 +615,34 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
 
     def _flushReceiveBIO(self) -> None:
         """
-        L{TLSMemoryBIOProtocol._flushReceiveBIO}, except that the peer's
-        C{close_notify} may be a half-close (see L{_peerCloseNotify}), and
-        that nothing is delivered after C{loseConnection}.
+        L{TLSMemoryBIOProtocol._flushReceiveBIO}, except that the records of
+        one read reach the application as one C{dataReceived}, that the
+        peer's C{close_notify} may be a half-close (see L{_peerCloseNotify}),
+        and that nothing is delivered after C{loseConnection}.
         """
+        pieces: list[bytes] = []
         while not self._lostTLSConnection and not self._closeNotifyReceived:
             try:
-                data = self._tlsConnection.recv(2**15)
+                pieces.append(self._tlsConnection.recv(_TLS_RECV))
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:
+                self._deliver(pieces)  # what came before close_notify goes first
                 self._peerCloseNotify()
             except SSL.Error:
+                self._deliver(pieces)
                 self._tlsShutdownFinished(Failure())
-            else:
-                # Like TCP, which stops reading at loseConnection: a peer that
-                # took our close_notify as a half-close may still be sending.
-                if not self._aborted and not self.disconnecting:
-                    self.wrappedProtocol.dataReceived(data)
+        self._deliver(pieces)
         self._flushSendBIO()
+
+    def _deliver(self, pieces: list[bytes]) -> None:
+        # Like TCP, which stops reading at loseConnection: a peer that took our
+        # close_notify as a half-close may still be sending.
+        if pieces:
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            pieces.clear()
+            if not self._aborted and not self.disconnecting:
+                self.wrappedProtocol.dataReceived(data)
 
     def _peerCloseNotify(self) -> None:
         """The peer sent C{close_notify}: it will send no more data."""
