@@ -219,8 +219,6 @@ class ClientWorkProtocol(MessageProtocol):
         d = self.client.connect_local(proxy.local_ip, proxy.local_port, local, LOCAL_DIAL_TIMEOUT)
 
         def connected(_: object) -> None:
-            self.log.debug("proxy [{name}]: local service connected (work closed={closed})", name=proxy.name,
-                           closed=self.closed)
             if self.closed or self.end is not None:
                 local.transport.loseConnection()
                 return
@@ -228,8 +226,6 @@ class ClientWorkProtocol(MessageProtocol):
             apply_codec(self.relay, "a", codec)
             work_early, work_eof = self.take_early()
             local_early, local_eof = local.take_early()
-            self.log.debug("proxy [{name}]: relay starts ({n} early bytes, eof={eof})", name=proxy.name,
-                           n=len(work_early), eof=work_eof)
             start_relay(self.relay, self, local, work_early, local_early, work_eof, local_eof,
                         reactor=self.client.reactor)
 

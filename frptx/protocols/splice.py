@@ -289,9 +289,13 @@ class SpliceRelay:
             return
         for t in transports:
             t.disconnecting = True  # a relay end's own loseConnection is now a no-op
+            # Both FINs have crossed (or the peer is gone): close(2) alone ends the
+            # connection, the shutdown(2) Twisted makes first would be one more syscall.
+            t._shouldShutdown = False
+        done = Failure(ConnectionDone())
         for t in transports:
             if t.connected:
-                t.connectionLost(Failure(ConnectionDone()))
+                t.connectionLost(done)
 
 
 def _take_write_buffer(transport: Any) -> bytes:

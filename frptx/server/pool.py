@@ -1,8 +1,9 @@
 # -*- test-case-name: frptx.test.test_protocols_server -*-
 """The work-connection pool of one logged-in client.
 
-frps keeps ``min(pool_count, maxPoolCount)`` idle work connections ready so that
-a public connection does not wait for a dial-back.  The pool asks the client for
+frps keeps ``min(pool_count, maxPoolCount)`` idle work connections ready (at
+least one once the client's proxies are in use) so that a public connection does
+not wait for a dial-back.  The pool asks the client for
 connections through a callable (which sends ReqWorkConn on the control channel)
 and never asks for more than it can use: outstanding requests are counted, so a
 burst of users costs one ReqWorkConn each and no surplus connection is thrown away.
@@ -48,11 +49,17 @@ class WorkConnectionPool(Generic[C]):
             self._request()
 
     def get(self) -> Deferred[C]:
-        """A connection from the pool, or one requested from the client now."""
+        """A connection from the pool, or one requested from the client now.
+
+        Once a client's connections are in use, one spare is kept even with
+        ``poolCount`` 0, as frp's frps does (it asks for a replacement for every
+        connection it hands out), so the next user does not wait for a dial-back.
+        """
         if self.closed:
             d: Deferred[C] = Deferred()
             d.errback(PoolClosed("client is offline"))
             return d
+        self.target = max(self.target, 1)
         if self.idle:
             conn = self.idle.popleft()
             self.fill()

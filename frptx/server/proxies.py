@@ -65,7 +65,8 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
     control = proxy.control
     proxy.users.add(user)
     d: Deferred[ServerWorkConnection] = control.get_work_connection()
-    d.addTimeout(control.server.config.user_conn_timeout, control.server.reactor)
+    if not d.called:  # a pooled connection is there at once: no timer to set and cancel
+        d.addTimeout(control.server.config.user_conn_timeout, control.server.reactor)
     user.on_lost = lambda reason: d.cancel()
 
     def got_work(work: ServerWorkConnection) -> None:

@@ -206,6 +206,22 @@ class PoolTests(ServerTestBase):
         w.send(NewWorkConn(run_id=resp.run_id))
         self.assertEqual(len(got), 3)
 
+    def test_pool_count_zero_keeps_one_spare_once_used(self) -> None:
+        """Like frp's frps: every connection handed out is replaced, even with poolCount 0."""
+        ctl, resp = self.logged_in(pool_count=0)
+        control = self.server.controls[resp.run_id]
+        self.assertEqual(ctl.replies(), [])  # nothing prefetched before the first user
+        got = []
+        control.get_work_connection().addCallback(got.append)
+        self.assertEqual(ctl.replies(), [ReqWorkConn(), ReqWorkConn()])  # one for this user, one spare
+        for _ in range(2):
+            FakeClient(self.server).send(NewWorkConn(run_id=resp.run_id))
+        self.assertEqual(len(got), 1)
+        self.assertEqual(len(control.pool.idle), 1)
+        control.get_work_connection().addCallback(got.append)
+        self.assertEqual(len(got), 2)  # the spare, at once
+        self.assertEqual(ctl.replies(), [ReqWorkConn()])  # and exactly one replacement
+
     def test_work_conn_wait_times_out(self) -> None:
         ctl, resp = self.logged_in(pool_count=0)
         control = self.server.controls[resp.run_id]
