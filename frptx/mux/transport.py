@@ -524,12 +524,17 @@ class YamuxProtocol(Protocol):
         self._schedule_keepalive()
 
     def dataReceived(self, data: bytes) -> None:
+        # Everything the frames of one read make us send (window updates, replies the
+        # streams' applications write, new streams' ACKs) leaves in one write.
         events = self.session.receive_data(data)
-        self._flush()
-        for event in events:
-            if self._terminated:
-                break
-            self._dispatch(event)
+        self._holding = True
+        try:
+            for event in events:
+                if self._terminated:
+                    break
+                self._dispatch(event)
+        finally:
+            self._holding = False
         self._flush()
 
     def connectionLost(self, reason: Failure = Failure(error.ConnectionDone())) -> None:
@@ -563,7 +568,12 @@ class YamuxProtocol(Protocol):
 
     # -- internals ------------------------------------------------------------------------
 
+    #: set while the frames of one read are dispatched; ``dataReceived`` flushes after them
+    _holding = False
+
     def _flush(self) -> None:
+        if self._holding:
+            return
         out = self.session.data_to_send()
         if out and self.transport is not None and not self._connection_gone:
             write_sequence_now(self.transport, out)

@@ -521,9 +521,12 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
         pieces = []
         while True:
             try:
-                pieces.append(connection.bio_read(_BIO_READ))
+                piece = connection.bio_read(_BIO_READ)
             except SSL.WantReadError:
                 break
+            pieces.append(piece)
+            if len(piece) < _BIO_READ:
+                break  # a short read emptied the BIO: no need to provoke WantReadError
         if pieces and self.transport is not None:
             write_now(self.transport, pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
