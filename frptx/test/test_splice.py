@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import socket
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from frptx.protocols.splice import SPLICE_AVAILABLE
+from frptx.protocols.relay import Relay, TrafficCounter
+from frptx.protocols.splice import SPLICE_AVAILABLE, SpliceRelay
 from frptx.test.support import MODES, Collector, EchoFactory, Tunnel, connect, deferLater, digest, listen_local, \
     tcp_proxy, with_timeout
 from frptx.test.test_e2e import async_test
@@ -131,3 +135,165 @@ class SpliceTests(unittest.TestCase):
                 break
             await deferLater(0.1)
         self.assertEqual(sink.received, pusher.total)
+
+
+class _FakeTCP:
+    """Just what SpliceRelay uses of a Twisted TCP transport, over a real socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.socket = sock
+        self.connected = True
+        self.disconnecting = False
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataBuffer: list[bytes] = []
+        self._tempDataLen = 0
+        self.lost: object = None
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def stopReading(self) -> None:
+        pass
+
+    def stopWriting(self) -> None:
+        pass
+
+    def connectionLost(self, reason: object) -> None:
+        self.connected = False
+        self.lost = reason
+
+    def abortConnection(self) -> None:
+        self.connectionLost("aborted")
+
+
+class _Interest:
+    """Records which endpoints a fake reactor would read from and write to."""
+
+    def __init__(self) -> None:
+        self.readers: set[object] = set()
+        self.writers: set[object] = set()
+
+    def addReader(self, e: object) -> None:
+        self.readers.add(e)
+
+    def removeReader(self, e: object) -> None:
+        self.readers.discard(e)
+
+    def addWriter(self, e: object) -> None:
+        self.writers.add(e)
+
+    def removeWriter(self, e: object) -> None:
+        self.writers.discard(e)
+
+
+class SpliceCopyPathTests(unittest.SynchronousTestCase):
+    """The copy path for small reads, driven by hand over socket pairs."""
+
+    def setUp(self) -> None:
+        if not SPLICE_AVAILABLE:
+            raise unittest.SkipTest("os.splice needs Linux and Python 3.10+")
+        self.user_app, user_side = socket.socketpair()
+        service_side, self.service_app = socket.socketpair()
+        for s in (self.user_app, user_side, service_side, self.service_app):
+            self.addCleanup(s.close)
+        self.service_app.setblocking(False)
+        self.user_app.setblocking(False)
+        self.a, self.b = _FakeTCP(user_side), _FakeTCP(service_side)
+        self.a.dataBuffer = b"unsent-a|"  # as if Twisted still held bytes for the user
+        relay = Relay(self.a, self.b, counter=TrafficCounter())
+        self.reactor = _Interest()
+        self.splice = SpliceRelay(relay, self.reactor)
+        self.relay = relay
+
+    def read_all(self, sock: socket.socket) -> bytes:
+        out = bytearray()
+        while True:
+            try:
+                data = sock.recv(1 << 20)
+            except BlockingIOError:
+                return bytes(out)
+            if not data:
+                return bytes(out)
+            out.extend(data)
+
+    def test_small_messages_are_copied_in_order_with_backpressure(self) -> None:
+        self.splice.start(a_buffered=b"early|")
+        self.assertEqual(self.read_all(self.user_app), b"unsent-a|")  # taken from Twisted's buffer first
+        sent = bytearray(b"early|")
+        received = bytearray(self.read_all(self.service_app))
+        blocked = False
+        for i in range(3000):  # small messages while the service does not read: the socket buffers fill
+            msg = b"%05d" % i + b"." * 995
+            try:
+                n = self.user_app.send(msg)
+            except BlockingIOError:
+                break
+            sent.extend(msg[:n])
+            self.splice.readable(self.splice.ea)
+            if self.splice.ab.pending:
+                blocked = True
+                # waiting to write: not reading the user, waiting for the service side to drain
+                self.assertNotIn(self.splice.ea, self.reactor.readers)
+                self.assertIn(self.splice.eb, self.reactor.writers)
+                break
+        self.assertTrue(blocked, "the service side never pushed back")
+        for _ in range(10000):
+            if len(received) >= len(sent):
+                break
+            received.extend(self.read_all(self.service_app))
+            self.splice.writable(self.splice.eb)
+            if not self.splice.ab.pending and not self.splice.ab.in_pipe:
+                self.splice.readable(self.splice.ea)
+        self.assertEqual(bytes(received), bytes(sent))
+        self.assertIn(self.splice.ea, self.reactor.readers)  # reading again once drained
+        self.assertNotIn(self.splice.eb, self.reactor.writers)
+        self.splice._count()
+        self.assertEqual(self.relay.counter.inbound, len(sent))
+        self.assertEqual(self.relay.counter.outbound, 0)  # the unsent frame is not traffic
+
+    def test_half_close_and_clean_close(self) -> None:
+        self.splice.start()
+        self.read_all(self.user_app)
+        self.user_app.sendall(b"request")
+        self.user_app.shutdown(socket.SHUT_WR)
+        self.splice.readable(self.splice.ea)  # a short read: the next poll reports the EOF
+        self.assertFalse(self.splice.ab.done)
+        self.splice.readable(self.splice.ea)
+        self.assertEqual(self.read_all(self.service_app), b"request")  # and EOF: FIN passed on
+        self.assertTrue(self.splice.ab.done)
+        self.assertFalse(self.splice.finished)  # the other direction is still open
+        self.service_app.sendall(b"reply")
+        self.service_app.shutdown(socket.SHUT_WR)
+        self.splice.readable(self.splice.eb)
+        self.splice.readable(self.splice.eb)
+        self.assertEqual(self.read_all(self.user_app), b"reply")
+        self.assertTrue(self.splice.finished)
+        self.assertIsInstance(self.a.lost, Failure)
+        self.assertTrue(self.a.lost.check(ConnectionDone))  # type: ignore[union-attr]
+        self.assertIs(self.a.lost, self.b.lost)
+        self.assertEqual(self.a._shouldShutdown, False)
+        self.assertEqual(self.reactor.readers | self.reactor.writers, set())
+
+    def test_bulk_flow_switches_to_the_pipe_and_back(self) -> None:
+        self.splice.start()
+        self.read_all(self.user_app)
+        big = os.urandom(200 * 1024)
+        self.user_app.sendall(big[:100 * 1024])
+        self.splice.readable(self.splice.ea)
+        self.assertTrue(self.splice.ab.bulk)
+        self.assertGreaterEqual(self.splice.ab.wfd, 0)
+        received = bytearray(self.read_all(self.service_app))
+        self.splice.writable(self.splice.eb)
+        self.splice.readable(self.splice.ea)
+        received.extend(self.read_all(self.service_app))
+        self.user_app.sendall(b"small")
+        self.splice.readable(self.splice.ea)
+        self.assertFalse(self.splice.ab.bulk)
+        self.splice.readable(self.splice.ea)
+        received.extend(self.read_all(self.service_app))
+        self.assertEqual(bytes(received), big[:100 * 1024] + b"small")
