@@ -32,7 +32,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from frptx.transport import tls
@@ -617,6 +617,40 @@ class _LowSecurityServer:
         return SSL.Connection(self._ctx, None)
 
 
+class SessionResumptionTests(_SocketTestBase):
+    """frpc resumes TLS sessions (tickets), so work connections skip the full handshake."""
+
+    def reused(self, creator: Any) -> int:
+        from OpenSSL._util import lib as ssl_lib
+
+        if not hasattr(ssl_lib, "SSL_session_reused"):
+            raise SkipTest("this pyOpenSSL does not bind SSL_session_reused")
+        return int(ssl_lib.SSL_session_reused(creator._previous._ssl))
+
+    @inlineCallbacks
+    def test_second_connection_resumes(self) -> Any:
+        port, _, _ = self.listen()
+        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        first = yield self.connect(port, creator=creator)
+        self.assertEqual(first.received, b"hello frp")
+        self.assertEqual(self.reused(creator), 0)
+        second = yield self.connect(port, b"again", creator=creator)
+        self.assertEqual(second.received, b"again")
+        self.assertEqual(self.reused(creator), 1)
+
+    @inlineCallbacks
+    def test_resumes_with_verification_and_client_certificates(self) -> Any:
+        f = self.pki_files()
+        port, _, _ = self.listen(cert_file=f["server"], key_file=f["server_key"], trusted_ca_file=f["ca"])
+        creator = tls.client_connection_creator(server_addr="127.0.0.1", server_name="frps.test",
+                                                trusted_ca_file=f["ca"], cert_file=f["client"],
+                                                key_file=f["client_key"])
+        for message in (b"one", b"two", b"three"):
+            c = yield self.connect(port, message, creator=creator)
+            self.assertEqual(c.received, message)
+        self.assertEqual(self.reused(creator), 1)
+
+
 class PlainServerTests(_SocketTestBase):
     """A TLS frpc against a plain (non-TLS) server fails quickly and clearly."""
 
@@ -885,7 +919,8 @@ class CertificateTests(_PKIMixin, SynchronousTestCase):
         cert_pem, key_pem = tls.generate_self_signed("frps")
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, None)
-        self.assertEqual(key.key_size, 2048)  # type: ignore[union-attr]
+        self.assertIsInstance(key, ec.EllipticCurvePrivateKey)
+        self.assertEqual(key.curve.name, "secp256r1")  # type: ignore[union-attr]
         self.assertEqual(cert.public_key().public_numbers(), key.public_key().public_numbers())  # type: ignore[union-attr]
         self.assertEqual(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "frps")
         self.assertLess(cert.serial_number, 1 << 128)

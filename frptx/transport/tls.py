@@ -238,7 +238,9 @@ def server_context_factory(
         # trustRoot implies verify=True and requireCertificate=True, i.e.
         # Go's RequireAndVerifyClientCert.
         kwargs["trustRoot"] = _trust_root(trusted_ca_file, "transport.tls")
-    options = CertificateOptions(**kwargs)
+    # Session tickets let frpc resume instead of a full handshake per work connection
+    # (Go's crypto/tls server issues them too).
+    options = CertificateOptions(enableSessionTickets=True, **kwargs)
     _build_context_now(options, "transport.tls.certFile/keyFile")
     return options
 
@@ -347,6 +349,7 @@ class _FrpcConnectionCreator:
         self, options: CertificateOptions, sni: str | None, expected: ServiceID | None, expected_text: str
     ) -> None:
         self._context = options.getContext()
+        self._previous: SSL.Connection | None = None
         self._sni = _sni_bytes(sni) if sni else None
         self._expected = expected
         self._expected_text = expected_text
@@ -360,6 +363,13 @@ class _FrpcConnectionCreator:
         conn = SSL.Connection(self._context, None)
         if self._sni:
             conn.set_tlsext_host_name(self._sni)
+        # Resume the session of the previous connection: without tcpMux every work
+        # connection is a TLS handshake, and a resumed one skips the certificate and
+        # its signature.  (A session without a ticket yet is simply not offered.)
+        previous, self._previous = self._previous, conn
+        session = previous.get_session() if previous is not None else None
+        if session is not None:
+            conn.set_session(session)
         if self._expected is not None:
             conn.set_verify(
                 SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
@@ -402,7 +412,7 @@ def client_connection_creator(
             raise TLSConfigError(
                 f"cannot verify frps as {name!r} (transport.tls.serverName / serverAddr): {e}"
             ) from e
-    options = CertificateOptions(**kwargs)
+    options = CertificateOptions(enableSessionTickets=True, **kwargs)
     sni = None if (not name or _is_ip(name)) else name
     return _FrpcConnectionCreator(options, sni, expected, name)
 
