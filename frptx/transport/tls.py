@@ -37,7 +37,12 @@ from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
 from service_identity import VerificationError
 from service_identity.cryptography import extract_patterns
-from service_identity.hazmat import DNS_ID, IPAddress_ID, ServiceID, verify_service_identity
+from service_identity.hazmat import (
+    DNS_ID,
+    IPAddress_ID,
+    ServiceID,
+    verify_service_identity,
+)
 from twisted.internet import error as ierror
 from twisted.internet.interfaces import (
     IAddress,
@@ -53,20 +58,29 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.internet.ssl import Certificate, CertificateOptions, trustRootFromCertificates
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    trustRootFromCertificates,
+)
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import (
+    BufferingTLSTransport,
+    TLSMemoryBIOFactory,
+    TLSMemoryBIOProtocol,
+)
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from frptx.transport.inline import write_now
+from frptx import logs
 from frptx.transport.certs import (
     TLSConfigError,
     generate_self_signed,
     load_certificates,
     load_private_key,
 )
+from frptx.transport.inline import write_now
 
 __all__ = [
     "CUSTOM_TLS_FIRST_BYTE",
@@ -97,7 +111,7 @@ INSECURE_WARNING = (
     "transport.tls.trustedCaFile (and serverName) to verify it"
 )
 
-_log = Logger()
+_log = Logger(observer=logs.observer)  # honours log.level, like every frptx logger
 
 
 # -- errors -----------------------------------------------------------------
@@ -706,7 +720,7 @@ class _TLSSniffingProtocol(Protocol):
     transport directly.
     """
 
-    _log = Logger()
+    _log = Logger(observer=logs.observer)
 
     def __init__(self, factory: TLSSniffingFactory, addr: IAddress) -> None:
         self.factory = factory
