@@ -637,6 +637,7 @@ class SessionResumptionTests(_SocketTestBase):
         second = yield self.connect(port, b"again", creator=creator)
         self.assertEqual(second.received, b"again")
         self.assertEqual(self.reused(creator), 1)
+        self.assertEqual(creator._previous.get_cipher_name(), "TLS_AES_128_GCM_SHA256")
 
     @inlineCallbacks
     def test_resumes_with_verification_and_client_certificates(self) -> Any:

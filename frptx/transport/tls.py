@@ -256,7 +256,20 @@ def server_context_factory(
     # (Go's crypto/tls server issues them too).
     options = CertificateOptions(enableSessionTickets=True, **kwargs)
     _build_context_now(options, "transport.tls.certFile/keyFile")
+    _prefer_aes128(options.getContext())
     return options
+
+
+#: TLS 1.3 suites, fastest first: AES-128-GCM is what Go's crypto/tls picks on
+#: hardware with AES instructions; OpenSSL would otherwise pick AES-256-GCM, about
+#: 10% more CPU per byte through pyOpenSSL for no practical gain in strength.
+TLS13_CIPHERSUITES = b"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+
+def _prefer_aes128(context: SSL.Context) -> None:
+    setter = getattr(context, "set_tls13_ciphersuites", None)
+    if setter is not None:
+        setter(TLS13_CIPHERSUITES)
 
 
 def _build_context_now(options: CertificateOptions, what: str) -> None:
@@ -363,6 +376,7 @@ class _FrpcConnectionCreator:
         self, options: CertificateOptions, sni: str | None, expected: ServiceID | None, expected_text: str
     ) -> None:
         self._context = options.getContext()
+        _prefer_aes128(self._context)
         self._previous: SSL.Connection | None = None
         self._sni = _sni_bytes(sni) if sni else None
         self._expected = expected
@@ -536,20 +550,22 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
             except SSL.Error:
                 self._tlsShutdownFinished(Failure())
                 return
-        self._flushSendBIO()
+        # room for all the records at once: one read out of the BIO, no join
+        self._flushSendBIO(len(data) + (len(data) >> 9) + 256)
 
-    def _flushSendBIO(self) -> None:  # type: ignore[override]
+    def _flushSendBIO(self, size: int = _BIO_READ) -> None:  # type: ignore[override]
         connection = self._tlsConnection
         if connection is None:
             return
+        size = max(size, _BIO_READ)
         pieces = []
         while True:
             try:
-                piece = connection.bio_read(_BIO_READ)
+                piece = connection.bio_read(size)
             except SSL.WantReadError:
                 break
             pieces.append(piece)
-            if len(piece) < _BIO_READ:
+            if len(piece) < size:
                 break  # a short read emptied the BIO: no need to provoke WantReadError
         if pieces and self.transport is not None:
             write_now(self.transport, pieces[0] if len(pieces) == 1 else b"".join(pieces))
