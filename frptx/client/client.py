@@ -139,7 +139,7 @@ class FrpClient:
                 super().connectionLost(reason)
                 client.connections.discard(self)
 
-        return ClientSession(is_client=True, reactor=self.reactor,
+        return ClientSession(is_client=True, reactor=self.reactor, coalesce_over_tls=True,
                              keepalive_interval=float(self.config.transport.tcp_mux_keepalive_interval))
 
     # -- login outcome ------------------------------------------------------------

@@ -58,7 +58,7 @@ class YamuxServerFactory(Factory):
         cfg = self.server.config.transport
         reactor = self.server.reactor
         first_stream = _FirstStreamWatch(self.streams)
-        session = YamuxProtocol(is_client=False, reactor=reactor, stream_factory=first_stream,
+        session = YamuxProtocol(is_client=False, reactor=reactor, stream_factory=first_stream, coalesce_over_tls=True,
                                 keepalive_interval=float(cfg.tcp_mux_keepalive_interval))
 
         def no_stream() -> None:

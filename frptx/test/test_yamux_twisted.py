@@ -13,7 +13,7 @@ from typing import Any, Callable
 from twisted.internet import error, reactor as global_reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -652,3 +652,63 @@ class LoopbackTests(TestCase):
         client.close()
         yield client.when_closed()
         yield server_closed
+
+
+@implementer(ISSLTransport)
+class _TLSStringTransport(StringTransport):
+    """A StringTransport that says it is TLS, and counts its writes."""
+
+    writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+    def writeSequence(self, seq: Any) -> None:
+        self.write(b"".join(seq))
+
+    def getPeerCertificate(self) -> None:
+        return None
+
+
+class CoalescingTests(SynchronousTestCase):
+    """``coalesce_over_tls``: a turn's frames leave in one write, over TLS only."""
+
+    def session(self, transport: StringTransport) -> tuple[YamuxProtocol, Clock]:
+        clock = Clock()
+        mux = YamuxProtocol(is_client=True, reactor=clock, keepalive_interval=0, coalesce_over_tls=True)
+        mux.makeConnection(transport)
+        return mux, clock
+
+    def test_tls_frames_of_one_turn_leave_together(self) -> None:
+        transport = _TLSStringTransport()
+        mux, clock = self.session(transport)
+        streams = [mux.open_stream(Recorder()) for _ in range(3)]
+        for i, s in enumerate(streams):
+            s.write(b"request %d" % i)
+        self.assertEqual(transport.value(), b"")  # nothing yet: the turn is not over
+        clock.advance(0)
+        self.assertEqual(transport.writes, 1)
+        sent = transport.value()
+        for i in range(3):
+            self.assertIn(b"request %d" % i, sent)
+        self.assertEqual(sent[:8], encode_header(WINDOW_UPDATE, SYN, 1, 0)[:8])  # the first SYN first
+        mux.close()  # a close flushes at once and leaves no flush behind
+        self.assertIsNone(mux._flush_call)
+
+    def test_close_sends_what_is_pending(self) -> None:
+        transport = _TLSStringTransport()
+        mux, clock = self.session(transport)
+        stream = mux.open_stream(Recorder())
+        stream.write(b"last words")
+        mux.close()
+        self.assertIn(b"last words", transport.value())
+        self.assertEqual([c for c in clock.getDelayedCalls() if c.getTime() == clock.seconds()], [])
+
+    def test_plain_tcp_writes_at_once(self) -> None:
+        transport = StringTransport()
+        mux, clock = self.session(transport)
+        stream = mux.open_stream(Recorder())
+        stream.write(b"now")
+        self.assertIn(b"now", transport.value())
+        self.assertEqual(clock.getDelayedCalls(), [])
