@@ -69,6 +69,7 @@ class _Direction:
         self.in_pipe = 0
         self.pending = b""  # copied bytes the destination did not take yet
         self.bulk = False  # splice straight away (the last read filled the copy buffer)
+        self.no_pipe = False  # pipe2 failed once: copy only
         self.eof = False
         self.done = False
         self.moved = 0
@@ -76,12 +77,16 @@ class _Direction:
     def open_pipe(self) -> bool:
         """Most tunnelled connections are short and never fill the copy buffer; they need no pipe.
 
-        Without a pipe (out of file descriptors) the direction keeps copying.
+        Without a pipe (out of file descriptors) the direction keeps copying, and does
+        not ask again.
         """
+        if self.no_pipe:
+            return False
         try:
             self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
-            log.warn("no pipe for splice ({error}); copying instead", error=e)
+            self.no_pipe = True
+            log.warn("no pipe for splice ({error}); this connection copies instead", error=e)
             return False
         try:
             fcntl.fcntl(self.wfd, F_SETPIPE_SZ, PIPE_SIZE)

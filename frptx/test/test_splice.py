@@ -297,3 +297,27 @@ class SpliceCopyPathTests(unittest.SynchronousTestCase):
         self.splice.readable(self.splice.ea)
         received.extend(self.read_all(self.service_app))
         self.assertEqual(bytes(received), big[:100 * 1024] + b"small")
+
+    def test_without_a_pipe_it_keeps_copying(self) -> None:
+        """Out of file descriptors for a pipe: the bulk flow is copied, every byte arrives."""
+        self.splice.start()
+        self.read_all(self.user_app)
+        failures = []
+
+        def no_pipe2(flags: int) -> tuple[int, int]:
+            failures.append(flags)
+            raise OSError(24, "Too many open files")
+
+        self.patch(os, "pipe2", no_pipe2)
+        big = os.urandom(96 * 1024)
+        self.user_app.sendall(big)
+        received = bytearray()
+        for _ in range(100):
+            self.splice.readable(self.splice.ea)
+            received.extend(self.read_all(self.service_app))
+            if len(received) >= len(big):
+                break
+        self.assertEqual(bytes(received), big)
+        self.assertEqual(len(failures), 1)  # asked once, then copying for good
+        self.assertFalse(self.splice.ab.bulk)
+        self.flushLoggedErrors()
