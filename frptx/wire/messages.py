@@ -163,6 +163,7 @@ def loads_object(body: bytes) -> _JSONObject:
 _GO_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
+_NEEDS_GO_ESCAPE = re.compile("[<>&\u2028\u2029]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -176,7 +177,8 @@ def dumps_go(obj: Any) -> bytes:
     translation of the finished text is safe.
     """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    text = text.translate(_GO_ESCAPES)
+    if _NEEDS_GO_ESCAPE.search(text):  # rare; translate() walks every character
+        text = text.translate(_GO_ESCAPES)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -215,7 +217,7 @@ _FOLD = str.maketrans(
 
 
 def _fold(key: str) -> str:
-    return key.translate(_FOLD)
+    return key.lower() if key.isascii() else key.translate(_FOLD)
 
 
 # --------------------------------------------------------------------------
