@@ -39,6 +39,17 @@ def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Defe
     return run
 
 
+class Sink(Protocol):
+    """Counts what arrives; the test pauses and resumes its transport."""
+
+    def connectionMade(self) -> None:
+        self.factory.sinks.append(self)
+        self.received = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+
+
 class TcpTunnelMixin:
     """The TCP tunnel behaviours of issue 2, for one transport mode."""
 
@@ -67,6 +78,46 @@ class TcpTunnelMixin:
         received = await with_timeout(c.done, 30)
         self.assertEqual(len(received), len(payload))
         self.assertEqual(digest(received), digest(payload))
+
+    @async_test
+    async def test_slow_reader_holds_back_the_sender(self) -> None:
+        """A service that stops reading stops the user's sender, with bounded buffering between.
+
+        (nomux: in the kernel, through the splice relay; the other modes through Twisted's
+        producers, TLS and yamux windows.)"""
+        sinks: list[Sink] = []
+        factory = Factory.forProtocol(Sink)
+        factory.sinks = sinks  # type: ignore[attr-defined]
+        local = listen_local(self, factory)
+        t = self.tunnel()
+        t.start_client([tcp_proxy("p", local)])
+        port = await t.remote_port("p")
+        from frptx.test.test_process import Pusher
+
+        pusher = Pusher(256 * 1024 * 1024)
+        await connect(port, Collector(b""))  # warm the pool
+        await deferLater(0.2)
+        await connect(port, pusher)
+        await deferLater(0.5)
+        sink = sinks[-1]
+        sink.transport.pauseProducing()
+        # the kernel buffers (autotuned) fill up, then the pusher must stop: wait for a stable count
+        previous, stable = -1, 0
+        for _ in range(40):
+            await deferLater(0.25)
+            stable = stable + 1 if pusher.sent == previous else 0
+            previous = pusher.sent
+            if stable >= 4:
+                break
+        self.assertGreaterEqual(stable, 4, "the pusher kept sending to a reader that does not read")
+        self.assertTrue(pusher.paused)
+        self.assertLess(pusher.sent - sink.received, 64 * 1024 * 1024)
+        sink.transport.resumeProducing()
+        for _ in range(600):
+            if sink.received >= pusher.total:
+                break
+            await deferLater(0.1)
+        self.assertEqual(sink.received, pusher.total)
 
     @async_test
     async def test_100_concurrent_connections(self) -> None:
