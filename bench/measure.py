@@ -85,7 +85,7 @@ def wrk(procs: Processes, binary: str, script: Path, port: int, seconds: int, cl
     if r["requests"] == 0:
         raise MeasureError(f"wrk: no request completed ({errors} errors)")
     return {"req_s": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1e3,
-            "p99_ms": r["p99_us"] / 1e3, "errors": float(errors)}
+            "p99_ms": r["p99_us"] / 1e3, "errors": float(errors), "requests": float(r["requests"])}
 
 
 # --- echo-based: ping-pong, connect/close cycles, held connections ----------------------------------
