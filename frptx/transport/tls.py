@@ -530,11 +530,12 @@ class _HalfCloseableTLSTransport(BufferingTLSTransport):
 
     # -- the data path ------------------------------------------------------------
     #
-    # Twisted encrypts 16 KiB at a time and hands each piece of ciphertext to the
-    # TCP transport, which sends it on a later reactor turn.  Here one SSL_write
-    # takes the whole write (OpenSSL cuts the records), the ciphertext leaves in
-    # one send at once when the socket's buffer is empty, and the records that
-    # one TCP read brought are delivered to the application as one piece.
+    # Twisted reads the ciphertext out after every 16 KiB record and hands each
+    # piece to the TCP transport, which sends it on a later reactor turn.  Here the
+    # records of a write are made in a tight SSL_write loop (pyOpenSSL turns on
+    # partial writes: one record per call), read out of the BIO once, and sent at
+    # once when the socket's buffer is empty; the records that one TCP read brought
+    # reach the application as one piece.
 
     def _write(self, data: bytes) -> None:  # type: ignore[override]
         if self._lostTLSConnection:
