@@ -193,3 +193,20 @@ class SnappyPropertyTests(SynchronousTestCase):
             out.append(dec.decode(wire[pos : pos + size]))
             pos += size
         self.assertEqual(b"".join(out), b"".join(writes))
+
+
+class LazyImportTests(SynchronousTestCase):
+    def test_services_start_without_cramjam(self) -> None:
+        """cramjam's native library is loaded only when something compresses."""
+        import subprocess
+        import sys
+
+        code = ("import sys, frptx.wire, frptx.protocols.codec, frptx.server.service, frptx.client.service; "
+                "print('cramjam' in sys.modules)")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        elsewhere = self.mktemp()  # not the checkout, whose twisted/plugins would shadow Twisted
+        os.makedirs(elsewhere)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             cwd=elsewhere, env=dict(os.environ, PYTHONPATH=root))
+        self.assertEqual(out.stdout.strip(), "False", out.stderr)
+        self.assertEqual(SnappyFrameDecoder().decode(SnappyFrameEncoder().encode(b"x" * 100)), b"x" * 100)
