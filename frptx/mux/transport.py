@@ -591,12 +591,8 @@ class YamuxProtocol(Protocol):
             return
         if self._coalesce and not self._terminated:
             if self._flush_call is None:
-                self._flush_call = self._reactor.callLater(0, self._scheduled_flush)
+                self._flush_call = self._reactor.callLater(0, self._flush_now)
             return
-        self._flush_now()
-
-    def _scheduled_flush(self) -> None:
-        self._flush_call = None
         self._flush_now()
 
     def _flush_now(self) -> None:

@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.codec import StreamCodec
+from frptx.protocols.relay import unregister_producer
 from frptx.wire import (
     MAX_MESSAGE_SIZE,
     MessageReader,
@@ -131,7 +132,7 @@ class PacketChannel:
         self._cancel_read_timer()
         if reason:
             self.log.info("{what}: closing: {reason}", what=self.description, reason=reason)
-        self._unregister()
+        unregister_producer(self.transport)
         self.protocol.close()
 
     def abort(self, reason: str) -> None:
@@ -141,18 +142,12 @@ class PacketChannel:
         self.log.warn("{what}: closing: {reason}", what=self.description, reason=reason)
         self.closed = True
         self._cancel_read_timer()
-        self._unregister()
+        unregister_producer(self.transport)
         abort = getattr(self.transport, "abortConnection", None)
         if abort is not None:
             abort()
         else:
             self.protocol.close()
-
-    def _unregister(self) -> None:
-        try:
-            self.transport.unregisterProducer()
-        except Exception:  # a transport already torn down may refuse; nothing to undo then
-            pass
 
     # -- IPushProducer: the transport tells us whether it can take more ----------------
     def pauseProducing(self) -> None:

@@ -90,7 +90,7 @@ class RelayEnd:
             # This side will produce nothing more, so it must stop being the peer's
             # producer first: a TCP transport whose buffer drains while a paused
             # producer is registered resumes that producer instead of sending the FIN.
-            _unregister(peer.transport)
+            unregister_producer(peer.transport)
             peer.transport.loseWriteConnection()  # type: ignore[attr-defined]
         else:
             self.relay.close()
@@ -140,10 +140,9 @@ class Relay:
         tune(self.a.transport)
         tune(self.b.transport)
 
-    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"", begun: bool = False) -> None:
+    def start(self, a_buffered: bytes = b"", b_buffered: bytes = b"") -> None:
         """Begin relaying: bytes already read from either side are written first."""
-        if not begun:
-            self.begin()
+        self.begin()
         a, b = self.a.transport, self.b.transport
         b.registerProducer(a, True)  # b's buffer full -> stop reading a
         a.registerProducer(b, True)
@@ -159,7 +158,7 @@ class Relay:
         peer = end.peer
         if not peer.lost:
             # unregister first: a closed transport must not be asked to produce again
-            _unregister(peer.transport)
+            unregister_producer(peer.transport)
             peer.transport.loseConnection()
         if peer.lost:
             self._finished()
@@ -171,7 +170,7 @@ class Relay:
             return
         for end in (self.a, self.b):
             if not end.lost:
-                _unregister(end.transport)
+                unregister_producer(end.transport)
                 end.transport.loseConnection()
 
     def abort(self) -> None:
@@ -197,7 +196,8 @@ class Relay:
             self._on_close(self)
 
 
-def _unregister(transport: ITransport) -> None:
+def unregister_producer(transport: ITransport) -> None:
+    """Stop ``transport`` from pulling on its producer (if it has one) before it closes."""
     try:
         transport.unregisterProducer()  # type: ignore[attr-defined]
     except Exception:  # a transport already torn down may refuse; nothing to undo then

@@ -86,11 +86,7 @@ def start_relay(relay: Relay, a_end_owner: object, b_end_owner: object, a_early:
     """
     a_end_owner.end = relay.a  # type: ignore[attr-defined]
     b_end_owner.end = relay.b  # type: ignore[attr-defined]
-    if reactor is not None and not (a_eof or b_eof):
-        relay.begin()
-        if start_spliced(relay, reactor, a_early, b_early):
-            return
-        relay.start(a_early, b_early, begun=True)
+    if reactor is not None and not (a_eof or b_eof) and start_spliced(relay, reactor, a_early, b_early):
         return
     relay.start(a_early, b_early)
     if a_eof:

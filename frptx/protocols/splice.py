@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
+from frptx.protocols.relay import unregister_producer
 
 log = logs.logger()
 
@@ -153,10 +154,7 @@ class SpliceRelay:
         ta, tb = self.ea.transport, self.eb.transport
         unsent_a, unsent_b = _take_write_buffer(ta), _take_write_buffer(tb)
         for t in (ta, tb):
-            try:
-                t.unregisterProducer()
-            except Exception:
-                pass
+            unregister_producer(t)
             t.stopReading()
             t.stopWriting()
         self.ab.pending = unsent_b + a_buffered
@@ -321,6 +319,7 @@ def start_spliced(relay: Any, reactor: Any, a_buffered: bytes = b"", b_buffered:
     """Run ``relay`` on splice from the start if both legs are plain TCP; False otherwise."""
     if not (eligible(relay.a.transport) and eligible(relay.b.transport)):
         return False
+    relay.begin()
     relay.spliced = SpliceRelay(relay, reactor)
     relay.spliced.start(a_buffered, b_buffered)
     return True

@@ -13,6 +13,8 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
+from frptx.protocols.relay import unregister_producer
+
 
 class ConnectionSet:
     """The open connections (protocols with a ``transport``) owned by one service."""
@@ -51,10 +53,7 @@ class ConnectionSet:
                 transport = protocol.transport
                 # Nothing may keep producing into a connection we close; TLS, for one,
                 # postpones its shutdown until its producer (a yamux session) unregisters.
-                try:
-                    transport.unregisterProducer()
-                except Exception:
-                    pass
+                unregister_producer(transport)
                 transport.loseConnection()
 
         def abort_stragglers() -> None:
