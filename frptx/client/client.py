@@ -2,20 +2,22 @@
 """frpc's state across reconnects: run id, the live control, login outcome.
 
 ``FrpClient`` is what the control and work protocols talk to.  It is driven by
-``LoginFactory`` (a ``ReconnectingClientFactory``: 1 s doubling to 20 s with
-jitter, reset only after a *successful login*) and applies ``loginFailExit``:
-the first failed login ends the process with the reason.
+``LoginFactory`` (a ``ReconnectingClientFactory`` whose delays come from our own
+``BackoffPolicy``: 1 s doubling to 20 s with jitter, reset only after a
+*successful login*) and applies ``loginFailExit``: the first failed login ends the
+process with the reason.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocol
+from twisted.internet.interfaces import IDelayedCall, IProtocol
 from twisted.internet.protocol import ReconnectingClientFactory
 from twisted.python.failure import Failure
 
 from frptx import logs
+from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.dialer import Dialer
 from frptx.config import ClientConfig
 from frptx.protocols.tracking import ConnectionSet
@@ -38,18 +40,39 @@ def describe_failure(reason: Failure | None) -> str:
 
 
 class LoginFactory(ReconnectingClientFactory):
-    """Builds the control connection (or the yamux session carrying it) and re-logs in."""
+    """Builds the control connection (or the yamux session carrying it) and re-logs in.
 
-    #: ReconnectingClientFactory multiplies before its first retry: 0.5 -> 1 s, 2 s, 4 s ... 20 s
-    initialDelay = 0.5
-    factor = 2.0
-    maxDelay = 20.0
-    jitter = 0.1
+    The reconnecting machinery is Twisted's; the schedule is ``policy`` (retry number
+    ``retries - 1`` gets ``policy.delay``), so it does not depend on the Twisted version.
+    ``resetDelay`` (called after a successful login) starts the schedule over.
+    """
+
     noisy = False
 
-    def __init__(self, client: FrpClient) -> None:
+    def __init__(self, client: FrpClient, policy: BackoffPolicy = LOGIN_BACKOFF,
+                 uniform: Callable[[], float] | None = None) -> None:
         self.client = client
         self.clock = client.reactor
+        self.policy = policy
+        self._uniform = uniform
+        self._retry_call: IDelayedCall | None = None
+        self.resetDelay()
+
+    def retry(self, connector: Any = None) -> None:
+        if not self.continueTrying:
+            return
+        if connector is None:
+            connector = self.connector
+        self.retries += 1
+        self.delay = (self.policy.delay(self.retries - 1) if self._uniform is None
+                      else self.policy.delay(self.retries - 1, self._uniform))
+        self._retry_call = self.clock.callLater(self.delay, connector.connect)
+
+    def stopTrying(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+        super().stopTrying()
 
     def buildProtocol(self, addr: object) -> IProtocol:
         if self.client.config.transport.tcp_mux:

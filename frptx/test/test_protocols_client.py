@@ -158,35 +158,66 @@ class _Connector:
     def connect(self) -> None:
         self.attempts += 1
 
+    def stopConnecting(self) -> None:
+        from twisted.internet.error import NotConnectingError
+
+        raise NotConnectingError()
+
 
 class BackoffTests(ClientTestBase):
-    def test_exponential_backoff_with_cap_and_reset_after_login(self) -> None:
-        self.client = FrpClient(self.config(loginFailExit=False), self.reactor, on_fatal=self.fatal.append)
-        factory = self.client.factory
-        self.assertEqual(factory.jitter, 0.1)
-        # Twisted draws each jittered delay from the previous jittered one, so the spread
-        # compounds: take the jitter out to check the schedule itself, exactly.
-        import random
+    """The login factory follows ``BackoffPolicy`` on the first login and after a login."""
 
-        self.patch(random, "normalvariate", lambda mu, sigma: mu)
-        connector = _Connector()
+    def retry_delays(self, factory: Any, connector: _Connector, count: int, lost: bool = False) -> list[float]:
         delays = []
-        for _ in range(8):
-            before = len(self.reactor.getDelayedCalls())
-            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
-            calls = self.reactor.getDelayedCalls()
-            self.assertEqual(len(calls), before + 1)
-            call = max(calls, key=lambda c: c.getTime())
-            delays.append(call.getTime() - self.reactor.seconds())
+        for _ in range(count):
+            before = set(self.reactor.getDelayedCalls())
+            if lost:
+                factory.clientConnectionLost(connector, Failure(ConnectionRefusedError()))
+            else:
+                factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            [call] = set(self.reactor.getDelayedCalls()) - before
+            delays.append(round(call.getTime() - self.reactor.seconds(), 4))
             self.reactor.advance(call.getTime() - self.reactor.seconds())
-        expected = [1, 2, 4, 8, 16, 20, 20, 20]
-        self.assertEqual([round(d, 6) for d in delays], expected)
+        return delays
+
+    def make_client(self) -> FrpClient:
+        self.client = FrpClient(self.config(loginFailExit=False), self.reactor, on_fatal=self.fatal.append)
+        # the midpoint of the jitter range: the schedule itself, exactly
+        self.client.factory._uniform = lambda: 0.5
+        return self.client
+
+    def test_first_login_schedule(self) -> None:
+        factory = self.make_client().factory
+        connector = _Connector()
+        self.assertEqual(self.retry_delays(factory, connector, 8), [1, 2, 4, 8, 16, 20, 20, 20])
         self.assertEqual(connector.attempts, 8)
-        # only a successful login resets the delay
+
+    def test_schedule_starts_over_after_a_successful_login(self) -> None:
+        factory = self.make_client().factory
+        connector = _Connector()
+        self.assertEqual(self.retry_delays(factory, connector, 4), [1, 2, 4, 8])
         server = self.connect_control()
         server.received()
         server.accept_login()
-        self.assertEqual(factory.delay, factory.initialDelay)
+        # the control connection of that login is lost: the same schedule from its start
+        self.assertEqual(self.retry_delays(factory, connector, 7, lost=True), [1, 2, 4, 8, 16, 20, 20])
+
+    def test_jitter_spreads_each_delay_within_ten_percent(self) -> None:
+        factory = self.make_client().factory
+        draws = iter([0.0, 0.999999, 0.0, 0.999999])
+        factory._uniform = lambda: next(draws)
+        delays = self.retry_delays(factory, _Connector(), 4)
+        self.assertEqual(delays, [0.9, 2.2, 3.6, 8.8])
+
+    def test_stop_trying_cancels_the_pending_retry(self) -> None:
+        factory = self.make_client().factory
+        connector = _Connector()
+        factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        factory.stopTrying()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.reactor.advance(60)
+        self.assertEqual(connector.attempts, 0)
 
 
 class HeartbeatTests(ClientTestBase):
