@@ -8,24 +8,40 @@ and validates the config, prints what would run and exits (frp's ``verify``).
 """
 from __future__ import annotations
 
+import json
 import sys
 
 from twisted.application.service import IService
 from twisted.python import usage
 
 from frptx import logs, process_exit
-from frptx.config import ClientConfig, ConfigError, ServerConfig, load_client_config, load_server_config
+from frptx.config import (
+    ClientConfig,
+    ConfigError,
+    ServerConfig,
+    load_client_config,
+    load_server_config,
+    parse_client_config,
+    parse_server_config,
+)
 
 
 class Options(usage.Options):
     """Command-line options shared by frps and frpc."""
 
-    optParameters = [["config", "c", None, "frp config file (.yaml/.yml, .toml or .json)"]]
+    optParameters = [
+        ["config", "c", None, "frp config file (.yaml/.yml, .toml or .json)"],
+        ["config-json", None, None, "the config itself as JSON text, instead of a file"],
+    ]
     optFlags = [["verify", None, "only load and validate the config, print what would run, and exit"]]
 
     def postOptions(self) -> None:
-        if not self["config"]:
-            raise usage.UsageError("--config/-c PATH is required")
+        # SystemExit rather than UsageError: twistd before 25.x prints a UsageError from
+        # a plugin's options and then exits 0, which scripts would take for success.
+        if not self["config"] and not self["config-json"]:
+            raise SystemExit(f"{self}\n--config/-c PATH is required")
+        if self["config"] and self["config-json"]:
+            raise SystemExit(f"{self}\ngive either --config or --config-json, not both")
 
 
 def describe_server(cfg: ServerConfig) -> str:
@@ -59,20 +75,31 @@ def describe_client(cfg: ClientConfig) -> str:
     return "\n".join(lines)
 
 
-def _load(tapname: str, path: str) -> ServerConfig | ClientConfig:
+def load(tapname: str, path: str | None, inline_json: str | None = None) -> ServerConfig | ClientConfig:
+    """The config of ``tapname`` from a file or from JSON text; ``SystemExit`` with every problem."""
     try:
+        if inline_json is not None:
+            try:
+                data = json.loads(inline_json)
+            except ValueError as e:
+                raise ConfigError([("<config-json>", f"not valid JSON: {e}")]) from None
+            if not isinstance(data, dict):
+                raise ConfigError([("<config-json>", "expected a JSON object")])
+            return (parse_server_config(data, "<config-json>") if tapname == "frps"
+                    else parse_client_config(data, "<config-json>"))
+        assert path is not None
         return load_server_config(path) if tapname == "frps" else load_client_config(path)
     except ConfigError as e:
-        raise SystemExit(f"{tapname}: invalid config {path}:\n{e}") from None
+        raise SystemExit(f"{tapname}: invalid config {path or '<config-json>'}:\n{e}") from None
 
 
 def makeService(options: Options, tapname: str) -> IService:
     """Build frps (``tapname == "frps"``) or frpc; called by the twistd plugin."""
     from twisted.internet import reactor
 
-    cfg = _load(tapname, options["config"])
+    cfg = load(tapname, options["config"], options["config-json"])
     if options["verify"]:
-        print(f"{options['config']}: syntax is ok and the config is valid")
+        print(f"{options['config'] or '<config-json>'}: syntax is ok and the config is valid")
         print(describe_server(cfg) if isinstance(cfg, ServerConfig) else describe_client(cfg))  # type: ignore[arg-type]
         raise SystemExit(0)
     logs.set_level(cfg.log.level)

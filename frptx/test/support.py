@@ -208,15 +208,31 @@ def mode_cases(mixin: type, namespace: dict[str, Any], base: type,
 
 
 def captures_dir() -> str:
-    """The live frp 0.31.2 captures (``shared/docs/captures`` beside the repository).
+    """The live frp 0.31.2 captures, shipped with the tests in ``frptx/test/data/captures``.
 
-    Missing captures are an error, not a skip: the golden tests must run in CI.
-    ``FRPTX_CAPTURES`` overrides the location.
+    They are package data, so the suite passes from a plain clone and from the
+    installed package alike; a missing directory is an error, not a skip.
+    """
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "data" / "captures"
+    if not path.is_dir():
+        raise FileNotFoundError(f"frp captures not found at {path} (package data missing from the install?)")
+    return str(path)
+
+
+def examples_dir() -> str:
+    """The shipped example configs (``examples/`` of the checkout).
+
+    Tests that check them run from the checkout, or, against an installed package, with
+    ``FRPTX_EXAMPLES_DIR`` pointing at the checkout's ``examples`` (``.ci/run`` sets it).
+    Missing examples are an error, not a skip.
     """
     import os
     from pathlib import Path
 
-    path = Path(os.environ.get("FRPTX_CAPTURES", Path(__file__).resolve().parents[3] / "shared" / "docs" / "captures"))
-    if not path.is_dir():
-        raise FileNotFoundError(f"frp captures not found at {path}; set FRPTX_CAPTURES")
+    path = Path(os.environ.get("FRPTX_EXAMPLES_DIR") or Path(__file__).resolve().parents[2] / "examples")
+    if not (path / "frps.toml").is_file():
+        raise FileNotFoundError(f"example configs not found at {path}; set FRPTX_EXAMPLES_DIR to the "
+                                "checkout's examples/ directory")
     return str(path)

@@ -37,8 +37,9 @@ from frptx.config import (
     render_template,
 )
 from frptx.config import schema
+from frptx.test.support import examples_dir
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+
 
 
 def tcp(name: str = "ssh", **extra: Any) -> dict[str, Any]:
@@ -266,24 +267,24 @@ class FormatTests(ConfigTestCase):
         """Every shipped example loads, and its three formats agree."""
         for side, load in (("frps", load_server_config), ("frpc", load_client_config)):
             configs = [
-                load(os.path.join(EXAMPLES, f"{side}.{ext}"), env={})
+                load(os.path.join(examples_dir(), f"{side}.{ext}"), env={})
                 for ext in ("yaml", "toml", "json")
             ]
             self.assertEqual(configs[0], configs[1])
             self.assertEqual(configs[0], configs[2])
-        shipped = sorted(os.listdir(EXAMPLES))
+        shipped = sorted(os.listdir(examples_dir()))
         for name in shipped:
             if name.startswith("frps."):
-                load_server_config(os.path.join(EXAMPLES, name), env={})
+                load_server_config(os.path.join(examples_dir(), name), env={})
             elif name.startswith("frpc."):
-                load_client_config(os.path.join(EXAMPLES, name), env={})
+                load_client_config(os.path.join(examples_dir(), name), env={})
 
     def test_exampleContents(self) -> None:
-        server = load_server_config(os.path.join(EXAMPLES, "frps.yaml"), env={})
+        server = load_server_config(os.path.join(examples_dir(), "frps.yaml"), env={})
         self.assertEqual((server.bind_addr, server.bind_port), ("127.0.0.1", 7000))
         self.assertEqual(server.auth.token, "change-me")
         self.assertEqual(server.allow_ports, (PortRange(6000, 6100),))
-        client = load_client_config(os.path.join(EXAMPLES, "frpc.yaml"), env={})
+        client = load_client_config(os.path.join(examples_dir(), "frpc.yaml"), env={})
         self.assertEqual(client.auth.token, "change-me")
         self.assertFalse(client.transport.tls.enable)
         self.assertEqual(

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from frptx.test.support import Collector, EchoFactory, connect, deferLater, listen_local, with_timeout
+from frptx.test.support import examples_dir, Collector, EchoFactory, connect, deferLater, listen_local, with_timeout
 from frptx.test.test_e2e import async_test, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
+#: where the child processes run (they write nothing there: no pid file, logs in temp files)
+RUN_DIR = tempfile.gettempdir()
 
 
 def twistd() -> list[str]:
@@ -38,20 +39,21 @@ def twistd() -> list[str]:
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    # the child imports the same frptx as this process: the checkout or the installed package
+    e["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return e
 
 
 def run_twistd(tapname: str, config: str, *extra: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*twistd(), "-n", "--pidfile=", tapname, "--config", config, *extra],
-                          capture_output=True, text=True, timeout=timeout, env=env(), cwd=REPO)
+                          capture_output=True, text=True, timeout=timeout, env=env(), cwd=RUN_DIR)
 
 
 class VerifyTests(unittest.TestCase):
     def test_verify_examples(self) -> None:
         for name in ("frps", "frpc"):
             for ext in ("yaml", "toml", "json"):
-                r = run_twistd(name, str(EXAMPLES / f"{name}.{ext}"), "--verify")
+                r = run_twistd(name, os.path.join(examples_dir(), f"{name}.{ext}"), "--verify")
                 self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
                 self.assertIn("config is valid", r.stdout)
 
@@ -68,7 +70,7 @@ class VerifyTests(unittest.TestCase):
 
     def test_missing_config_option(self) -> None:
         r = subprocess.run([*twistd(), "-n", "--pidfile=", "frps"], capture_output=True, text=True, timeout=30,
-                           env=env(), cwd=REPO)
+                           env=env(), cwd=RUN_DIR)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--config", r.stdout + r.stderr)
 
@@ -137,7 +139,7 @@ class ProcessTunnelTests(unittest.TestCase):
             yaml.safe_dump(config, f)
         log = path + ".log"
         proc = subprocess.Popen([*twistd(), "-n", "--pidfile=", "--logfile", log, tapname, "--config", path],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=REPO)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=RUN_DIR)
 
         def stop() -> None:
             if proc.poll() is None:

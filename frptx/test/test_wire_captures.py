@@ -1,4 +1,4 @@
-"""Golden tests against live frp 0.31.2 captures (docs/captures, token "abc").
+"""Golden tests against live frp 0.31.2 captures (frptx/test/data/captures, token "abc").
 
 Every control connection of scenarios A and C is decoded with the wire layer
 (Login/LoginResp in clear, then AES-CFB), each message is checked against the
