@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial import unittest
@@ -83,7 +84,10 @@ class ProcessTestCase(unittest.TestCase):
         def stop() -> Deferred[Any] | None:
             if proto.ended.called:
                 return None
-            transport.signalProcess("TERM")
+            try:
+                transport.signalProcess("TERM")
+            except ProcessExitedAlready:
+                pass  # exited; processEnded is on its way
             return with_timeout(proto.ended, 15)
 
         self.addCleanup(stop)
@@ -184,7 +188,7 @@ class CommandTests(ProcessTestCase):
         self.assertEqual(await with_timeout(c.done, 10), b"through the frp command line")
         # SIGTERM: a clean twistd shutdown (twistd re-raises the signal after stopping)
         for proc in (frpc, frps):
-            os.kill(proc.transport.pid, signal.SIGTERM)
+            proc.transport.signalProcess("TERM")
             outcome = await with_timeout(proc.ended, 15)
             self.assertIn(outcome.status, (0, -signal.SIGTERM), outcome.output)
 
