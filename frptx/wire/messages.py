@@ -428,14 +428,11 @@ def _to_internal(value: Any) -> Any:
     return value
 
 
-_frozen = dataclasses.dataclass(frozen=True)
-
-
 # --------------------------------------------------------------------------
 # Messages
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class Login(Message):
     """``o``: first message of a control connection (frpc -> frps)."""
 
@@ -480,7 +477,7 @@ class Login(Message):
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class LoginResp(Message):
     """``1``: answer to Login, sent in clear; non-empty ``error`` = refused."""
 
@@ -502,7 +499,7 @@ class LoginResp(Message):
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NewProxy(Message):
     """``p``: register a proxy on the control connection."""
 
@@ -576,7 +573,7 @@ class NewProxy(Message):
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NewProxyResp(Message):
     """``2``: result of NewProxy (``remote_addr`` or ``error``)."""
 
@@ -593,7 +590,7 @@ class NewProxyResp(Message):
     _LEGACY = (("proxy_name", "proxy_name"), ("remote_addr", "remote_addr"), ("error", "error"))
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class CloseProxy(Message):
     """``c``: unregister a proxy; no answer."""
 
@@ -604,7 +601,7 @@ class CloseProxy(Message):
     _LEGACY = (("proxy_name", "proxy_name"),)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NewWorkConn(Message):
     """``w``: first message of a work connection (frpc -> frps)."""
 
@@ -621,14 +618,14 @@ class NewWorkConn(Message):
     _LEGACY = (("run_id", "run_id"),)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class ReqWorkConn(Message):
     """``r``: frps asks for one more pooled work connection."""
 
     TYPE: ClassVar[bytes] = b"r"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class StartWorkConn(Message):
     """``s``: frps hands a user connection to a work connection (then raw bytes)."""
 
@@ -657,7 +654,7 @@ class StartWorkConn(Message):
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NewVisitorConn(Message):
     """``v``: first message of a visitor (stcp/sudp) connection."""
 
@@ -686,7 +683,7 @@ class NewVisitorConn(Message):
     )
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NewVisitorConnResp(Message):
     """``3``: answer to NewVisitorConn, in clear."""
 
@@ -698,7 +695,7 @@ class NewVisitorConnResp(Message):
     _LEGACY = (("proxy_name", "proxy_name"), ("error", "error"))
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class Ping(Message):
     """``h``: application heartbeat (v0.31.2: always ``{}``)."""
 
@@ -710,7 +707,7 @@ class Ping(Message):
     _LEGACY = ()
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class Pong(Message):
     """``4``: heartbeat answer (v0.31.2: always ``{}``)."""
 
@@ -786,7 +783,7 @@ def _decode_udp_addr(key: str, value: Any) -> Address | None:
     return (host, port)
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class UDPPacket(Message):
     """``u``: one datagram on a UDP/SUDP work or visitor connection.
 
@@ -851,7 +848,7 @@ class UDPPacket(Message):
 # xtcp messages: recognised, carried opaquely
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class _OpaqueMessage(Message):
     """A message frptx only recognises: ``fields`` is the decoded JSON object.
 
@@ -872,42 +869,42 @@ class _OpaqueMessage(Message):
         return cls(fields=FrozenMap((k, _plain(v)) for k, v in pairs))  # type: ignore[call-arg]
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleVisitor(_OpaqueMessage):
     """``i``: xtcp visitor request (not implemented by frptx)."""
 
     TYPE: ClassVar[bytes] = b"i"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleClient(_OpaqueMessage):
     """``n``: xtcp client request (not implemented by frptx)."""
 
     TYPE: ClassVar[bytes] = b"n"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleResp(_OpaqueMessage):
     """``m``: xtcp server response (not implemented by frptx)."""
 
     TYPE: ClassVar[bytes] = b"m"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleSid(_OpaqueMessage):
     """``5``: xtcp session id on a work connection (not implemented by frptx)."""
 
     TYPE: ClassVar[bytes] = b"5"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleReport(_OpaqueMessage):
     """``6``: xtcp result report (HEAD only; not implemented by frptx)."""
 
     TYPE: ClassVar[bytes] = b"6"
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True)
 class NatHoleClientDetectOK(_OpaqueMessage):
     """``d``: v0.31.2-only xtcp message (not implemented by frptx)."""
 
