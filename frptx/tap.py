@@ -100,7 +100,7 @@ def makeService(options: Options, tapname: str) -> IService:
     cfg = load(tapname, options["config"], options["config-json"])
     if options["verify"]:
         print(f"{options['config'] or '<config-json>'}: syntax is ok and the config is valid")
-        print(describe_server(cfg) if isinstance(cfg, ServerConfig) else describe_client(cfg))  # type: ignore[arg-type]
+        print(describe_server(cfg) if isinstance(cfg, ServerConfig) else describe_client(cfg))
         raise SystemExit(0)
     logs.set_level(cfg.log.level)
     logs.log_to(cfg.log.to)

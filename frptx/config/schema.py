@@ -495,7 +495,7 @@ class _Checker:
         if isinstance(node, ListOf):
             if not isinstance(value, list):
                 return self.fail(path, f"expected a list, got {_describe(value)}")
-            out = []
+            out: list[Any] = []
             for i, item in enumerate(value):
                 if item is None:
                     out.append(None)

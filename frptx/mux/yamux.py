@@ -456,7 +456,8 @@ class YamuxSession:
         """
         if not self._open:
             return []
-        self._events = events = []
+        events: list[Event] = []
+        self._events = events
         view = memoryview(data)
         end = len(view)
         pos = 0
@@ -517,13 +518,14 @@ class YamuxSession:
             n = min(len(head), st.send_window, MAX_DATA_FRAME)
             if n == len(head):
                 queue.popleft()
-                chunk = head.obj if n == len(head.obj) else bytes(head)  # type: ignore[union-attr]
+                obj = head.obj  # the bytes object queued by send()
+                chunk = obj if isinstance(obj, bytes) and n == len(obj) else bytes(head)
             else:
                 chunk = bytes(head[:n])
                 queue[0] = head[n:]
             st.send_window -= n
             st.queued -= n
-            self._emit(DATA, 0, st.stream_id, chunk)  # type: ignore[arg-type]
+            self._emit(DATA, 0, st.stream_id, chunk)
         if not st.queued and st.fin_requested and not st.fin_sent:
             self._send_fin(st)
 

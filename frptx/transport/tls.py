@@ -506,7 +506,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
     # once when the socket's buffer is empty; the records that one TCP read brought
     # reach the application as one piece.
 
-    def _write(self, data: bytes) -> None:  # type: ignore[override]
+    def _write(self, data: bytes) -> None:
         if self._lostTLSConnection:
             return
         view = memoryview(data)
@@ -523,7 +523,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
         # room for all the records at once: one read out of the BIO, no join
         self._flushSendBIO(len(data) + (len(data) >> 9) + 256)
 
-    def _flushSendBIO(self, size: int = _BIO_READ) -> None:  # type: ignore[override]
+    def _flushSendBIO(self, size: int = _BIO_READ) -> None:
         connection = self._tlsConnection
         if connection is None:
             return
@@ -589,7 +589,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
         self._flushSendBIO()
         if IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
             try:
-                self.wrappedProtocol.writeConnectionLost()  # type: ignore[attr-defined]
+                self.wrappedProtocol.writeConnectionLost()
             except BaseException:
                 _log.failure("writeConnectionLost of {protocol} failed", protocol=self.wrappedProtocol)
                 self.abortConnection()
@@ -599,7 +599,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
             self._tlsShutdownFinished(None)
 
     def _checkHandshakeStatus(self) -> None:
-        super()._checkHandshakeStatus()  # type: ignore[misc]
+        super()._checkHandshakeStatus()
         # Data buffered during the handshake is sent by _unbufferPendingWrites
         # (called right after this by dataReceived), which then sends the
         # close_notify; without such data it can go now.
@@ -607,7 +607,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
             self._maybeSendCloseNotify()
 
     def _unbufferPendingWrites(self) -> None:
-        super()._unbufferPendingWrites()  # type: ignore[misc]
+        super()._unbufferPendingWrites()
         self._maybeSendCloseNotify()
 
     def loseConnection(self) -> None:
@@ -715,11 +715,11 @@ class _TLSSniffingProtocol(Protocol):
 
     def logPrefix(self) -> str:
         if ILoggingContext.providedBy(self._delegate):
-            return str(self._delegate.logPrefix())  # type: ignore[union-attr]
+            return str(self._delegate.logPrefix())
         return "TLSSniffer"
 
     def connectionMade(self) -> None:
-        self.factory.registerProtocol(self)  # type: ignore[arg-type]
+        self.factory.registerProtocol(self)
         self._timeout = self.factory.reactor.callLater(self.factory.sniff_timeout, self._timedOut)
 
     def _cancelTimeout(self) -> None:
@@ -789,7 +789,7 @@ class _TLSSniffingProtocol(Protocol):
         protocol without L{IHalfCloseableProtocol}.
         """
         if self._delegate is not None and IHalfCloseableProtocol.providedBy(self._delegate):
-            self._delegate.readConnectionLost()  # type: ignore[attr-defined]
+            self._delegate.readConnectionLost()
         else:
             self._done = True
             self._cancelTimeout()
@@ -797,12 +797,12 @@ class _TLSSniffingProtocol(Protocol):
 
     def writeConnectionLost(self) -> None:
         if self._delegate is not None and IHalfCloseableProtocol.providedBy(self._delegate):
-            self._delegate.writeConnectionLost()  # type: ignore[attr-defined]
+            self._delegate.writeConnectionLost()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancelTimeout()
         self._done = True
-        self.factory.unregisterProtocol(self)  # type: ignore[arg-type]
+        self.factory.unregisterProtocol(self)
         delegate, self._delegate = self._delegate, None
         if delegate is not None:
             delegate.connectionLost(reason)

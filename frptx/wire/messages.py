@@ -131,7 +131,7 @@ def _freeze_list(value: Any) -> tuple[str, ...]:
 # Go-compatible JSON text
 
 
-class _JSONObject(list):  # type: ignore[type-arg]
+class _JSONObject(list[Any]):
     """Key/value pairs of a decoded JSON object, in wire order (duplicates kept).
 
     A distinct type so that an empty object is not confused with an empty array.

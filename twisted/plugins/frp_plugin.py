@@ -3,9 +3,16 @@
 Kept import-light: twistd imports every plugin for ``--help``, so frptx itself is
 imported only when one of these is actually run.
 """
-from twisted.application.service import IServiceMaker
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from twisted.application.service import IService, IServiceMaker
 from twisted.plugin import IPlugin
 from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from frptx.tap import Options
 
 
 @implementer(IServiceMaker, IPlugin)
@@ -18,12 +25,12 @@ class FrpServiceMaker:
         self.name = f"frptx {tapname}"
 
     @property
-    def options(self):  # type: ignore[no-untyped-def]
+    def options(self) -> type[Options]:
         from frptx.tap import Options
 
         return Options
 
-    def makeService(self, options):  # type: ignore[no-untyped-def]
+    def makeService(self, options: Options) -> IService:
         from frptx.tap import makeService
 
         return makeService(options, self.tapname)
