@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for mode in args.modes.split(","):
                 log(f"mode {mode}")
-                res = results["modes"][mode] = {}
+                res: dict[str, Any] = {}
+                results["modes"][mode] = res
                 try:
                     run_mode(mode, s, pm, local, tools, notes, script, workdir, args.log_level, res,
                              frozenset(filter(None, args.only.split(","))))

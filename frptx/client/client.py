@@ -9,11 +9,11 @@ process with the reason.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IProtocol
-from twisted.internet.protocol import ReconnectingClientFactory
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
+from twisted.internet.protocol import Protocol, ReconnectingClientFactory, connectionDone
 from twisted.python.failure import Failure
 
 from frptx import logs
@@ -24,6 +24,9 @@ from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
 from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.wire import LoginResp
+
+if TYPE_CHECKING:
+    from frptx.mux import YamuxProtocol
 
 
 def describe_failure(reason: Failure | None) -> str:
@@ -74,7 +77,7 @@ class LoginFactory(ReconnectingClientFactory):
         self._retry_call = None
         super().stopTrying()
 
-    def buildProtocol(self, addr: object) -> IProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol:
         if self.client.config.transport.tcp_mux:
             return self.client.new_mux_session()
         return ClientControlProtocol(self.client)
@@ -140,7 +143,7 @@ class FrpClient:
         return d
 
     # -- tcpMux -----------------------------------------------------------------
-    def new_mux_session(self) -> IProtocol:
+    def new_mux_session(self) -> YamuxProtocol:
         from frptx.mux import YamuxProtocol
 
         client = self
@@ -154,7 +157,7 @@ class FrpClient:
                 client.dialer.session = self
                 self.open_stream(ClientControlProtocol(client))
 
-            def connectionLost(self, reason: Failure | None = None) -> None:
+            def connectionLost(self, reason: Failure = connectionDone) -> None:
                 if client.dialer.session is self:
                     client.dialer.session = None
                 # streams only learn "session lost"; keep the real cause (e.g. a TLS error) for the log

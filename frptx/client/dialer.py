@@ -30,7 +30,9 @@ class OneShotFactory(ClientFactory):
         self.protocol_instance = protocol
         self.deferred: Deferred[IProtocol] = Deferred()
 
-    def buildProtocol(self, addr: object) -> IProtocol:
+    # ClientFactory types buildProtocol as building a Protocol that takes a .factory;
+    # this one hands out a caller's IProtocol, which is all IProtocolFactory asks for.
+    def buildProtocol(self, addr: object) -> IProtocol:  # type: ignore[override]
         protocol = self.protocol_instance
         original = protocol.connectionMade
 

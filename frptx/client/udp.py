@@ -131,6 +131,7 @@ class _PeerSocket(DatagramProtocol):
     def startProtocol(self) -> None:
         self.tracker.add(self.tracked)
         assert self.handler.local_addr is not None
+        assert self.transport is not None  # startProtocol runs once the socket is bound
         try:
             self.transport.connect(*self.handler.local_addr)
         except Exception as e:  # e.g. an address family the socket cannot reach
@@ -150,8 +151,11 @@ class _PeerSocket(DatagramProtocol):
 
     def send(self, datagram: bytes) -> bool:
         self.last_active = self.handler.clock.seconds()
+        transport = self.transport
+        if transport is None:  # stopped: the socket is closed
+            return False
         try:
-            self.transport.write(datagram)
+            transport.write(datagram, None)  # connected: no address
         except Exception as e:  # ECONNREFUSED is swallowed by Twisted; EMSGSIZE and the like land here
             log.debug("cannot send a datagram to the local service: {why}", why=e)
             return False

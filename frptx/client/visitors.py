@@ -23,6 +23,7 @@ from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
+from frptx.transport.address import bound_port
 from frptx.wire import Message, NewVisitorConn, NewVisitorConnResp, sign_key
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class StcpVisitor:
         v = self.visitor
         self.port = self.client.reactor.listenTCP(v.bind_port, _LocalFactory(self), interface=v.bind_addr)
         self.log.info("visitor [{name}] listening on {addr}:{port} for [{target}]", name=v.name, addr=v.bind_addr,
-                      port=self.port.getHost().port, target=target_name(self.client, v))
+                      port=bound_port(self.port), target=target_name(self.client, v))
 
     def stop(self) -> Any:
         return self.port.stopListening() if self.port is not None else None
@@ -127,6 +128,7 @@ class StcpVisitor:
             if local.lost:
                 conn.close()
                 return
+            assert local.transport is not None and conn.transport is not None  # both connected
             relay = Relay(local.transport, conn.transport)
             apply_codec(relay, "b", conn.codec)
             local_early, local_eof = local.take_early()
@@ -136,6 +138,7 @@ class StcpVisitor:
         def refused(failure: Failure) -> None:
             self.last_error = failure.getErrorMessage()
             self.log.warn("visitor [{name}]: {why}", name=self.visitor.name, why=failure.getErrorMessage())
+            assert local.transport is not None  # connected
             local.transport.loseConnection()
 
         d.addCallbacks(ready, refused)

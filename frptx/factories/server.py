@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
 
 from frptx import logs
 from frptx.config import ServerConfig
@@ -48,7 +50,7 @@ class YamuxServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, server: FrpServer, streams: Factory) -> None:
+    def __init__(self, server: FrpServer, streams: IProtocolFactory) -> None:
         self.server = server
         self.streams = streams
 
@@ -63,6 +65,7 @@ class YamuxServerFactory(Factory):
 
         def no_stream() -> None:
             if not first_stream.seen and session.is_open:
+                assert session.transport is not None  # is_open: connected
                 log.warn("closing yamux session from {peer}: no stream within {t:g}s (is frpc's "
                          "transport.tcpMux true like frps's?)", peer=session.transport.getPeer(),
                          t=FIRST_STREAM_TIMEOUT)
@@ -73,24 +76,29 @@ class YamuxServerFactory(Factory):
         return session
 
 
-class _FirstStreamWatch(Factory):
+@implementer(IProtocolFactory)
+class _FirstStreamWatch:
     """Passes streams to the dispatcher factory and remembers that one came."""
 
-    noisy = False
-
-    def __init__(self, streams: Factory) -> None:
+    def __init__(self, streams: IProtocolFactory) -> None:
         self.streams = streams
         self.seen = False
 
-    def buildProtocol(self, addr: object) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress) -> IProtocol | None:
         self.seen = True
         return self.streams.buildProtocol(addr)
 
+    def doStart(self) -> None:
+        self.streams.doStart()
 
-def bind_port_factory(server: FrpServer, reactor: Any) -> Factory:
+    def doStop(self) -> None:
+        self.streams.doStop()
+
+
+def bind_port_factory(server: FrpServer, reactor: Any) -> IProtocolFactory:
     """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
     config: ServerConfig = server.config
-    factory: Factory = ServerConnectionFactory(server)
+    factory: IProtocolFactory = ServerConnectionFactory(server)
     if config.transport.tcp_mux:
         factory = YamuxServerFactory(server, factory)
     from frptx.transport.tls import TLSSniffingFactory, server_context_factory

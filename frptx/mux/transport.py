@@ -28,9 +28,9 @@ from collections import deque
 from typing import Any
 
 from twisted.internet import error
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
-    IAddress,
     IConsumer,
     IDelayedCall,
     IHalfCloseableProtocol,
@@ -43,7 +43,7 @@ from twisted.internet.interfaces import (
     ITCPTransport,
     ITransport,
 )
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -157,11 +157,13 @@ class YamuxStream:
         self._mux._remove(self)
         self._connection_lost(Failure(error.ConnectionAborted()))
 
-    def getPeer(self) -> IAddress:
-        return self._mux.transport.getPeer()  # type: ignore[union-attr]
+    # The session runs over a TCP (or TLS-over-TCP) connection, whose addresses are IP
+    # addresses, as ITCPTransport promises; Protocol.transport is only typed ITransport.
+    def getPeer(self) -> IPv4Address | IPv6Address:
+        return self._mux.transport.getPeer()  # type: ignore[union-attr,return-value]
 
-    def getHost(self) -> IAddress:
-        return self._mux.transport.getHost()  # type: ignore[union-attr]
+    def getHost(self) -> IPv4Address | IPv6Address:
+        return self._mux.transport.getHost()  # type: ignore[union-attr,return-value]
 
     # TCP options belong to the shared connection; on a stream they are harmless no-ops.
     def getTcpNoDelay(self) -> bool:
@@ -255,9 +257,9 @@ class YamuxStream:
             return
         self._producer_paused = want
         if want:
-            producer.pauseProducing()  # type: ignore[attr-defined]
+            producer.pauseProducing()  # type: ignore[attr-defined]  # streaming: an IPushProducer
         else:
-            producer.resumeProducing()
+            producer.resumeProducing()  # type: ignore[attr-defined]  # IConsumer types it IProducer
 
     def _schedule_pull(self) -> None:
         """Pull producers get ``resumeProducing`` once the stream can take more; later,
@@ -272,7 +274,7 @@ class YamuxStream:
             return
         if self._mux.session.send_queued(self.stream_id):
             return
-        producer.resumeProducing()
+        producer.resumeProducing()  # type: ignore[attr-defined]  # not streaming: an IPullProducer
 
     def _send_window_opened(self) -> None:
         self._update_producer()
@@ -543,7 +545,7 @@ class YamuxProtocol(Protocol):
             self._holding = False
         self._flush()
 
-    def connectionLost(self, reason: Failure = Failure(error.ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._connection_gone = True
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()

@@ -219,6 +219,7 @@ class ClientWorkProtocol(MessageProtocol):
         d = self.client.connect_local(proxy.local_ip, proxy.local_port, local, LOCAL_DIAL_TIMEOUT)
 
         def connected(_: object) -> None:
+            assert local.transport is not None and self.transport is not None  # both connected
             if self.closed or self.end is not None:
                 local.transport.loseConnection()
                 return

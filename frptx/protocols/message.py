@@ -129,7 +129,7 @@ class MessageProtocol(Protocol):
         leftover = self.reader.take_buffer()
         if leftover:
             self._early.append(leftover)
-        self.transport.pauseProducing()
+        self.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
 
     def take_early(self) -> tuple[bytes, bool]:
         data = b"".join(self._early)

@@ -144,8 +144,10 @@ class Relay:
         """Begin relaying: bytes already read from either side are written first."""
         self.begin()
         a, b = self.a.transport, self.b.transport
-        b.registerProducer(a, True)  # b's buffer full -> stop reading a
-        a.registerProducer(b, True)
+        # Protocol.transport is typed ITransport, but connection transports (TCP, TLS,
+        # yamux streams) are also IConsumers and IPushProducers.
+        b.registerProducer(a, True)  # type: ignore[attr-defined]  # b's buffer full -> stop reading a
+        a.registerProducer(b, True)  # type: ignore[attr-defined]
         if a_buffered:
             self.a.data_received(a_buffered)
         if b_buffered:

@@ -40,7 +40,7 @@ class RelayedProtocol(Protocol):
 
     def connectionMade(self) -> None:
         # Read nothing more until the other leg exists; backpressure from the start.
-        self.transport.pauseProducing()
+        self.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
 
     def dataReceived(self, data: bytes) -> None:
         end = self.end

@@ -57,7 +57,7 @@ _COPY_VIEW = memoryview(_COPY)
 
 def eligible(transport: Any) -> bool:
     """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
-    return (SPLICE_AVAILABLE and isinstance(transport, tcp.Connection) and transport.connected
+    return (SPLICE_AVAILABLE and isinstance(transport, tcp.Connection) and bool(transport.connected)
             and not transport.disconnecting and getattr(transport, "TLS", False) is False)
 
 

@@ -88,6 +88,7 @@ class ServerControl:
         if not self.server.config.transport.tcp_mux:
             self._arm_heartbeat()  # with tcpMux, only clients that send Pings are held to them
         self.pool.fill()
+        assert self.protocol.transport is not None  # a connected protocol sent the Login
         self.log.info("client login: run id [{run_id}], address {peer}, version {version}, os {os}/{arch}",
                       run_id=self.run_id, peer=self.protocol.transport.getPeer(),
                       version=self.login.version, os=self.login.os, arch=self.login.arch)

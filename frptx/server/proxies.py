@@ -21,6 +21,7 @@ from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import RelayedProtocol, start_relay
 from frptx.server.pool import PoolClosed
+from frptx.transport.address import bound_port
 from frptx.wire import NewProxy, StartWorkConn
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
             dst_addr=getattr(host, "host", ""),
             dst_port=getattr(host, "port", 0),
         ))
+        assert user.transport is not None and work.protocol.transport is not None  # both connected
         relay = Relay(user.transport, work.protocol.transport, counter=proxy.counter,
                       on_close=lambda r: proxy.users.discard(user))
         apply_codec(relay, "a", user_codec)
@@ -175,7 +177,7 @@ class TcpProxy(ProxyBase):
 
     def listen(self, port: int, interface: str) -> None:
         self.port = self.control.server.reactor.listenTCP(port, PublicListenerFactory(self), interface=interface)
-        self.remote_port = self.port.getHost().port
+        self.remote_port = bound_port(self.port)
 
     def user_connected(self, user: PublicConnectionProtocol) -> None:
         join_to_work_connection(self, user)

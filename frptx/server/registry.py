@@ -71,6 +71,7 @@ class FrpServer:
         try:
             self._check_login(msg)
         except LoginRefused as e:
+            assert protocol.transport is not None  # a connected protocol sent the Login
             self.log.warn("login from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=str(e))
             protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, error=str(e)))
             protocol.close()
@@ -113,6 +114,7 @@ class FrpServer:
             error = self.client_error("token in NewWorkConn doesn't match token from configuration",
                                       "invalid NewWorkConn")
         if control is None or error:
+            assert protocol.transport is not None  # a connected protocol sent the NewWorkConn
             self.log.warn("work connection from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=error)
             protocol.send(StartWorkConn(error=error))
             protocol.close()
@@ -213,6 +215,7 @@ class FrpServer:
         if not error and not proxy.allows(user):  # type: ignore[union-attr]
             error = f"visitor connection of [{name}] user [{user}] not allowed"
         if error:
+            assert protocol.transport is not None  # a connected protocol sent the NewVisitorConn
             self.log.warn("visitor connection from {peer} refused: {why}", peer=protocol.transport.getPeer(),
                           why=error)
             protocol.send(NewVisitorConnResp(proxy_name=name, error=error))

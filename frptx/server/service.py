@@ -18,6 +18,7 @@ from frptx import logs
 from frptx.config import ServerConfig
 from frptx.factories.server import bind_port_factory
 from frptx.server.registry import FrpServer
+from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
 
 
@@ -43,7 +44,7 @@ class FrpsService(Service):
     def bound_port(self) -> int:
         """The bind port actually listened on (useful with ``bindPort: 0`` in tests)."""
         assert self.port is not None
-        return self.port.getHost().port
+        return bound_port(self.port)
 
     def startService(self) -> None:
         super().startService()
@@ -69,7 +70,7 @@ class FrpsService(Service):
     def stopService(self) -> Deferred[None]:
         """Close the bind port, every proxy port and every connection; fires when all are gone."""
         super().stopService()
-        pending = [self.server.close()]
+        pending: list[Deferred[Any]] = [self.server.close()]
         if self.port is not None:
             pending.append(maybeDeferred(self.port.stopListening))
         pending.append(self.server.connections.close_all())
