@@ -134,7 +134,7 @@ def with_cpu_cost(tunnel: P.Tunnel, run: Callable[[int], dict[str, float]], port
     after = [sum(p.cpu_times()[:2]) for p in procs]
     requests = result.get("requests")
     if procs and requests:
-        for name, b, a in zip(("frps", "frpc"), before, after):
+        for name, b, a in zip(("frps", "frpc"), before, after, strict=True):
             result[f"{name}_cpu_us_per_req"] = (a - b) / requests * 1e6
     return result
 

@@ -2,9 +2,10 @@
 """``twistd frps --config F`` and ``twistd frpc --config F``.
 
 twistd finds ``Options`` and ``makeService`` here through the service makers in
-``twisted/plugins/frp_plugin.py``, which pass their tapname (``frps``/``frpc``).  Config problems end start-up with the key path
-and reason and a non-zero status, never a traceback.  ``--verify`` only loads
-and validates the config, prints what would run and exits (frp's ``verify``).
+``twisted/plugins/frp_plugin.py``, which pass their tapname (``frps``/``frpc``).
+Config problems end start-up with the key path and reason and a non-zero status,
+never a traceback.  ``--verify`` only loads and validates the config, prints
+what would run and exits (frp's ``verify``).
 """
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ class Options(usage.Options):
 
 def describe_server(cfg: ServerConfig) -> str:
     t = cfg.transport
+    scopes = " " + ",".join(sorted(cfg.auth.additional_scopes)) if cfg.auth.additional_scopes else ""
+    ports = ", ".join(f"{r.start}-{r.end}" if r.start != r.end else str(r.start) for r in cfg.allow_ports)
     lines = [
         f"frps on {cfg.bind_addr}:{cfg.bind_port} (proxy ports on {cfg.proxy_bind_addr})",
         f"  tcpMux: {t.tcp_mux}, TLS: {'required' if t.tls.force or t.tls.trusted_ca_file else 'optional'}"
         f"{', client certificates verified' if t.tls.trusted_ca_file else ''}",
-        f"  auth: {cfg.auth.method}{' ' + ','.join(sorted(cfg.auth.additional_scopes)) if cfg.auth.additional_scopes else ''}",
-        f"  allowPorts: {', '.join(f'{r.start}-{r.end}' if r.start != r.end else str(r.start) for r in cfg.allow_ports) or 'any'}"
+        f"  auth: {cfg.auth.method}{scopes}",
+        f"  allowPorts: {ports or 'any'}"
         f", maxPortsPerClient: {cfg.max_ports_per_client or 'unlimited'}, maxPoolCount: {t.max_pool_count}",
         f"  heartbeatTimeout: {t.heartbeat_timeout}s, userConnTimeout: {cfg.user_conn_timeout}s",
     ]

@@ -9,7 +9,8 @@ process with the reason.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol
@@ -20,9 +21,9 @@ from frptx import logs
 from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.dialer import Dialer
 from frptx.config import ClientConfig
+from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
-from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.wire import LoginResp
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ reloads the proxies.  ``stopService`` stops reconnecting and closes the session.
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.application.service import MultiService
 

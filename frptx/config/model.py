@@ -55,7 +55,7 @@ class ConfigError(Exception):
     """
 
     def __init__(
-        self, errors: "list[tuple[str, str]] | tuple[tuple[str, str], ...]", source: str = "<config>"
+        self, errors: list[tuple[str, str]] | tuple[tuple[str, str], ...], source: str = "<config>"
     ) -> None:
         self.errors: tuple[tuple[str, str], ...] = tuple(errors)
         self.source = source
@@ -80,7 +80,7 @@ class FrozenMap(Mapping[str, _V]):
 
     __slots__ = ("_data", "_hash")
 
-    def __init__(self, data: "Mapping[str, _V] | None" = None) -> None:
+    def __init__(self, data: Mapping[str, _V] | None = None) -> None:
         self._data: dict[str, _V] = dict(data or {})
         self._hash: int | None = None
 

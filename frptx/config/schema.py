@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "Scalar",
@@ -51,21 +51,21 @@ class Scalar:
 class ListOf:
     """A list whose items all follow C{item}."""
 
-    item: "Node"
+    item: Node
 
 
 @dataclass(frozen=True)
 class MapOf:
     """A mapping with free-form string keys (metadatas, featureGates, ...)."""
 
-    value: "Node"
+    value: Node
 
 
 @dataclass(frozen=True)
 class Struct:
     """A mapping with a fixed set of camelCase keys."""
 
-    fields: Mapping[str, "Node"]
+    fields: Mapping[str, Node]
     _folded: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +100,7 @@ class Tagged:
         object.__setattr__(self, "union", Struct(merged))
 
 
-Node = Union[Scalar, ListOf, MapOf, Struct, Tagged]
+Node = Scalar | ListOf | MapOf | Struct | Tagged
 
 STR = Scalar("string")
 INT = Scalar("integer")
@@ -667,10 +667,14 @@ def _any_true(value: Any) -> bool:
 # Delete a row to enable its feature.  The first block is next on the plan.
 UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     # --- later: proxy types and proxy features -----------------------------
-    Unsupported("client", "proxies[*].type", _is("http"), "http proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("https"), "https proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("tcpmux"), "tcpmux proxies; tcp, udp, stcp and sudp proxies run today"),
-    Unsupported("client", "proxies[*].type", _is("xtcp"), "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("http"),
+                "http proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("https"),
+                "https proxies (vhost routing); tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("tcpmux"),
+                "tcpmux proxies; tcp, udp, stcp and sudp proxies run today"),
+    Unsupported("client", "proxies[*].type", _is("xtcp"),
+                "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "proxies[*].transport.bandwidthLimit", _set, "bandwidth limits"),
     Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),
@@ -680,7 +684,8 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "proxies[*].healthCheck.type", _set, "health checks"),
     Unsupported("client", "proxies[*].loadBalancer.group", _set, "load-balancing groups"),
     # --- later: client-wide ------------------------------------------------
-    Unsupported("client", "transport.protocol", _is_not("tcp"), "transports other than tcp (kcp/quic/websocket/wss/auto)"),
+    Unsupported("client", "transport.protocol", _is_not("tcp"),
+                "transports other than tcp (kcp/quic/websocket/wss/auto)"),
     Unsupported("client", "transport.wireProtocol", _is_not("v1"), "wire protocol v2; use v1"),
     Unsupported("client", "transport.proxyURL", _set, "dialing frps through a proxy"),
     Unsupported("client", "transport.auto.enabled", _set, "automatic transport selection"),

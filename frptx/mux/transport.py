@@ -49,7 +49,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.transport.inline import write_sequence_now
 from frptx.mux.yamux import (
     DEFAULT_MAX_STREAM_WINDOW,
     DataReceived,
@@ -64,6 +63,7 @@ from frptx.mux.yamux import (
     YamuxError,
     YamuxSession,
 )
+from frptx.transport.inline import write_sequence_now
 
 __all__ = ["YamuxProtocol", "YamuxStream"]
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Union
 
 from twisted.logger import Logger
 
@@ -209,18 +208,18 @@ class SessionTerminated:
     remote: bool
 
 
-Event = Union[
-    StreamOpened,
-    StreamAccepted,
-    DataReceived,
-    StreamEnded,
-    StreamClosed,
-    StreamReset,
-    SendWindowOpened,
-    PingAcked,
-    GoAwayReceived,
-    SessionTerminated,
-]
+Event = (
+    StreamOpened
+    | StreamAccepted
+    | DataReceived
+    | StreamEnded
+    | StreamClosed
+    | StreamReset
+    | SendWindowOpened
+    | PingAcked
+    | GoAwayReceived
+    | SessionTerminated
+)
 
 
 # -- session ------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.transport.inline import write_now
 from frptx.protocols.relay import RelayEnd
+from frptx.transport.inline import write_now
 from frptx.wire import (
     CfbDecryptor,
     CfbEncryptor,

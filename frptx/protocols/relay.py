@@ -15,14 +15,15 @@ The protocols on both ends stay thin: they forward ``dataReceived``,
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol as TypingProtocol
+from collections.abc import Callable
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import ITransport
 from twisted.python.failure import Failure
 
 from frptx import logs
-from frptx.transport.inline import write_now
 from frptx.protocols.tuning import tune
+from frptx.transport.inline import write_now
 
 
 class TrafficCounter:

@@ -7,7 +7,8 @@ leg of the tunnel exists, then forward every event to their ``RelayEnd``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol

@@ -11,7 +11,8 @@ burst of users costs one ReqWorkConn each and no surplus connection is thrown aw
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 

@@ -11,7 +11,7 @@ reload or a reconnect waits for it instead of failing with "port unavailable".
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 

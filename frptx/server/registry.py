@@ -17,10 +17,10 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from frptx import FRP_PROTOCOL_VERSION, logs
 from frptx.config import ServerConfig
+from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.control import ServerControl, ServerWorkConnection
 from frptx.server.ports import PortError, PortManager
-from frptx.protocols.codec import stream_codec
 from frptx.server.proxies import ProxyBase, SecretProxy, TcpProxy, join_to_work_connection
 from frptx.wire import (
     Login,

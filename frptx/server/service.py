@@ -7,7 +7,8 @@ returns a Deferred that fires once the bind port and every proxy port are closed
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred

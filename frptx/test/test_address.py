@@ -23,7 +23,7 @@ class BoundPortTests(unittest.TestCase):
         try:
             port = reactor.listenUDP(0, DatagramProtocol(), interface="::1")
         except Exception as e:  # no IPv6 on this host
-            raise unittest.SkipTest(f"no IPv6 loopback: {e}")
+            raise unittest.SkipTest(f"no IPv6 loopback: {e}") from None
         self.addCleanup(port.stopListening)
         self.assertEqual(bound_port(port), port.getHost().port)
         self.assertNotEqual(bound_port(port), 0)

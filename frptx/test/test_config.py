@@ -35,11 +35,9 @@ from frptx.config import (
     parse_client_config,
     parse_server_config,
     render_template,
+    schema,
 )
-from frptx.config import schema
 from frptx.test.support import examples_dir
-
-
 
 
 def tcp(name: str = "ssh", **extra: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -125,7 +126,7 @@ class TcpTunnelMixin:
         collectors = [Collector(f"conn {i} ".encode() * 100, half_close=True) for i in range(100)]
         await gatherResults([connect(port, c) for c in collectors])
         results = await with_timeout(gatherResults([c.done for c in collectors]), 30)
-        for c, got in zip(collectors, results):
+        for c, got in zip(collectors, results, strict=True):
             self.assertEqual(got, c.payload)
         self.assertEqual(echo.connections, 100)
 

@@ -10,8 +10,18 @@ from twisted.trial import unittest
 
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.splice import SPLICE_AVAILABLE, SpliceRelay
-from frptx.test.support import MODES, Collector, EchoFactory, Tunnel, connect, deferLater, digest, listen_local, \
-    tcp_proxy, with_timeout
+from frptx.test.support import (
+    MODES,
+    Collector,
+    EchoFactory,
+    Tunnel,
+    connect,
+    deferLater,
+    digest,
+    listen_local,
+    tcp_proxy,
+    with_timeout,
+)
 from frptx.test.test_e2e import async_test
 
 

@@ -16,7 +16,8 @@ import functools
 import ipaddress
 import os
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +28,7 @@ from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IHalfCloseableProtocol, IOpenSSLServerConnectionCreator, ISSLTransport
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, formatEvent
@@ -144,7 +145,7 @@ def _make_frp_0_31_cert() -> tuple[bytes, bytes]:
     return crypto.dump_certificate(crypto.FILETYPE_PEM, cert), _pem_key(key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pki() -> dict[str, bytes]:
     """All PEM blobs the tests need, generated once per run."""
     ca = _make_ca("frptx test CA")
@@ -210,7 +211,7 @@ class _Echo(Protocol):
     def writeConnectionLost(self) -> None:
         pass
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.reason = reason
         self.lost.callback(None)  # not the Failure: that would errback
 
@@ -248,7 +249,7 @@ class _Collector(Protocol):
         if len(self.received) >= self.expect:
             self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.reason = reason
         self.done.callback(self)
 

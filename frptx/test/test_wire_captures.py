@@ -14,6 +14,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from frptx.test.support import captures_dir
 from frptx.wire import (
     CfbDecryptor,
     Login,
@@ -32,8 +33,6 @@ from frptx.wire import (
     encode_message,
     verify_privilege_key,
 )
-
-from frptx.test.support import captures_dir
 
 TOKEN = "abc"
 CAPTURES = Path(captures_dir())

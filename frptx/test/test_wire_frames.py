@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from frptx.test.test_wire_messages import messages

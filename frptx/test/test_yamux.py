@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from frptx.mux import yamux
@@ -45,7 +44,6 @@ from frptx.mux.yamux import (
     decode_header,
     encode_header,
 )
-
 from frptx.test.support import captures_dir
 
 CAPTURES = captures_dir()
@@ -688,7 +686,7 @@ class PropertyTests(SynchronousTestCase):
         s_ids = [server.open_stream() for _ in server_plan]
         all_ids = c_ids + s_ids
         # Every stream carries data both ways: the opener's plan, and a reply.
-        sizes = dict(zip(c_ids, client_plan)) | dict(zip(s_ids, server_plan))
+        sizes = dict(zip(c_ids, client_plan, strict=True)) | dict(zip(s_ids, server_plan, strict=True))
         c_payload = {sid: rnd.randbytes(sizes[sid] if sid in c_ids else sizes[sid] // 3) for sid in all_ids}
         s_payload = {sid: rnd.randbytes(sizes[sid] if sid in s_ids else sizes[sid] // 3) for sid in all_ids}
         a = _Side(client, c_payload)

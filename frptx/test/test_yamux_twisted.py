@@ -8,7 +8,8 @@ through a real loopback TCP connection.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import error, reactor as global_reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -643,7 +644,7 @@ class LoopbackTests(TestCase):
         self.assertEqual(ids[:3], [1, 3, 5])
         self.assertEqual(ids[-1], 1999)
         done = yield gatherResults([r.done for r in recorders])
-        for rec, payload in zip(done, payloads):
+        for rec, payload in zip(done, payloads, strict=True):
             self.assertEqual(bytes(rec.data), payload)
             rec.reason.trap(error.ConnectionDone)
         self.assertEqual(client.stream_count, 0)

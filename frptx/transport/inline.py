@@ -14,7 +14,8 @@ handling still apply.  Other transports (TLS, yamux streams) use ``write`` as is
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from twisted.internet import tcp
 
