@@ -10,8 +10,8 @@ retry and only borrows the factory's reconnecting machinery.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

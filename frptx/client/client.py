@@ -70,6 +70,7 @@ class LoginFactory(ReconnectingClientFactory):
         self.retries += 1
         self.delay = (self.policy.delay(self.retries - 1) if self._uniform is None
                       else self.policy.delay(self.retries - 1, self._uniform))
+        assert self.clock is not None  # set in __init__
         self._retry_call = self.clock.callLater(self.delay, connector.connect)
 
     def stopTrying(self) -> None:

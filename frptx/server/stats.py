@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 #: days of history per counter, as frp's dashboard shows
 HISTORY_DAYS = 7

@@ -22,7 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from frptx.test.support import examples_dir, Collector, EchoFactory, connect, deferLater, listen_local, with_timeout
+from frptx.test.support import Collector, EchoFactory, connect, deferLater, examples_dir, listen_local, with_timeout
 from frptx.test.test_e2e import async_test, free_port
 
 #: where the child processes run (they write nothing there: no pid file, logs in temp files)
