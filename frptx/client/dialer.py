@@ -42,7 +42,7 @@ class OneShotFactory(ClientFactory):
             if not self.deferred.called:
                 self.deferred.callback(protocol)
 
-        protocol.connectionMade = made  # type: ignore[method-assign]
+        protocol.connectionMade = made  # type: ignore[method-assign]  # this one instance's, on purpose
         return protocol
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:

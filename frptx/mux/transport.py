@@ -315,7 +315,7 @@ class YamuxStream:
 
     def _deliver(self, data: bytes) -> None:
         try:
-            self.protocol.dataReceived(data)  # type: ignore[union-attr]
+            self.protocol.dataReceived(data)  # type: ignore[union-attr]  # set while the stream is open
         except Exception:
             self.log.failure("dataReceived raised on {stream}", stream=self)
             self.abortConnection()
@@ -528,7 +528,7 @@ class YamuxProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._coalesce = self._coalesce_over_tls and ISSLTransport.providedBy(self.transport)
-        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]  # connected: an IConsumer
         self._schedule_keepalive()
 
     def dataReceived(self, data: bytes) -> None:
@@ -648,7 +648,7 @@ class YamuxProtocol(Protocol):
         protocol: IProtocol | None = None
         if self._factory is not None:
             try:
-                protocol = self._factory.buildProtocol(self.transport.getPeer())  # type: ignore[union-attr]
+                protocol = self._factory.buildProtocol(self.transport.getPeer())  # type: ignore[union-attr]  # connected
             except Exception:
                 self.log.failure("buildProtocol raised for yamux stream {stream_id}", stream_id=stream_id)
         if protocol is None:
@@ -731,4 +731,4 @@ class YamuxProtocol(Protocol):
     def _force_abort(self) -> None:
         self._abort_call = None
         if not self._connection_gone and self.transport is not None:
-            self.transport.abortConnection()  # type: ignore[attr-defined]
+            self.transport.abortConnection()  # type: ignore[attr-defined]  # TCP/TLS: an ITCPTransport

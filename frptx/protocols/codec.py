@@ -99,6 +99,7 @@ def apply_codec(relay: Relay, side: str, codec: StreamCodec | None) -> None:
     if codec is None:
         return
     old: RelayEnd = getattr(relay, side)
+    # CodecTransport is the wrapped ITransport for everything but write (it forwards by __getattr__).
     end = CodecRelayEnd(relay, CodecTransport(old.transport, codec), old.count_attr, codec)  # type: ignore[arg-type]
     end.peer = old.peer
     old.peer.peer = end

@@ -92,7 +92,7 @@ class RelayEnd:
             # producer first: a TCP transport whose buffer drains while a paused
             # producer is registered resumes that producer instead of sending the FIN.
             unregister_producer(peer.transport)
-            peer.transport.loseWriteConnection()  # type: ignore[attr-defined]
+            peer.transport.loseWriteConnection()  # type: ignore[attr-defined]  # checked just above
         else:
             self.relay.close()
 
@@ -155,7 +155,7 @@ class Relay:
             self.b.data_received(b_buffered)
         for end in (self.a, self.b):
             if not end.lost:
-                end.transport.resumeProducing()  # type: ignore[attr-defined]
+                end.transport.resumeProducing()  # type: ignore[attr-defined]  # an IPushProducer (see above)
 
     def _end_lost(self, end: RelayEnd) -> None:
         peer = end.peer
@@ -202,6 +202,6 @@ class Relay:
 def unregister_producer(transport: ITransport) -> None:
     """Stop ``transport`` from pulling on its producer (if it has one) before it closes."""
     try:
-        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.unregisterProducer()  # type: ignore[attr-defined]  # connection transports are IConsumers
     except Exception:  # a transport already torn down may refuse; nothing to undo then
         pass

@@ -8,7 +8,7 @@ leg of the tunnel exists, then forward every event to their ``RelayEnd``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -17,6 +17,12 @@ from zope.interface import implementer
 
 from frptx.protocols.relay import Relay, RelayEnd
 from frptx.protocols.splice import start_spliced
+
+
+class RelayEndOwner(TypingProtocol):
+    """A protocol that hands what it reads to a relay end once there is one."""
+
+    end: RelayEnd | None
 
 
 @implementer(IHalfCloseableProtocol)
@@ -76,7 +82,7 @@ class RelayedProtocol(Protocol):
         return data, self._early_eof
 
 
-def start_relay(relay: Relay, a_end_owner: object, b_end_owner: object, a_early: bytes, b_early: bytes,
+def start_relay(relay: Relay, a_end_owner: RelayEndOwner, b_end_owner: RelayEndOwner, a_early: bytes, b_early: bytes,
                 a_eof: bool = False, b_eof: bool = False, reactor: Any = None) -> None:
     """Attach ``relay``'s ends to their protocols and start it.
 
@@ -85,8 +91,8 @@ def start_relay(relay: Relay, a_end_owner: object, b_end_owner: object, a_early:
     Given a ``reactor``, a relay between two plain TCP connections runs on splice(2)
     (``frptx.protocols.splice``); every other one on the portable producer/consumer path.
     """
-    a_end_owner.end = relay.a  # type: ignore[attr-defined]
-    b_end_owner.end = relay.b  # type: ignore[attr-defined]
+    a_end_owner.end = relay.a
+    b_end_owner.end = relay.b
     if reactor is not None and not (a_eof or b_eof) and start_spliced(relay, reactor, a_early, b_early):
         return
     relay.start(a_early, b_early)

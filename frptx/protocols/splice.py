@@ -112,7 +112,7 @@ class _Endpoint:
     def __init__(self, splice: SpliceRelay, transport: Any) -> None:
         self.splice = splice
         self.transport = transport
-        self.fd = transport.fileno()
+        self.fd: int = transport.fileno()
         self.sock = transport.socket
 
     def fileno(self) -> int:

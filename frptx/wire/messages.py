@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 _M = TypeVar("_M", bound="Message")
+_O = TypeVar("_O", bound="_OpaqueMessage")
 
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
@@ -864,9 +865,9 @@ class _OpaqueMessage(Message):
         return dict(self.fields)
 
     @classmethod
-    def from_json(cls: type[_M], obj: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> _M:
+    def from_json(cls: type[_O], obj: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> _O:
         pairs = _as_pairs(cls.__name__, obj)
-        return cls(fields=FrozenMap((k, _plain(v)) for k, v in pairs))  # type: ignore[call-arg]
+        return cls(fields=FrozenMap((k, _plain(v)) for k, v in pairs))
 
 
 @dataclasses.dataclass(frozen=True)
