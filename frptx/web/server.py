@@ -1,0 +1,141 @@
+# -*- test-case-name: frptx.test.test_web_server -*-
+"""
+The C{webServer} of frps (dashboard, REST API, Prometheus) and of frpc (admin
+API and page), as C{twisted.web} sites.
+
+Layout, as in frp: C{/healthz} open; everything else behind basic auth when
+C{webServer.user}/C{password} are set; C{/} redirects to C{/static/}, where the
+dashboard's files are served (gzip when the browser accepts it) from
+C{webServer.assetsDir} if set, else from the pages shipped in
+C{frptx/web/assets/}.
+
+The caller (frps/frpc service) owns the listening port: L{listen} returns it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import ssl
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.web import resource, server, static
+from twisted.web.util import Redirect
+
+from frptx.web._http import BasicAuthResource
+from frptx.web.frpc_api import FrpcAPI
+from frptx.web.frps_api import FrpsAPI
+from frptx.web.state import FrpcState, FrpsState
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def default_assets_dir(kind: str) -> str:
+    """The page shipped with frptx for C{kind} ("frps" or "frpc")."""
+    return str(ASSETS / kind)
+
+
+class _MovedPermanently(Redirect):
+    """C{/} → C{/static/} with Go's 301 (twisted's Redirect answers 302)."""
+
+    def render(self, request: server.Request) -> bytes:  # type: ignore[override]
+        request.setResponseCode(301)
+        request.setHeader(b"location", self.url)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return b'<a href="' + self.url + b'">Moved Permanently</a>.\n\n'
+
+
+class _Root(resource.Resource):
+    """Sends C{/static/...}, C{/metrics} and C{/} to their resources, everything else to the API router."""
+
+    def __init__(self, api: resource.Resource, assets_dir: str,
+                 metrics: resource.Resource | None = None) -> None:
+        super().__init__()
+        self._api = api
+        self._static = resource.EncodingResourceWrapper(static.File(assets_dir), [server.GzipEncoderFactory()])
+        self._favicon = static.File(str(Path(assets_dir) / "favicon.ico"))
+        self._metrics = metrics
+        self._redirect = _MovedPermanently(b"/static/")
+
+    def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
+        last = not request.postpath
+        if path == b"static":
+            return self._static
+        if path == b"" and last:
+            return self._redirect
+        if path == b"metrics" and last and self._metrics is not None:
+            return self._metrics
+        if path == b"favicon.ico" and last and Path(self._favicon.path).is_file():
+            return self._favicon
+        return self._api
+
+
+def _guard(root: resource.Resource, user: str, password: str, clock: IReactorTime,
+           auth_fail_delay: float) -> resource.Resource:
+    guarded = BasicAuthResource(root, user, password, clock, auth_fail_delay)
+    return guarded if guarded.enabled() else root
+
+
+def frps_site(state: FrpsState, *, user: str = "", password: str = "", assets_dir: str = "",
+              enable_prometheus: bool = False, clock: IReactorTime | None = None,
+              auth_fail_delay: float = 0.2, process_metrics: bool = True) -> server.Site:
+    """
+    frps' dashboard site over C{state}.  C{enable_prometheus} adds C{/metrics}
+    (frp's C{enablePrometheus}); it imports C{prometheus_client} only then.
+    """
+    if clock is None:
+        from twisted.internet import reactor as clock  # type: ignore[no-redef]
+    metrics = None
+    if enable_prometheus:
+        from frptx.web.metrics import MetricsResource, make_registry
+
+        metrics = MetricsResource(make_registry(state, process_metrics=process_metrics))
+    root = _Root(FrpsAPI(state).resource(), assets_dir or default_assets_dir("frps"), metrics)
+    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))  # type: ignore[arg-type]
+    site.displayTracebacks = False
+    return site
+
+
+def frpc_site(state: FrpcState, *, user: str = "", password: str = "", assets_dir: str = "",
+              clock: IReactorTime | None = None, auth_fail_delay: float = 0.2) -> server.Site:
+    """frpc's admin API site over C{state}."""
+    if clock is None:
+        from twisted.internet import reactor as clock  # type: ignore[no-redef]
+    root = _Root(FrpcAPI(state, clock).resource(), assets_dir or default_assets_dir("frpc"))
+    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))  # type: ignore[arg-type]
+    site.displayTracebacks = False
+    return site
+
+
+def site_from_config(kind: str, state: Any, web: Any, *, enable_prometheus: bool = False,
+                     clock: IReactorTime | None = None) -> server.Site:
+    """
+    The site for a C{WebServerConfig} (C{frptx.config.model}): C{user}, C{password},
+    C{assets_dir}.  C{kind} is "frps" or "frpc".
+    """
+    if kind == "frps":
+        return frps_site(state, user=web.user, password=web.password, assets_dir=web.assets_dir,
+                         enable_prometheus=enable_prometheus, clock=clock)
+    return frpc_site(state, user=web.user, password=web.password, assets_dir=web.assets_dir, clock=clock)
+
+
+def listen(site: server.Site, reactor: Any, addr: str, port: int,
+           cert_file: str = "", key_file: str = "") -> Deferred[IListeningPort]:
+    """
+    Listen on C{addr:port} (C{webServer.addr}/C{port}), over TLS when
+    C{webServer.tls.certFile}/C{keyFile} are given, as frp does.
+    """
+    interface = addr.strip("[]") or "0.0.0.0"
+    if cert_file and key_file:
+        with open(cert_file, "rb") as f:
+            cert_pem = f.read()
+        with open(key_file, "rb") as f:
+            key_pem = f.read()
+        cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+        endpoint: Any = SSL4ServerEndpoint(reactor, port, cert.options(), interface=interface)
+    elif ":" in interface:
+        endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
+    else:
+        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
+    return endpoint.listen(site)
