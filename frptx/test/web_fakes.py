@@ -192,7 +192,8 @@ def frpc_scenario(config_path: str = "") -> FakeFrpcState:
         ProxyStatus("alice.socks", "tcp", "running", plugin="socks5", remote_addr=":1001"),
         ProxyStatus("alice.dns", "udp", "running", local_port=5353, remote_addr=":59033"),
         ProxyStatus("alice.web", "http", "running", local_port=51013,
-                    remote_addr="a.other.test:37903,www.example.test:37903"),
+                    # frp lists each URL twice; the status passes through whatever the server answered
+                    remote_addr="a.other.test:37903,a.other.test:37903,www.example.test:37903,www.example.test:37903"),
         ProxyStatus("alice.secure", "https", "running", local_port=51013, remote_addr="s.example.test:60589"),
         ProxyStatus("alice.secret", "stcp", "running", local_port=51013),
         ProxyStatus("alice.p2p", "xtcp", "running", local_port=51013),
