@@ -85,6 +85,8 @@ class Served:
 
     port: int
     lost: list[Deferred[None]] = field(default_factory=list)
+    #: speak TLS to it (certificate not checked: the tests' certificates are self-signed)
+    tls: bool = False
 
     async def request(self, path: str, method: str = "GET", auth: tuple[str, str] | None = None,
                       body: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -97,7 +99,14 @@ class Served:
             lines.append(f"Content-Length: {len(body)}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
         proto = _Raw(raw)
-        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port, timeout=5), proto)
+        if self.tls:
+            from twisted.internet.endpoints import SSL4ClientEndpoint
+            from twisted.internet.ssl import CertificateOptions
+
+            endpoint: Any = SSL4ClientEndpoint(reactor, "127.0.0.1", self.port, CertificateOptions(), timeout=5)
+        else:
+            endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port, timeout=5)
+        await connectProtocol(endpoint, proto)
         data = await proto.done.addTimeout(10, reactor)
         head, _, payload = data.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")

@@ -36,6 +36,20 @@ def default_assets_dir(kind: str) -> str:
     return str(ASSETS / kind)
 
 
+class _GzipFile(static.File):
+    """
+    Static files gzipped for browsers that accept it, like frp's C{MakeHTTPGzipHandler}.
+    (C{EncodingResourceWrapper} alone covers only the resource it wraps, not the files
+    under a directory, so every child is wrapped as it is looked up.)
+    """
+
+    def getChild(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
+        child = super().getChild(path, request)
+        if isinstance(child, static.File):
+            return resource.EncodingResourceWrapper(child, [server.GzipEncoderFactory()])  # type: ignore[return-value]
+        return child  # type: ignore[no-any-return]
+
+
 class _MovedPermanently(Redirect):
     """C{/} → C{/static/} with Go's 301 (twisted's Redirect answers 302)."""
 
@@ -53,7 +67,7 @@ class _Root(resource.Resource):
                  metrics: resource.Resource | None = None) -> None:
         super().__init__()
         self._api = api
-        self._static = resource.EncodingResourceWrapper(static.File(assets_dir), [server.GzipEncoderFactory()])
+        self._static = resource.EncodingResourceWrapper(_GzipFile(assets_dir), [server.GzipEncoderFactory()])
         self._favicon = static.File(str(Path(assets_dir) / "favicon.ico"))
         self._metrics = metrics
         self._redirect = _MovedPermanently(b"/static/")

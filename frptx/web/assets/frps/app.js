@@ -147,12 +147,14 @@ async function renderProxies() {
       h("td", null, h("span", { class: "badge " + p.status }, p.status)),
       h("td", null, p.lastStartTime),
       h("td", null, p.lastCloseTime));
-    api("/api/traffic/" + encodeURIComponent(p.name))
+    const loaded = api("/api/traffic/" + encodeURIComponent(p.name))
       .then((t) => chart.replaceChildren(sparkline(t)))
       .catch(() => chart.replaceChildren(""));
-    return row;
+    return [row, loaded];
   });
-  tbody.replaceChildren(...rows);
+  // swap the table only when every chart is drawn: no flicker of empty charts on refresh
+  await Promise.all(rows.map(([, loaded]) => loaded));
+  tbody.replaceChildren(...rows.map(([row]) => row));
 }
 
 async function renderClients() {
