@@ -115,3 +115,20 @@ class UnitTests(unittest.TestCase):
         self.assertEqual((e["remote_addr"], e["local_addr"]), ("", ""))
         e = status_entry(ProxyStatus("a", "udp", "running", local_ip="::1", local_port=5, remote_addr=":1"), "s")
         self.assertEqual((e["remote_addr"], e["local_addr"]), ("s:1", "[::1]:5"))
+
+
+class LimitTests(unittest.TestCase):
+    async def test_config_too_large(self) -> None:
+        """A huge PUT is refused without touching the file (the body is never read whole)."""
+        from frptx.web.frpc_api import MAX_CONFIG_BYTES
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("a = 1\n")
+        served = serve(self, frpc_site(frpc_scenario(path)))
+        r = await served.request("/api/config", "PUT", body=b"#" * (MAX_CONFIG_BYTES + 1))
+        self.assertEqual(r.status, 413)
+        with open(path) as f:
+            self.assertEqual(f.read(), "a = 1\n")
+        r = await served.request("/healthz", "POST")
+        self.assertEqual(r.status, 200)

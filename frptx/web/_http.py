@@ -28,9 +28,8 @@ log = Logger()
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
 
-#: what a handler returns: the status, the body and its content type (None: no Content-Type, as Go
-#: does for an empty body), or NOT_DONE_YET when it finishes the request itself
-Response = "tuple[int, bytes, bytes | None] | int"
+#: a route's method that matches every method (frp's C{/healthz} is registered without one)
+ANY = b"*"
 
 
 def go_json(value: Any) -> bytes:
@@ -70,7 +69,11 @@ def json_error(status: int, msg: str) -> tuple[int, bytes, bytes | None]:
 
 @dataclass(frozen=True)
 class Route:
-    """C{method} and a path pattern whose C{{name}} parts match one decoded path segment."""
+    """
+    C{method} (or L{ANY}) and a path pattern whose C{{name}} parts match one decoded
+    path segment.  The handler returns (status, body, content type or None for none,
+    as Go sends an empty body) or C{NOT_DONE_YET} when it finishes the request itself.
+    """
 
     method: bytes
     pattern: str
@@ -130,7 +133,8 @@ class RouterResource(resource.Resource):
             if params is None:
                 continue
             path_known = True
-            if route.method != request.method and not (route.method == b"GET" and request.method == b"HEAD"):
+            if route.method not in (ANY, request.method) and not (route.method == b"GET"
+                                                                  and request.method == b"HEAD"):
                 continue
             try:
                 answer = route.handler(request, **params)

@@ -23,10 +23,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
-from frptx.web._http import Route, RouterResource, json_text, parse_go_bool, query_arg, text, write
+from frptx.web._http import ANY, Route, RouterResource, json_text, parse_go_bool, query_arg, text, write
 from frptx.web.state import ConfigError, FrpcState, ProxyStatus
 
 log = Logger()
+
+#: the largest configuration file C{PUT /api/config} accepts (frp has no limit; a config is a few KB,
+#: and the body is read into memory)
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -73,7 +77,7 @@ class FrpcAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route(b"GET", "/healthz", lambda request: (200, b"", None)),
+            Route(ANY, "/healthz", lambda request: (200, b"", None)),
             Route(b"GET", "/api/reload", self.reload),
             Route(b"POST", "/api/stop", self.stop),
             Route(b"GET", "/api/status", self.status),
@@ -127,7 +131,9 @@ class FrpcAPI:
         return (200, content, b"text/plain; charset=utf-8" if content else None)
 
     def put_config(self, request: server.Request) -> Any:
-        body = request.content.read() if request.content is not None else b""
+        body = request.content.read(MAX_CONFIG_BYTES + 1) if request.content is not None else b""
+        if len(body) > MAX_CONFIG_BYTES:
+            return text(413, f"config file larger than {MAX_CONFIG_BYTES} bytes")
         if not body:
             return text(400, "body can't be empty")
         path = self.state.config_path()

@@ -27,6 +27,7 @@ from typing import Any
 from twisted.web import server
 
 from frptx.web._http import (
+    ANY,
     Route,
     RouterResource,
     json_api,
@@ -160,7 +161,7 @@ class FrpsAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route(b"GET", "/healthz", self.healthz),
+            Route(ANY, "/healthz", self.healthz),
             Route(b"GET", "/api/serverinfo", self.serverinfo),
             Route(b"GET", "/api/proxy/{type}", self.proxies_by_type),
             Route(b"GET", "/api/proxy/{type}/{name}", self.proxy_by_type_and_name),
