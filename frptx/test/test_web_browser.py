@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_browser -*-
 """
 The dashboard and the admin page in a real browser: headless Chromium loads
 them from a site on 127.0.0.1:0 (over the in-memory fake state), and we check

@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_frpc_api -*-
 """frpc's admin API against the golden captures of real Go frpc 0.65.0."""
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_frps_api -*-
 """
 frps' REST API against the golden captures of real Go frp 0.65.0, and its
 behaviour (auth, kick, prune, client filters) over real sockets on 127.0.0.1.
@@ -197,7 +198,7 @@ class UnitTests(unittest.TestCase):
                            (b"Basic eDpw", False), (b"Basic !!!", False), (b"Bearer dTpw", False),
                            (b"Basic dXA=", False)):
             request = DummyRequest([b"api", b"serverinfo"])
-            request.path = b"/api/serverinfo"
+            request.path = b"/api/serverinfo"  # type: ignore[attr-defined]
             request.requestHeaders.addRawHeader(b"authorization", header)
             res = site.getResourceFor(request)
             res.render(request)

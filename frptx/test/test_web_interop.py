@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_interop -*-
 """
 Real Go frpc 0.65.0's admin commands (C{frpc status}, C{frpc reload}, C{frpc stop})
 against our admin API: the strongest check that existing tools work with it.

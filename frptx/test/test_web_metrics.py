@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_metrics -*-
 """frps' Prometheus endpoint: frp's families (names, types, labels) and values read from the state at scrape time."""
 from __future__ import annotations
 

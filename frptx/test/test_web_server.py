@@ -1,3 +1,4 @@
+# -*- test-case-name: frptx.test.test_web_server -*-
 """Building and serving the web sites: static pages, redirects, assetsDir, the config type, TLS."""
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class ListenTests(unittest.TestCase):
     async def test_plain(self) -> None:
         port = await listen(frps_site(scenario()), reactor, "127.0.0.1", 0)
         self.addCleanup(port.stopListening)
-        served = Served(port.getHost().port)
+        served = Served(port.getHost().port)  # type: ignore[attr-defined]
         r = await served.request("/healthz")
         self.assertEqual(r.status, 200)
 
@@ -91,6 +92,6 @@ class ListenTests(unittest.TestCase):
         cert, key = self_signed(d)
         port = await listen(frps_site(scenario()), reactor, "127.0.0.1", 0, cert_file=cert, key_file=key)
         self.addCleanup(port.stopListening)
-        served = Served(port.getHost().port, tls=True)
+        served = Served(port.getHost().port, tls=True)  # type: ignore[attr-defined]
         r = await served.request("/api/serverinfo")
         self.assertEqual((r.status, r.json()["version"]), (200, "0.65.0"))

@@ -136,11 +136,11 @@ def serve(testcase: Any, site: server.Site) -> Served:
         return proto
 
     site.buildProtocol = tracking_build  # type: ignore[method-assign]
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")
-    served.port = port.getHost().port
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
+    served.port = port.getHost().port  # type: ignore[attr-defined]
 
     async def stop() -> None:
-        await port.stopListening()
+        await defer.maybeDeferred(port.stopListening)
         await defer.gatherResults([d.addTimeout(10, reactor) for d in served.lost if not d.called])
 
     testcase.addCleanup(lambda: Deferred.fromCoroutine(stop()))

@@ -21,7 +21,6 @@ from urllib.parse import unquote
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.web import resource, server
-from twisted.web.iweb import IRequest
 
 log = Logger()
 
@@ -95,7 +94,7 @@ class Route:
         return params
 
 
-def path_segments(request: IRequest) -> list[str]:
+def path_segments(request: server.Request) -> list[str]:
     """The request's path split on "/", each segment percent-decoded (gorilla/mux matches decoded paths)."""
     raw = request.path.decode("latin-1")
     return [unquote(s, encoding="utf-8", errors="replace") for s in raw.strip("/").split("/")] if raw.strip("/") else []
@@ -172,7 +171,7 @@ class BasicAuthResource(resource.Resource):
     def enabled(self) -> bool:
         return bool(self._user or self._password)
 
-    def authorized(self, request: IRequest) -> bool:
+    def authorized(self, request: server.Request) -> bool:
         if not self.enabled():
             return True
         header = request.getHeader(b"authorization") or b""
@@ -191,6 +190,7 @@ class BasicAuthResource(resource.Resource):
 
     def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
         if path in self._open and not request.postpath or self.authorized(request):
+            assert request.postpath is not None and request.prepath is not None
             request.postpath.insert(0, request.prepath.pop())
             return self._wrapped
         return _Unauthorized(self._clock, self._fail_delay)
@@ -218,8 +218,14 @@ class _Unauthorized(resource.Resource):
         if self._delay <= 0:
             return b"Unauthorized\n"
         call: IDelayedCall = self._clock.callLater(self._delay, self._finish, request)
-        request.notifyFinish().addErrback(lambda _: call.cancel() if call.active() else None)
+        request.notifyFinish().addErrback(self._gone, call)
         return server.NOT_DONE_YET
+
+    @staticmethod
+    def _gone(_: object, call: IDelayedCall) -> None:
+        """The client went away before its 401: nothing left to answer."""
+        if call.active():
+            call.cancel()
 
     @staticmethod
     def _finish(request: server.Request) -> None:
@@ -236,7 +242,8 @@ def parse_go_bool(value: str) -> bool | None:
     return None
 
 
-def query_arg(request: IRequest, name: str) -> str:
+def query_arg(request: server.Request, name: str) -> str:
     """The first value of query parameter C{name}, "" when absent (Go's C{URL.Query().Get})."""
-    values = request.args.get(name.encode(), [])
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values = args.get(name.encode(), [])
     return values[0].decode("utf-8", "replace") if values else ""

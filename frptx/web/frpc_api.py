@@ -108,8 +108,11 @@ class FrpcAPI:
 
     def stop(self, request: server.Request) -> Any:
         # answer first, like frp's goroutine: the client sees 200 before the listener goes away
-        request.notifyFinish().addBoth(lambda _: self._clock.callLater(0, self.state.stop))
+        request.notifyFinish().addBoth(self._stop_soon)
         return (200, b"", None)
+
+    def _stop_soon(self, _: object) -> None:
+        self._clock.callLater(0, self.state.stop)
 
     def status(self, request: server.Request) -> Any:
         server_addr = self.state.server_addr()

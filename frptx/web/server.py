@@ -116,6 +116,7 @@ def frpc_site(state: FrpcState, *, user: str = "", password: str = "", assets_di
     """frpc's admin API site over C{state}."""
     if clock is None:
         from twisted.internet import reactor as clock  # type: ignore[no-redef]
+    assert clock is not None
     root = _Root(FrpcAPI(state, clock).resource(), assets_dir or default_assets_dir("frpc"))
     site = server.Site(_guard(root, user, password, clock, auth_fail_delay))  # type: ignore[arg-type]
     site.displayTracebacks = False
