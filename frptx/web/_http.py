@@ -19,10 +19,11 @@ from typing import Any, Callable, Sequence
 from urllib.parse import unquote
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.web import resource, server
 
-log = Logger()
+from frptx.logs import logger
+
+log = logger()
 
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"

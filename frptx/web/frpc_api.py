@@ -19,14 +19,14 @@ import os
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 
+from frptx.logs import logger
 from frptx.web._http import ANY, Route, RouterResource, json_text, parse_go_bool, query_arg, text, write
 from frptx.web.state import ConfigError, FrpcState, ProxyStatus
 
-log = Logger()
+log = logger()
 
 #: the largest configuration file C{PUT /api/config} accepts (frp has no limit; a config is a few KB,
 #: and the body is read into memory)
