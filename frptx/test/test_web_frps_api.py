@@ -217,3 +217,20 @@ class UnitTests(unittest.TestCase):
         self.assertEqual((c["metadatas"], c["loadBalancer"], c["remotePort"]), ({"k": "v"}, {"group": "g"}, 9))
         sudp = out_conf(ProxyConf("s", "sudp"))
         self.assertEqual(list(sudp), sorted(sudp))
+
+
+class ServerInfoFromConfigTests(unittest.TestCase):
+    def test_from_frps_toml(self) -> None:
+        """The frps configuration of the golden capture gives the serverinfo frp answered."""
+        from frptx.config import parse_server_config
+        from frptx.web.state import server_info_from_config
+
+        gold = json.loads(golden("frps")["serverinfo"]["body"])
+        cfg = parse_server_config({
+            "bindPort": gold["bindPort"], "maxPortsPerClient": 10,
+            "allowPorts": [{"single": 55873}, {"single": 59033}, {"single": 47379}, {"start": 1000, "end": 1010}],
+            "transport": {"maxPoolCount": 7, "heartbeatTimeout": 90, "tls": {"force": True}},
+        })
+        info = server_info_from_config(cfg, "0.65.0")
+        self.assertEqual((info.allow_ports, info.max_pool_count, info.tls_force, info.bind_port),
+                         (gold["allowPortsStr"], 7, True, gold["bindPort"]))

@@ -16,7 +16,7 @@ under it while it is being rendered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from twisted.internet.defer import Deferred
 
@@ -237,3 +237,26 @@ class FrpcState(Protocol):
 
     def stop(self) -> None:
         """Stop frpc gracefully (after the response has been written)."""
+
+
+def server_info_from_config(cfg: Any, version: str) -> ServerInfo:
+    """
+    L{ServerInfo} from frps' C{ServerConfig} (C{frptx.config.model}); C{allowPorts}
+    rendered as frp does ("6000,7000-7010": single ports bare, ranges with a dash).
+    """
+    allow = ",".join(str(r.start) if r.start == r.end else f"{r.start}-{r.end}" for r in cfg.allow_ports)
+    return ServerInfo(
+        version=version,
+        bind_port=cfg.bind_port,
+        vhost_http_port=cfg.vhost_http_port,
+        vhost_https_port=cfg.vhost_https_port,
+        tcpmux_http_connect_port=cfg.tcpmux_http_connect_port,
+        kcp_bind_port=cfg.kcp_bind_port,
+        quic_bind_port=cfg.quic_bind_port,
+        subdomain_host=cfg.subdomain_host,
+        max_pool_count=cfg.transport.max_pool_count,
+        max_ports_per_client=cfg.max_ports_per_client,
+        heartbeat_timeout=cfg.transport.heartbeat_timeout,
+        allow_ports=allow,
+        tls_force=cfg.transport.tls.force,
+    )
