@@ -84,7 +84,7 @@ function renderInfo(info) {
     ["Max ports per client", info.maxPortsPerClient || "unlimited"],
     ["Allowed ports", info.allowPortsStr || "all"],
     ["TLS only", info.tlsForce ? "yes" : "no"],
-    ["Heartbeat timeout", info.heartbeatTimeout + " s"],
+    ["Heartbeat timeout", info.heartbeatTimeout > 0 ? info.heartbeatTimeout + " s" : "disabled"],
   ];
   document.getElementById("serverinfo").replaceChildren(
     ...rows.map(([k, v]) => h("div", null, h("dt", null, k), h("dd", null, v))));
@@ -139,7 +139,8 @@ async function renderProxies() {
     const row = h("tr", { "data-name": p.name },
       h("td", null, p.name),
       h("td", null, remoteOf(p)),
-      h("td", null, client + (p.clientVersion ? " (v" + p.clientVersion + ")" : "")),
+      h("td", null, [client, p.clientVersion ? (client ? "(v" + p.clientVersion + ")" : "v" + p.clientVersion) : ""]
+        .filter(Boolean).join(" ")),
       h("td", { class: "num" }, p.curConns),
       h("td", { class: "num" }, bytes(p.todayTrafficIn)),
       h("td", { class: "num" }, bytes(p.todayTrafficOut)),
