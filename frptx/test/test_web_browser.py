@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone

@@ -73,7 +73,7 @@ class GoldenTests(unittest.TestCase):
             self.assertEqual([p["name"] for p in ours["proxies"]], [p["name"] for p in theirs["proxies"]], t)
             self.assertEqual([p["status"] for p in ours["proxies"]], [p["status"] for p in theirs["proxies"]], t)
             # the conf objects are frp's, key for key, apart from the ports frp picked
-            for a, b in zip(ours["proxies"], theirs["proxies"]):
+            for a, b in zip(ours["proxies"], theirs["proxies"], strict=True):
                 if b["conf"] and "remotePort" in b["conf"]:
                     b["conf"]["remotePort"] = a["conf"]["remotePort"]
                 self.assertEqual(a["conf"], b["conf"], t)

@@ -14,8 +14,9 @@ import hmac
 import json
 import re
 from base64 import b64decode
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -84,7 +85,7 @@ class Route:
         if len(parts) != len(segments):
             return None
         params: dict[str, str] = {}
-        for part, seg in zip(parts, segments):
+        for part, seg in zip(parts, segments, strict=True):
             m = re.fullmatch(r"\{(\w+)\}", part)
             if m:
                 if not seg:
@@ -125,7 +126,7 @@ class RouterResource(resource.Resource):
         super().__init__()
         self._routes = list(routes)
 
-    def render(self, request: server.Request) -> Any:  # type: ignore[override]
+    def render(self, request: server.Request) -> Any:
         segments = path_segments(request)
         path_known = False
         for route in self._routes:
@@ -189,14 +190,14 @@ class BasicAuthResource(resource.Resource):
         ok_password = hmac.compare_digest(password, self._password)
         return ok_user and ok_password
 
-    def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
+    def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:
         if path in self._open and not request.postpath or self.authorized(request):
             assert request.postpath is not None and request.prepath is not None
             request.postpath.insert(0, request.prepath.pop())
             return self._wrapped
         return _Unauthorized(self._clock, self._fail_delay)
 
-    def render(self, request: server.Request) -> Any:  # type: ignore[override]
+    def render(self, request: server.Request) -> Any:
         # only reached for an empty path ("" child is handled above); keep it explicit
         return resource.getChildForRequest(self._wrapped, request).render(request)
 
@@ -211,7 +212,7 @@ class _Unauthorized(resource.Resource):
         self._clock = clock
         self._delay = delay
 
-    def render(self, request: server.Request) -> Any:  # type: ignore[override]
+    def render(self, request: server.Request) -> Any:
         request.setResponseCode(401)
         request.setHeader(b"www-authenticate", b'Basic realm="Restricted"')
         request.setHeader(b"content-type", TEXT)

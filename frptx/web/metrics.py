@@ -23,8 +23,8 @@ way Go does.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 from prometheus_client.core import (
     CollectorRegistry,
@@ -81,7 +81,7 @@ def make_registry(state: FrpsState, process_metrics: bool = True) -> CollectorRe
     tests, must not mix) with frp's metrics and, like Go's default, C{process_*}.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FrpsCollector(state))  # type: ignore[arg-type]
+    registry.register(FrpsCollector(state))
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry

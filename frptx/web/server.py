@@ -19,7 +19,7 @@ from typing import Any
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.web import resource, server, static
 from twisted.web.util import Redirect
 
@@ -43,17 +43,17 @@ class _GzipFile(static.File):
     under a directory, so every child is wrapped as it is looked up.)
     """
 
-    def getChild(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
+    def getChild(self, path: bytes, request: server.Request) -> resource.Resource:
         child = super().getChild(path, request)
         if isinstance(child, static.File):
-            return resource.EncodingResourceWrapper(child, [server.GzipEncoderFactory()])  # type: ignore[return-value]
+            return resource.EncodingResourceWrapper(child, [server.GzipEncoderFactory()])
         return child  # type: ignore[no-any-return]
 
 
 class _MovedPermanently(Redirect):
     """C{/} → C{/static/} with Go's 301 (twisted's Redirect answers 302)."""
 
-    def render(self, request: server.Request) -> bytes:  # type: ignore[override]
+    def render(self, request: server.Request) -> bytes:
         request.setResponseCode(301)
         request.setHeader(b"location", self.url)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -72,7 +72,7 @@ class _Root(resource.Resource):
         self._metrics = metrics
         self._redirect = _MovedPermanently(b"/static/")
 
-    def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:  # type: ignore[override]
+    def getChildWithDefault(self, path: bytes, request: server.Request) -> resource.Resource:
         last = not request.postpath
         if path == b"static":
             return self._static
@@ -99,7 +99,7 @@ def frps_site(state: FrpsState, *, user: str = "", password: str = "", assets_di
     (frp's C{enablePrometheus}); it imports C{prometheus_client} only then.
     """
     if clock is None:
-        from twisted.internet import reactor as clock  # type: ignore[no-redef]
+        from twisted.internet import reactor as clock
     metrics = None
     if enable_prometheus:
         from frptx.web.metrics import MetricsResource, make_registry
@@ -115,10 +115,10 @@ def frpc_site(state: FrpcState, *, user: str = "", password: str = "", assets_di
               clock: IReactorTime | None = None, auth_fail_delay: float = 0.2) -> server.Site:
     """frpc's admin API site over C{state}."""
     if clock is None:
-        from twisted.internet import reactor as clock  # type: ignore[no-redef]
+        from twisted.internet import reactor as clock
     assert clock is not None
     root = _Root(FrpcAPI(state, clock).resource(), assets_dir or default_assets_dir("frpc"))
-    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))  # type: ignore[arg-type]
+    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))
     site.displayTracebacks = False
     return site
 
@@ -148,7 +148,7 @@ def listen(site: server.Site, reactor: Any, addr: str, port: int,
         with open(key_file, "rb") as f:
             key_pem = f.read()
         cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
-        endpoint: Any = SSL4ServerEndpoint(reactor, port, cert.options(), interface=interface)
+        endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, cert.options(), interface=interface)
     elif ":" in interface:
         endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
     else:

@@ -15,8 +15,9 @@ under it while it is being rendered.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
