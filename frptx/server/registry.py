@@ -8,7 +8,6 @@ their client's pool, and creates and closes proxies.
 from __future__ import annotations
 
 import os
-import re
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -36,10 +35,6 @@ from frptx.wire import (
 
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
-
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
-MIN_CLIENT_VERSION = (0, 18, 0)
-
 
 class LoginRefused(Exception):
     """Login failed; ``str()`` is the text sent in LoginResp.error."""
@@ -87,9 +82,11 @@ class FrpServer:
         return control
 
     def _check_login(self, msg: Login) -> None:
-        m = _VERSION.match(msg.version)
-        if m is None or tuple(int(x) for x in m.groups()) < MIN_CLIENT_VERSION:
-            raise LoginRefused("Please upgrade your frpc version to at least 0.18.0")
+        """Token and client id only: like frps 0.65.0, the version is logged, never checked.
+
+        (frp 0.31.2 refused versions below 0.18.0; current frp dropped that rule, and
+        frpc builds with an empty or unusual version string log in fine there.)
+        """
         auth = self.config.auth
         if not verify_privilege_key(auth.token, msg.timestamp, msg.privilege_key):
             raise LoginRefused(self.client_error(

@@ -115,12 +115,16 @@ class LoginTests(ServerTestBase):
         self.assertTrue(c.closed)
         self.assertEqual(self.server.controls, {})
 
-    def test_old_version_refused(self) -> None:
-        c = FakeClient(self.server)
-        c.send(login(version="0.17.9"))
-        [resp] = c.replies()
-        self.assertEqual(resp.error, "Please upgrade your frpc version to at least 0.18.0")
-        self.assertTrue(c.closed)
+    def test_any_version_accepted(self) -> None:
+        """frps 0.65.0 logs Login.version but does not check it (0.31.2 wanted >= 0.18.0)."""
+        for version in ("0.1.0", "0.17.9", "", "garbage", "v1"):
+            c = FakeClient(self.server)
+            c.send(login(version=version))
+            resp = c.replies()[0]
+            self.assertIsInstance(resp, LoginResp)
+            self.assertEqual(resp.error, "", version)
+            self.assertFalse(c.closed, version)
+            self.assertEqual(self.server.controls[resp.run_id].login.version, version)
 
     def test_relogin_same_run_id_evicts_old_control(self) -> None:
         old, resp = self.logged_in(run_id="0123456789abcdef")
