@@ -18,8 +18,17 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from frptx.config import PortRange
 
 
+#: the ports a NewProxy may name (0 = any); frp's port manager only knows these
+MIN_PORT = 1
+MAX_PORT = 65535
+
+
 class PortError(Exception):
     """A NewProxy asked for a port it cannot have; ``str()`` is frp's error text."""
+
+
+class TooManyPorts(PortError):
+    """``maxPortsPerClient`` reached (frp checks it before looking at the port itself)."""
 
 
 class PortManager:
@@ -45,9 +54,11 @@ class PortManager:
     def candidates(self, name: str, requested: int, run_id: str) -> list[int]:
         """Ports to try binding, in order; raises ``PortError`` with frp's text."""
         if self.max_per_client > 0 and self.count_for(run_id) >= self.max_per_client:
-            raise PortError("exceed the max_ports_per_client")
+            raise TooManyPorts("exceed the max_ports_per_client")
         if requested:
-            if not self.allowed(requested):
+            # remotePort comes off the wire as any int64: outside 1..65535 it is simply
+            # not one of the ports frp hands out (and would make listen() overflow)
+            if not MIN_PORT <= requested <= MAX_PORT or not self.allowed(requested):
                 raise PortError("port not allowed")
             if requested in self.used:
                 raise PortError("port already used")

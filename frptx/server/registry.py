@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.python.failure import Failure
 
 from frptx import FRP_PROTOCOL_VERSION, logs
 from frptx.config import ServerConfig
 from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.control import ServerControl, ServerWorkConnection
-from frptx.server.ports import PortError, PortManager
+from frptx.server.ports import PortError, PortManager, TooManyPorts
 from frptx.server.proxies import ProxyBase, SecretProxy, TcpProxy, join_to_work_connection
 from frptx.wire import (
     Login,
@@ -155,10 +156,17 @@ class FrpServer:
         if proxy_class is SecretProxy:
             return succeed(self._registered(control, SecretProxy(control, msg)))
         ports = self.udp_ports if kind == "udp" else self.ports
+
+        def port_refusal(why: str) -> NewProxyResp:
+            # frps's udp proxy reports its port manager's errors as "acquire port N error: ..."
+            return refusal(f"acquire port {msg.remote_port} error: {why}" if kind == "udp" else why)
+
         try:
             candidates = ports.candidates(name, msg.remote_port, control.run_id)
-        except PortError as e:
+        except TooManyPorts as e:
             return succeed(refusal(str(e)))
+        except PortError as e:
+            return succeed(port_refusal(str(e)))
         self._pending_names.add(name)
 
         def bind(_: object) -> NewProxyResp:
@@ -175,13 +183,21 @@ class FrpServer:
                     continue
                 try:
                     proxy.listen(port, self.config.proxy_bind_addr)
-                except CannotListenError:
+                except (CannotListenError, OverflowError, ValueError, OSError):
                     continue
                 ports.acquire(proxy.remote_port, name, control.run_id)
                 return self._registered(control, proxy)
-            return refusal(error if msg.remote_port else "no available port")
+            return port_refusal(error if msg.remote_port else "no available port")
 
-        return ports.wait_released(candidates).addCallback(bind)
+        def failed(failure: Failure) -> NewProxyResp:
+            # whatever went wrong, frpc gets an answer and frps a traceback in its log
+            self._pending_names.discard(name)
+            self.log.failure("client [{run_id}]: registering proxy [{name}] failed", failure,
+                             run_id=control.run_id, name=name)
+            return NewProxyResp(proxy_name=name, error=self.client_error(
+                f"internal error: {failure.getErrorMessage()}", f"new proxy [{name}] error"))
+
+        return ports.wait_released(candidates).addCallback(bind).addErrback(failed)
 
     def _registered(self, control: ServerControl, proxy: ProxyBase) -> NewProxyResp:
         self.proxies[proxy.name] = proxy

@@ -77,7 +77,9 @@ class ServerTestBase(unittest.TestCase):
     tcp_mux = False
 
     def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
+        from frptx.test.test_udp import UdpClock
+
+        self.reactor = UdpClock()  # a MemoryReactorClock that also fakes listenUDP
         self.server = FrpServer(self.make_config(), self.reactor)
 
     def make_config(self, **extra: Any) -> Any:
@@ -270,6 +272,43 @@ class ProxyRegistrationTests(ServerTestBase):
         self.assertTrue(6000 <= int(r.remote_addr[1:]) <= 6010, r)
         self.assertEqual(self.new_proxy(c, proxy_name="d", remote_port=6005).error,
                          "exceed the max_ports_per_client")
+
+    def test_remote_port_out_of_range_not_allowed(self) -> None:
+        """Any int64 may come off the wire; outside 1..65535 frps answers as frp does, listening nowhere."""
+        c, _ = self.logged_in()
+        for i, port in enumerate((65536, 70000, -1, 2 ** 63 - 1, -(2 ** 63))):
+            r = self.new_proxy(c, proxy_name=f"t{i}", proxy_type="tcp", remote_port=port)
+            self.assertEqual((r.proxy_name, r.error), (f"t{i}", "port not allowed"), port)
+            r = self.new_proxy(c, proxy_name=f"u{i}", proxy_type="udp", remote_port=port)
+            self.assertEqual(r.error, f"acquire port {port} error: port not allowed", port)
+        self.assertEqual((self.reactor.tcpServers, self.reactor.udp_ports), ([], []))
+        self.assertEqual(self.server.proxies, {})
+        self.assertEqual(self.new_proxy(c, proxy_name="ok", remote_port=65535).remote_addr, ":65535")
+
+    def test_udp_port_errors_worded_like_frps(self) -> None:
+        a, _ = self.logged_in()
+        self.assertEqual(self.new_proxy(a, proxy_name="dns", proxy_type="udp", remote_port=6053).error, "")
+        self.assertEqual(self.new_proxy(a, proxy_name="dns2", proxy_type="udp", remote_port=6053).error,
+                         "acquire port 6053 error: port already used")
+
+    def test_unexpected_listen_error_still_answered(self) -> None:
+        """A proxy whose set-up raises gets an error answer; the name is free again."""
+        def broken(*args: Any, **kw: Any) -> Any:
+            raise RuntimeError("boom")
+
+        c, _ = self.logged_in()
+        self.patch(self.reactor, "listenTCP", broken)
+        r = self.new_proxy(c, proxy_name="web", remote_port=6000)
+        self.assertEqual(r.error, "internal error: boom")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.server.proxies, {})
+        self.assertEqual(self.server._pending_names, set())
+
+    def test_login_pool_count_off_the_wire_is_bounded(self) -> None:
+        c, _ = self.logged_in(pool_count=-(2 ** 63))
+        self.assertEqual(c.replies(), [])  # nothing prefetched, no error
+        c2, _ = self.logged_in(pool_count=2 ** 63 - 1)
+        self.assertEqual(c2.replies(), [])  # capped at maxPoolCount (5): asked for in the login burst
 
     def test_unsupported_type(self) -> None:
         c, _ = self.logged_in()
