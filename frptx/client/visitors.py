@@ -23,6 +23,7 @@ from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.message import MessageProtocol
 from frptx.protocols.relay import Relay
 from frptx.protocols.relayed import RelayedProtocol, start_relay
+from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.transport.address import bound_port
 from frptx.wire import Message, NewVisitorConn, NewVisitorConnResp, sign_key
 
@@ -114,7 +115,8 @@ class StcpVisitor:
 
     def start(self) -> None:
         v = self.visitor
-        self.port = self.client.reactor.listenTCP(v.bind_port, _LocalFactory(self), interface=v.bind_addr)
+        self.port = self.client.reactor.listenTCP(v.bind_port, _LocalFactory(self), interface=v.bind_addr,
+                                                  backlog=LISTEN_BACKLOG)
         self.log.info("visitor [{name}] listening on {addr}:{port} for [{target}]", name=v.name, addr=v.bind_addr,
                       port=bound_port(self.port), target=target_name(self.client, v))
 

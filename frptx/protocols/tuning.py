@@ -7,6 +7,7 @@ bulk transfer pays a reactor round trip and a pause/resume per 64 KiB.  256 KiB
 measured best across mux, TLS and mux+TLS (1 MiB helped plain mux but hurt
 mux+TLS); buffers stay bounded by that figure per connection.  TCP_NODELAY
 keeps small request/response exchanges from waiting on Nagle's algorithm.
+``LISTEN_BACKLOG`` is the one listen backlog used everywhere.
 """
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from typing import Any
 from twisted.internet import tcp
 
 RELAY_BUFFER_SIZE = 256 * 1024
+
+#: the accept queue of every TCP port frptx listens on (bind port, public proxy
+#: ports, visitor ports).  Twisted's default of 50 turns a burst of users into
+#: connection resets while the reactor is busy; Go frp listens with the kernel's
+#: maximum (4096 on current Linux, which caps any larger value at somaxconn).
+LISTEN_BACKLOG = 4096
 
 
 def tune(transport: Any) -> None:

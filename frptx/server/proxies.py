@@ -20,6 +20,7 @@ from frptx import logs
 from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import RelayedProtocol, start_relay
+from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.pool import PoolClosed
 from frptx.transport.address import bound_port
 from frptx.wire import NewProxy, StartWorkConn
@@ -176,7 +177,8 @@ class TcpProxy(ProxyBase):
         self.port: IListeningPort | None = None
 
     def listen(self, port: int, interface: str) -> None:
-        self.port = self.control.server.reactor.listenTCP(port, PublicListenerFactory(self), interface=interface)
+        self.port = self.control.server.reactor.listenTCP(port, PublicListenerFactory(self), interface=interface,
+                                                          backlog=LISTEN_BACKLOG)
         self.remote_port = bound_port(self.port)
 
     def user_connected(self, user: PublicConnectionProtocol) -> None:

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IListeningPort
 from frptx import logs
 from frptx.config import ServerConfig
 from frptx.factories.server import bind_port_factory
+from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.registry import FrpServer
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
@@ -52,7 +53,8 @@ class FrpsService(Service):
         cfg = self.config
         try:
             factory = bind_port_factory(self.server, self.reactor)
-            self.port = self.reactor.listenTCP(cfg.bind_port, factory, interface=cfg.bind_addr, backlog=1024)
+            self.port = self.reactor.listenTCP(cfg.bind_port, factory, interface=cfg.bind_addr,
+                                           backlog=LISTEN_BACKLOG)
         except (CannotListenError, TLSConfigError) as e:
             if isinstance(e, CannotListenError):
                 message = f"frps cannot listen on {cfg.bind_addr}:{cfg.bind_port}: {e.socketError}"
