@@ -145,8 +145,14 @@ class ServerControl:
             self.log.debug("client [{run_id}]: ignoring {msg}", run_id=self.run_id, msg=type(msg).__name__)
 
     def _send_if_open(self, msg: NewProxyResp) -> None:
-        if not self.closed:
-            self.protocol.send(msg)
+        """Answer the NewProxy, then start the proxy (frps's order: a udp proxy takes
+        its work connection only after frpc was told the proxy runs)."""
+        if self.closed:
+            return
+        self.protocol.send(msg)
+        proxy = self.proxies.get(msg.proxy_name) if not msg.error else None
+        if proxy is not None and not proxy.closed:
+            proxy.start()
 
     def _ping(self, msg: Ping) -> None:
         auth = self.server.config.auth

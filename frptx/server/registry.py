@@ -137,7 +137,12 @@ class FrpServer:
         return None
 
     def register_proxy(self, control: ServerControl, msg: NewProxy) -> Deferred[NewProxyResp]:
-        """Create the proxy (opening its public port if it has one); fires with the NewProxyResp."""
+        """Create the proxy (opening its public port if it has one); fires with the NewProxyResp.
+
+        The proxy is not started yet: the control sends the NewProxyResp first and
+        then calls ``proxy.start()``, so nothing reaches frpc about a proxy before
+        frpc has heard that it exists.
+        """
         name = msg.proxy_name
         kind = msg.proxy_type or "tcp"
 
@@ -206,7 +211,6 @@ class FrpServer:
             else "reachable through visitors"
         self.log.info("client [{run_id}]: {kind} proxy [{name}] {where}", run_id=control.run_id, kind=proxy.kind,
                       name=proxy.name, where=where)
-        proxy.start()
         return NewProxyResp(proxy_name=proxy.name, remote_addr=proxy.remote_addr)
 
     # -- visitors --------------------------------------------------------------

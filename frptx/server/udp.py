@@ -2,7 +2,8 @@
 """frps's ``udp`` proxy: a public UDP port tunnelled over ONE work connection (§5.6).
 
 Every datagram a user sends to ``remotePort`` becomes a ``UDPPacket`` with the
-user's address on the proxy's single work connection; every UDPPacket frpc sends
+user's address on the proxy's single work connection (taken ``START_DELAY``
+after the NewProxyResp, as frps does); every UDPPacket frpc sends
 back is written from the public port to the address it names.  There is no
 per-user connection, so when the work connection is lost the proxy stays
 registered and just takes a new one (briefly backing off if the client does not
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 
 #: datagrams kept while the proxy has no work connection
 MAX_PENDING = 1024
+#: after its NewProxyResp, a new proxy waits this long before taking its first work
+#: connection, as frps does: without tcpMux the NewProxyResp (control connection) and
+#: the StartWorkConn (work connection) race, and a stock frpc refuses (0.65.0) or
+#: black-holes (0.31.2) a work connection for a proxy it does not know to be running
+START_DELAY = 0.5
 #: frps closes a UDP work connection that delivered nothing (not even a Ping) this long
 WORK_READ_TIMEOUT = 60.0
 #: waiting for a work connection; a channel that dies sooner than MIN_LIFETIME backs off
@@ -78,7 +84,10 @@ class UdpProxy(ProxyBase):
         self.remote_port = self.port.getHost().port
 
     def start(self) -> None:
-        self._take_work_connection()
+        """Called once frpc has been sent the NewProxyResp: take a work connection shortly."""
+        if self.closed or self._retry is not None:
+            return
+        self._retry = self.reactor.callLater(START_DELAY, self._take_work_connection)
 
     def close(self) -> Deferred[None] | None:
         """Stop the public port and the work connection; fires when the port is closed."""

@@ -315,6 +315,51 @@ class ProxyRegistrationTests(ServerTestBase):
         self.assertIn("not supported", self.new_proxy(c, proxy_name="h", proxy_type="http").error)
 
 
+class UdpStartOrderTests(ServerTestBase):
+    def test_new_proxy_resp_before_the_first_start_work_conn(self) -> None:
+        """frps's order: NewProxyResp, then (0.5 s later) the udp proxy's StartWorkConn.
+
+        A pooled work connection is there at once; sending StartWorkConn on it
+        before the NewProxyResp makes frpc 0.65.0 drop it and frpc 0.31.2 black-hole the proxy.
+        """
+        START_DELAY = 0.5  # frps's udp proxy sleeps 500 ms before taking a work connection
+        ctl, resp = self.logged_in(pool_count=1)
+        work = FakeClient(self.server)
+        work.send(NewWorkConn(run_id=resp.run_id))
+        events: list[str] = []
+        for name, client in (("control", ctl), ("work", work)):
+            write = client.transport.write
+            client.transport.write = (lambda data, name=name, write=write:  # type: ignore[method-assign]
+                                      (events.append(name), write(data))[1])
+        ctl.send(NewProxy(proxy_name="dns", proxy_type="udp", remote_port=6053))
+        self.assertEqual(work.transport.value(), b"", "StartWorkConn sent with (or before) the NewProxyResp")
+        self.assertEqual(events, ["control"])
+        [r] = ctl.replies()
+        self.assertEqual((r.proxy_name, r.error, r.remote_addr), ("dns", "", ":6053"))
+        self.reactor.advance(START_DELAY - 0.01)
+        self.assertEqual(work.transport.value(), b"")
+        self.reactor.advance(0.01)
+        self.assertEqual(events[0], "control")
+        self.assertIn("work", events)
+        self.assertEqual(work.replies(), [StartWorkConn(proxy_name="dns")])
+
+    def test_proxy_closed_before_its_start_takes_nothing(self) -> None:
+        from frptx.wire import CloseProxy
+
+        START_DELAY = 0.5
+        ctl, resp = self.logged_in(pool_count=1)
+        work = FakeClient(self.server)
+        work.send(NewWorkConn(run_id=resp.run_id))
+        ctl.send(NewProxy(proxy_name="dns", proxy_type="udp", remote_port=6053))
+        proxy = self.server.proxies["dns"]
+        ctl.send(CloseProxy(proxy_name="dns"))
+        self.assertTrue(proxy.closed)
+        self.assertIsNone(proxy._retry)  # the start timer is cancelled with the proxy
+        self.reactor.advance(START_DELAY)
+        self.assertEqual(work.transport.value(), b"")
+        self.assertEqual(len(self.server.controls[resp.run_id].pool.idle), 1)
+
+
 class HeartbeatTests(ServerTestBase):
     def test_no_mux_client_dropped_after_timeout(self) -> None:
         c, _ = self.logged_in()

@@ -433,6 +433,8 @@ class UdpProxyTests(unittest.TestCase):
         self.proxy.listen(0, "127.0.0.1")
         (self.port,) = self.clock.udp_ports
         self.proxy.start()
+        self.assertEqual(self.control.requests, [])  # not before frps's start delay
+        self.clock.advance(server_udp.START_DELAY)
 
     def give_work(self) -> RawProtocol:
         protocol = RawProtocol()
