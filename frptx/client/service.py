@@ -2,7 +2,7 @@
 """``FrpcService``: the frpc process as a Twisted service.
 
 It owns the ``FrpClient`` (login connector) and its ``ProxyManager``; SIGHUP
-reloads the proxies.  ``stopService`` stops reconnecting and closes the session.
+reloads the proxies.  Visitor ports open after the first successful login.  ``stopService`` stops reconnecting and closes the session.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class FrpcService(MultiService):
         self._install_sighup = install_sighup
         self._previous_sighup: Any = None
         self.visitors: dict[str, Any] = {}
+        self._visitors_started = False
 
     def startService(self) -> None:
         super().startService()
@@ -64,9 +65,14 @@ class FrpcService(MultiService):
             self._previous_sighup = signal.signal(
                 signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.proxy_manager.reload))
         self.client.start()
-        self._start_visitors()
+        # like Go frpc, visitor ports open only once logged in: a visitor connection
+        # needs the run id (frps checks the visitor's user by it)
+        self.client.when_logged_in().addCallback(lambda _: self._start_visitors())
 
     def _start_visitors(self) -> None:
+        if not self.running or self._visitors_started:
+            return
+        self._visitors_started = True
         from twisted.internet.error import CannotListenError
 
         from frptx.client.visitors import StcpVisitor
@@ -94,6 +100,7 @@ class FrpcService(MultiService):
 
         pending = [maybeDeferred(v.stop) for v in self.visitors.values()]
         self.visitors = {}
+        self._visitors_started = False
         pending.append(self.client.stop())
         super().stopService()
         return gatherResults(pending).addCallback(lambda _: None)

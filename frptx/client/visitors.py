@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from frptx.client.client import FrpClient
 
 VISITOR_RESPONSE_TIMEOUT = 10.0
+#: how long a local connection may wait for frpc to be logged in (again) before it is closed
+LOGIN_WAIT = 10.0
 
 
 class VisitorRefused(Exception):
@@ -124,9 +126,20 @@ class StcpVisitor:
         return self.port.stopListening() if self.port is not None else None
 
     def local_connected(self, local: RelayedProtocol) -> None:
-        d = open_visitor_connection(self.client, self.visitor)
+        client = self.client
+        control = client.control
+        if control is not None and control.logged_in:
+            d: Deferred[VisitorConnectionProtocol] = open_visitor_connection(client, self.visitor)
+        else:
+            # between two logins: no run id frps knows (nor, with tcpMux, a session) yet;
+            # hold the local connection (paused) until frpc is logged in again, bounded
+            waiting = client.when_logged_in()
+            local.on_lost = lambda reason: waiting.cancel()  # gone meanwhile: nothing to open
+            d = waiting.addTimeout(LOGIN_WAIT, client.reactor)
+            d.addCallbacks(lambda _: open_visitor_connection(client, self.visitor), _not_logged_in)
 
         def ready(conn: VisitorConnectionProtocol) -> None:
+            local.on_lost = None
             if local.lost:
                 conn.close()
                 return
@@ -138,12 +151,21 @@ class StcpVisitor:
             start_relay(relay, local, conn, local_early, conn_early, local_eof, conn_eof)
 
         def refused(failure: Failure) -> None:
+            local.on_lost = None
+            if local.lost and failure.check(CancelledError):
+                return
             self.last_error = failure.getErrorMessage()
             self.log.warn("visitor [{name}]: {why}", name=self.visitor.name, why=failure.getErrorMessage())
             assert local.transport is not None  # connected
             local.transport.loseConnection()
 
         d.addCallbacks(ready, refused)
+
+
+def _not_logged_in(failure: Failure) -> Failure:
+    if failure.check(DeferredTimeoutError):
+        return Failure(VisitorRefused(f"not logged in to frps within {LOGIN_WAIT:g}s"))
+    return failure
 
 
 class _LocalFactory(Factory):
