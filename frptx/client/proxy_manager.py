@@ -2,7 +2,10 @@
 """``ProxyManager``: the client's proxies, registered on every login, reloadable.
 
 After each login it sends NewProxy for every active proxy and logs each
-NewProxyResp (a refused proxy does not stop the others).  ``reload()`` re-reads
+NewProxyResp (a refused proxy does not stop the others).  A proxy frps refused
+("already exists", "port already used", ...) is sent again after a bounded
+backoff (``RETRY_DELAYS``, ending at Go frpc's fixed 30 s); each retry is one
+log line, and ``status`` keeps the phase, frps's error and the next retry time.  ``reload()`` re-reads
 the config file and diffs proxies by name, like buildbot's service reconfig:
 unchanged proxies keep their connections, removed ones get CloseProxy, new ones
 NewProxy, changed ones CloseProxy + NewProxy.  An invalid file is rejected with
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 
 from frptx import logs
 from frptx.config import ClientConfig, ConfigError, ProxyConfig, load_client_config
@@ -27,13 +31,21 @@ if TYPE_CHECKING:
     from frptx.protocols.client import ClientControlProtocol
 
 
+#: seconds before NewProxy is sent again after the 1st, 2nd, ... refusal (then the last, for good)
+RETRY_DELAYS = (2.0, 4.0, 8.0, 16.0, 30.0)
+
+
 @dataclass
 class ProxyStatus:
-    """What frps last said about a proxy."""
+    """What frps last said about a proxy (what a status API shows)."""
 
     phase: str = "new"  # new | wait start | running | start error
     remote_addr: str = ""
     error: str = ""
+    #: when (reactor seconds) NewProxy is sent again after a "start error"
+    next_retry: float | None = None
+    #: refusals in a row since the last success or login
+    failures: int = 0
 
 
 def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewProxy:
@@ -67,6 +79,7 @@ class ProxyManager(Service):
         self.status: dict[str, ProxyStatus] = {name: ProxyStatus() for name in self.proxies}
         self.counters: dict[str, TrafficCounter] = {}
         self._waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
+        self._timers: dict[str, IDelayedCall] = {}
 
     # -- lookups -----------------------------------------------------------------
     def by_wire_name(self, wire_name: str) -> ProxyConfig | None:
@@ -94,19 +107,51 @@ class ProxyManager(Service):
         for proxy in self.proxies.values():
             self._register(control, proxy)
 
-    def _register(self, control: ClientControlProtocol | None, proxy: ProxyConfig) -> None:
-        self.status[proxy.name] = ProxyStatus(phase="wait start")
+    def _register(self, control: ClientControlProtocol | None, proxy: ProxyConfig, failures: int = 0) -> None:
+        self._cancel_timer(proxy.name)
+        status = ProxyStatus(phase="wait start", failures=failures)
+        self.status[proxy.name] = status
         if control is not None:
             control.send(new_proxy_message(self.client.config, proxy))
+
+    def _schedule(self, name: str, delay: float) -> float:
+        reactor = self.client.reactor
+        self._timers[name] = reactor.callLater(delay, self._retry, name)
+        return float(reactor.seconds() + delay)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _retry(self, name: str) -> None:
+        """Send NewProxy again for a refused proxy, if still logged in."""
+        self._timers.pop(name, None)
+        proxy = self.proxies.get(name)
+        status = self.status.get(name)
+        control = self.client.control
+        if proxy is None or status is None or status.phase != "start error" or control is None \
+                or not control.logged_in:
+            return  # gone, or offline: the next login registers every proxy anyway
+        # the refusal's warning announced this retry; its outcome is the next line
+        self.log.debug("proxy [{name}]: registering it again (after {n} refusal{s})", name=name,
+                       n=status.failures, s="" if status.failures == 1 else "s")
+        self._register(control, proxy, status.failures)
 
     def new_proxy_response(self, msg: NewProxyResp) -> None:
         proxy = self.by_wire_name(msg.proxy_name)
         if proxy is None:
             self.log.debug("NewProxyResp for proxy [{name}] we no longer have", name=msg.proxy_name)
             return
+        self._cancel_timer(proxy.name)
+        previous = self.status.get(proxy.name) or ProxyStatus()
         if msg.error:
-            status = ProxyStatus(phase="start error", error=msg.error)
-            self.log.warn("proxy [{name}] start error: {error}", name=proxy.name, error=msg.error)
+            failures = previous.failures + 1
+            delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
+            status = ProxyStatus(phase="start error", error=msg.error, failures=failures,
+                                 next_retry=self._schedule(proxy.name, delay))
+            self.log.warn("proxy [{name}] start error: {error} (retrying in {delay:g}s)", name=proxy.name,
+                          error=msg.error, delay=delay)
         else:
             status = ProxyStatus(phase="running", remote_addr=msg.remote_addr)
             self.log.info("proxy [{name}] started, remote address [{addr}]", name=proxy.name,
@@ -116,8 +161,17 @@ class ProxyManager(Service):
             d.callback(status)
 
     def control_lost(self) -> None:
+        self._cancel_all()
         for name in self.status:
             self.status[name] = ProxyStatus()
+
+    def _cancel_all(self) -> None:
+        for name in list(self._timers):
+            self._cancel_timer(name)
+
+    def stopService(self) -> None:
+        self._cancel_all()
+        super().stopService()
 
     # -- reload --------------------------------------------------------------------
     def reload(self) -> bool:
@@ -149,6 +203,7 @@ class ProxyManager(Service):
                 control.send(CloseProxy(proxy_name=old_client_config.wire_name(name)))
             del self.proxies[name]
             self.status.pop(name, None)
+            self._cancel_timer(name)
         # proxies are the only reloadable part: keep the running client config otherwise
         self.client.config = _with_proxies(old_client_config, new_config)
         self.client.dialer.config = self.client.config
