@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -54,8 +55,7 @@ def burst(port: int, users: int, timeout: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while state and time.monotonic() < deadline:
         for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
+            s = cast(socket.socket, key.fileobj)
             st = state[s]
             try:
                 if not st["sent"]:

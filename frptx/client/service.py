@@ -2,7 +2,8 @@
 """``FrpcService``: the frpc process as a Twisted service.
 
 It owns the ``FrpClient`` (login connector) and its ``ProxyManager``; SIGHUP
-reloads the proxies.  Visitor ports open after the first successful login.  ``stopService`` stops reconnecting and closes the session.
+reloads the proxies.  Visitor ports open after the first successful login.
+``stopService`` stops reconnecting and closes the session.
 """
 from __future__ import annotations
 

@@ -129,14 +129,15 @@ class StcpVisitor:
         client = self.client
         control = client.control
         if control is not None and control.logged_in:
-            d: Deferred[VisitorConnectionProtocol] = open_visitor_connection(client, self.visitor)
+            d: Deferred[Any] = open_visitor_connection(client, self.visitor)
         else:
             # between two logins: no run id frps knows (nor, with tcpMux, a session) yet;
             # hold the local connection (paused) until frpc is logged in again, bounded
             waiting = client.when_logged_in()
             local.on_lost = lambda reason: waiting.cancel()  # gone meanwhile: nothing to open
             d = waiting.addTimeout(LOGIN_WAIT, client.reactor)
-            d.addCallbacks(lambda _: open_visitor_connection(client, self.visitor), _not_logged_in)
+            d.addErrback(_not_logged_in)
+            d.addCallback(lambda _: open_visitor_connection(client, self.visitor))
 
         def ready(conn: VisitorConnectionProtocol) -> None:
             local.on_lost = None

@@ -17,7 +17,6 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from frptx.config import PortRange
 
-
 #: the ports a NewProxy may name (0 = any); frp's port manager only knows these
 MIN_PORT = 1
 MAX_PORT = 65535

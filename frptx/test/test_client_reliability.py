@@ -161,7 +161,7 @@ class RefusedProxyRetryTests(unittest.TestCase):
         self.assertEqual(status.next_retry, self.reactor.seconds() + 2.0)
         self.assertEqual(self.warnings(), ["proxy [web] start error: proxy [web] already exists (retrying in 2s)"])
         delays = []
-        for attempt in range(7):
+        for _ in range(7):
             status = self.pm.status["web"]
             delay = status.next_retry - self.reactor.seconds()
             delays.append(delay)

@@ -47,8 +47,8 @@ class BacklogTests(unittest.TestCase):
         self.assertEqual(backlog, LISTEN_BACKLOG)
 
     def test_public_port_listens_with_the_backlog(self) -> None:
-        from frptx.test.test_protocols_server import FakeClient, login
         from frptx.server.registry import FrpServer
+        from frptx.test.test_protocols_server import FakeClient, login
         from frptx.wire import NewProxy
 
         clock = MemoryReactorClock()
