@@ -79,6 +79,7 @@ class ProxyManager(Service):
         self.status: dict[str, ProxyStatus] = {name: ProxyStatus() for name in self.proxies}
         self.counters: dict[str, TrafficCounter] = {}
         self._waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
+        self._running_waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
         self._timers: dict[str, IDelayedCall] = {}
 
     # -- lookups -----------------------------------------------------------------
@@ -100,6 +101,16 @@ class ProxyManager(Service):
             d.callback(status)
         else:
             self._waiters.setdefault(name, []).append(d)
+        return d
+
+    def when_running(self, name: str) -> Deferred[ProxyStatus]:
+        """Fires with the status once frps has accepted this proxy (now if it has), retries included."""
+        d: Deferred[ProxyStatus] = Deferred()
+        status = self.status.get(name)
+        if status is not None and status.phase == "running":
+            d.callback(status)
+        else:
+            self._running_waiters.setdefault(name, []).append(d)
         return d
 
     # -- registration ------------------------------------------------------------
@@ -159,6 +170,9 @@ class ProxyManager(Service):
         self.status[proxy.name] = status
         for d in self._waiters.pop(proxy.name, []):
             d.callback(status)
+        if status.phase == "running":
+            for d in self._running_waiters.pop(proxy.name, []):
+                d.callback(status)
 
     def control_lost(self) -> None:
         self._cancel_all()

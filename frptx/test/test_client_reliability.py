@@ -176,9 +176,12 @@ class RefusedProxyRetryTests(unittest.TestCase):
         self.assertEqual(len(self.warnings()), 8)  # one line per refusal, each naming its retry
         self.assertEqual(self.pm.status["ssh"].phase, "running")
         # once frps takes it, it is running and the backoff starts over
+        running = self.pm.when_running("web")
         self.reactor.advance(30)
         self.assertEqual(self.new_proxies(), ["web"])
+        self.assertFalse(running.called)
         self.server.send(NewProxyResp(proxy_name="web", remote_addr=":6080"))
+        self.assertEqual(self.successResultOf(running).remote_addr, ":6080")
         status = self.pm.status["web"]
         self.assertEqual((status.phase, status.error, status.failures, status.next_retry),
                          ("running", "", 0, None))
