@@ -28,8 +28,18 @@ from frptx.server.service import FrpsService
 from frptx.test.support import MODES, EchoFactory, Tunnel, server_config, tcp_proxy
 from frptx.test.test_e2e import async_test
 
-#: users connecting at once (each costs ~6 descriptors in this process: user, public, work x2, local x2)
-BURST = 300
+def _somaxconn() -> int:
+    """Linux caps every listen backlog at net.core.somaxconn (4096 since Linux 5.4, 128 before)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4096
+
+
+#: users connecting at once (each costs ~6 descriptors in this process: user, public, work x2, local x2);
+#: never more than the kernel lets any accept queue hold
+BURST = min(300, _somaxconn())
 #: bound on waiting for the kernel to complete the burst's handshakes (loopback: milliseconds)
 HANDSHAKE_BOUND = 5.0
 
@@ -152,6 +162,8 @@ class BurstTests(unittest.TestCase):
 
     @async_test
     async def test_burst_of_users_all_served(self) -> None:
+        if BURST <= 100:
+            raise unittest.SkipTest(f"net.core.somaxconn is {BURST}: too small to tell a deep backlog from 50")
         _raise_nofile(self, BURST * 8 + 512)
         echo = EchoFactory()
         local = reactor.listenTCP(0, echo, interface="127.0.0.1", backlog=LISTEN_BACKLOG)
