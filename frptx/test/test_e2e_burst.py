@@ -28,6 +28,7 @@ from frptx.server.service import FrpsService
 from frptx.test.support import MODES, EchoFactory, Tunnel, server_config, tcp_proxy
 from frptx.test.test_e2e import async_test
 
+
 def _somaxconn() -> int:
     """Linux caps every listen backlog at net.core.somaxconn (4096 since Linux 5.4, 128 before)."""
     try:
