@@ -1,0 +1,468 @@
+"""Live interop with real Go frp 0.65.0, both ways, on 127.0.0.1.
+
+Each test runs one side as frptx (in this process) and the other as Go frp
+(``frps``/``frpc`` child processes, see ``gofrp``): a stock Go frpc against our
+frps (``GoFrpcOurFrps*``) and our frpc against a stock Go frps (``OurFrpcGoFrps*``).
+stcp/sudp put the provider on one implementation and the visitor on the other,
+both ways at once, once behind each frps.
+
+Public ports are ``remotePort: 0`` unless a test needs a fixed one, so every
+tunnel also checks that frps assigned a port and that the other side learned it:
+from our frps's NewProxyResp as Go frpc's admin API reports it, or from Go frps's
+NewProxyResp as our frpc saw it, cross-checked with Go frps's dashboard API.
+
+The binaries come from ``FRPTX_GO_FRP_DIR``; without them these tests skip
+(``FRPTX_REQUIRE_GO_FRP=1`` makes that a failure).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import random
+import socket
+from typing import Any, Callable
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.trial import unittest
+
+from frptx.client.service import FrpcService
+from frptx.protocols.client import ClientWorkProtocol
+from frptx.server.service import FrpsService
+from frptx.test.gofrp import GoFrp, GoFrpc, GoFrps, free_port
+from frptx.test.support import (
+    MODES,
+    TOKEN,
+    EchoFactory,
+    client_config,
+    connect,
+    deferLater,
+    digest,
+    listen_local,
+    server_config,
+    tcp_proxy,
+    with_timeout,
+)
+from frptx.test.test_e2e import async_test
+from frptx.test.test_e2e_udp import UdpEcho, WindowedSender, mixed_payloads, udp_proxy
+
+#: the default Go frpc transport (tcpMux and TLS on): the mode of the tests that are not per mode
+GO_DEFAULT = MODES["mux_tls"]
+BIG = 4 * 1024 * 1024
+
+
+def big_payload() -> bytes:
+    """Half compressible, half random: both snappy chunk kinds, and no pattern that hides a lost block."""
+    return (b"frptx-interop " * 200_000)[: BIG // 2] + os.urandom(BIG // 2)
+
+
+class EchoReader(Protocol):
+    """Sends ``payload`` and reads until as many bytes came back, then closes (no half-close).
+
+    Go frp does not pass a half-close on: its relay (golib ``io.Join``) closes both
+    connections as soon as either direction ends, so a user that shuts its write
+    side would lose the echo still in flight.  ``done`` also fires if the
+    connection ends early, with what arrived.
+    """
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.received = bytearray()
+        self.done: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.payload)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        if len(self.received) >= len(self.payload):
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if not self.done.called:
+            self.done.callback(bytes(self.received))
+
+
+async def echo(port: int, payload: bytes, timeout: float = 15) -> bytes:
+    """What came back for ``payload`` sent through ``port`` to an echo service."""
+    r = EchoReader(payload)
+    await connect(port, r)
+    return await with_timeout(r.done, timeout)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+    """Wait (bounded) for in-process state that has no Deferred of its own."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await deferLater(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+class InteropBase(unittest.TestCase):
+    timeout = 60
+
+    def setUp(self) -> None:
+        self.go = GoFrp(self)
+
+    # -- our side, in this process ------------------------------------------------------------
+    def our_frps(self, tcp_mux: bool, bind_port: int = 0, **extra: Any) -> FrpsService:
+        cfg = dataclasses.replace(server_config(tcp_mux, **extra), bind_port=bind_port)
+        frps = FrpsService(cfg, reactor)
+        frps.startService()
+        self.addCleanup(lambda: frps.stopService() if frps.running else None)
+        return frps
+
+    def our_frpc(self, server_port: int, mode: dict[str, bool], proxies: list[dict[str, Any]],
+                 visitors: list[dict[str, Any]] | None = None, **extra: Any) -> tuple[FrpcService, Deferred[str]]:
+        """Our frpc (visitors listen on port 0); the Deferred fires with a fatal error (e.g. login refused)."""
+        if visitors:
+            extra["visitors"] = [dict(v, bindAddr="127.0.0.1", bindPort=1) for v in visitors]
+        cfg = client_config(server_port, mode["tcp_mux"], mode["tls"], proxies, **extra)
+        cfg = dataclasses.replace(cfg, visitors=tuple(dataclasses.replace(v, bind_port=0) for v in cfg.visitors))
+        fatal: Deferred[str] = Deferred()
+        frpc = FrpcService(cfg, reactor, on_fatal=lambda why: fatal.called or fatal.callback(why))
+        frpc.startService()
+        self.addCleanup(lambda: frpc.stopService() if frpc.running else None)
+        return frpc, fatal
+
+    async def our_remote_port(self, frpc: FrpcService, name: str) -> int:
+        status = await with_timeout(frpc.proxy_manager.wait_settled(name), 15)
+        self.assertEqual(status.phase, "running", status.error)
+        host, _, port = status.remote_addr.rpartition(":")
+        self.assertGreater(int(port), 0, f"frps gave no port: {status.remote_addr!r}")
+        return int(port)
+
+    # -- Go side ------------------------------------------------------------------------------------
+    async def go_frps(self, tcp_mux: bool, **extra: Any) -> GoFrps:
+        return await self.go.frps(TOKEN, tcp_mux=tcp_mux, **extra)
+
+    async def go_frpc(self, server_port: int, mode: dict[str, bool], proxies: list[dict[str, Any]],
+                      visitors: list[dict[str, Any]] | None = None, wait: bool = True, **extra: Any) -> GoFrpc:
+        token = extra.pop("token", TOKEN)
+        frpc = self.go.frpc(self.go.frpc_config(server_port, token, mode["tcp_mux"], mode["tls"], proxies,
+                                                visitors, **extra))
+        if wait:
+            await frpc.ready()
+        return frpc
+
+    async def go_dashboard_proxy(self, frps: GoFrps, kind: str, name: str) -> dict[str, Any]:
+        listing = await frps.api(f"/api/proxy/{kind}")
+        for p in listing["proxies"]:
+            if p["name"] == name:
+                return p
+        raise AssertionError(f"Go frps has no {kind} proxy {name}: {[p['name'] for p in listing['proxies']]}")
+
+    # -- traffic ------------------------------------------------------------------------------------
+    async def check_tcp(self, port: int, payload: bytes | None = None, concurrent: int = 20) -> int:
+        """A multi-MiB echo compared by hash, then ``concurrent`` transfers at once, each checked.
+
+        Returns the bytes sent (each came back once)."""
+        payload = big_payload() if payload is None else payload
+        received = await echo(port, payload, 40)
+        self.assertEqual(len(received), len(payload))
+        self.assertEqual(digest(received), digest(payload))
+        collectors = [EchoReader(os.urandom(64 * 1024) + b"#%d" % i) for i in range(concurrent)]
+        await gatherResults([connect(port, c) for c in collectors])
+        results = await with_timeout(gatherResults([c.done for c in collectors]), 30)
+        for c, got in zip(collectors, results):
+            self.assertEqual(digest(got), digest(c.payload))
+        return len(payload) + sum(len(c.payload) for c in collectors)
+
+    def listen_udp(self, protocol: DatagramProtocol) -> int:
+        p = reactor.listenUDP(0, protocol, interface="127.0.0.1", maxPacketSize=65535)
+        self.addCleanup(p.stopListening)
+        return p.getHost().port
+
+    async def check_udp(self, port: int, seed: int) -> None:
+        """Two sockets, mixed sizes up to 1400 bytes, every datagram echoed exactly once to its sender."""
+        rng = random.Random(seed)
+        senders = [WindowedSender(port, mixed_payloads(tag, 120, rng, big=1400)) for tag in (b"A", b"B")]
+        for s in senders:
+            self.listen_udp(s)
+        try:
+            await with_timeout(gatherResults([s.go() for s in senders]), 20)
+        except Exception:
+            raise AssertionError("datagrams lost: " + "; ".join(s.status() for s in senders)) from None
+        for s in senders:
+            self.assertEqual(s.foreign, [])
+            self.assertEqual(+s.expected, collections.Counter())
+
+
+# -- tcp in every transport mode -------------------------------------------------------------------
+
+class GoFrpcOurFrpsTcpMixin:
+    mode: dict[str, bool]
+
+    @async_test
+    async def test_tcp_remote_port_0_payload_and_concurrency(self: Any) -> None:
+        echo = EchoFactory()
+        local = listen_local(self, echo)
+        frps = self.our_frps(self.mode["tcp_mux"])
+        go = await self.go_frpc(frps.bound_port, self.mode, [tcp_proxy("echo", local)])
+        port = await go.remote_port("echo")
+        self.assertEqual(port, frps.server.proxies["echo"].remote_port)
+        await self.check_tcp(port)
+        self.assertEqual(echo.connections, 21)
+
+
+class OurFrpcGoFrpsTcpMixin:
+    mode: dict[str, bool]
+
+    @async_test
+    async def test_tcp_remote_port_0_payload_and_concurrency(self: Any) -> None:
+        echo = EchoFactory()
+        local = listen_local(self, echo)
+        frps = await self.go_frps(self.mode["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, self.mode, [tcp_proxy("echo", local)])
+        port = await self.our_remote_port(frpc, "echo")
+        self.assertEqual((await self.go_dashboard_proxy(frps, "tcp", "echo"))["conf"]["remotePort"], port)
+        await self.check_tcp(port)
+        self.assertEqual(echo.connections, 21)
+
+
+for _mode_name, _mode in MODES.items():
+    for _mixin, _prefix in ((GoFrpcOurFrpsTcpMixin, "GoFrpcOurFrps"), (OurFrpcGoFrpsTcpMixin, "OurFrpcGoFrps")):
+        _name = f"{_prefix}Tcp_{_mode_name}"
+        globals()[_name] = type(_name, (_mixin, InteropBase), {"mode": _mode, "__module__": __name__})
+del _mode_name, _mode, _mixin, _prefix, _name
+
+
+# -- everything else, once per direction -----------------------------------------------------------
+
+class GoFrpcOurFrps(InteropBase):
+    """Real Go frpc against our frps."""
+
+    @async_test
+    async def test_udp(self) -> None:
+        echo = UdpEcho()
+        local = self.listen_udp(echo)
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [udp_proxy("uecho", local)])
+        port = await go.remote_port("uecho")
+        self.assertEqual(port, frps.server.proxies["uecho"].remote_port)
+        await self.check_udp(port, seed=1)
+        self.assertEqual(len(echo.peers), 2)
+
+    @async_test
+    async def test_encryption_and_compression(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(False)
+        mode = {"tcp_mux": False, "tls": False}  # nothing else hides the stream: frps sees only ciphertext
+        go = await self.go_frpc(frps.bound_port, mode, [tcp_proxy(
+            "secure", local, transport={"useEncryption": True, "useCompression": True})])
+        port = await go.remote_port("secure")
+        msg = frps.server.proxies["secure"].msg
+        self.assertEqual((msg.use_encryption, msg.use_compression), (True, True))
+        sent = await self.check_tcp(port, concurrent=5)
+        counter = frps.server.proxies["secure"].counter
+        self.assertEqual((counter.inbound, counter.outbound), (sent, sent))
+
+    @async_test
+    async def test_wrong_token_refused_others_served(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        good = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("good", local)])
+        port = await good.remote_port("good")
+        bad = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("bad", local)], token="wrong",
+                                 wait=False)
+        code = await with_timeout(bad.proc.ended, 15)
+        self.assertEqual(code, 1, bad.proc.output())
+        await bad.proc.wait_for("token in login doesn't match token from configuration")
+        self.assertNotIn("bad", frps.server.proxies)
+        self.assertEqual(len(frps.server.controls), 1)
+        await self.check_tcp(port, payload=b"still served" * 1000, concurrent=3)
+        # and a new client still logs in
+        again = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("again", local)])
+        self.assertEqual(await echo(await again.remote_port("again"), b"hello"), b"hello")
+
+    @async_test
+    async def test_frps_restart_frpc_logs_in_again(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        bind_port = frps.bound_port
+        remote = free_port()
+        go = await self.go_frpc(bind_port, GO_DEFAULT, [tcp_proxy("echo", local, remote)])
+        self.assertEqual(await go.remote_port("echo"), remote)
+        self.assertEqual(await echo(remote, b"before"), b"before")
+        run_id = next(iter(frps.server.controls))
+        mark = go.proc.mark()
+        await frps.stopService()
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"], bind_port=bind_port)
+        await go.ready(since=mark)
+        self.assertEqual(list(frps.server.controls), [run_id])  # Go frpc kept its run id
+        self.assertEqual(await go.remote_port("echo"), remote)
+        self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_user_prefix_and_pool_count(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("echo", local)], user="alice",
+                                transport={"poolCount": 3})
+        self.assertEqual(sorted(frps.server.proxies), ["alice.echo"])
+        (control,) = frps.server.controls.values()
+        self.assertEqual(control.login.user, "alice")
+        self.assertEqual(control.login.pool_count, 3)
+        # frps fills the pool at login, before any user connects
+        await until(lambda: len(control.pool.idle) == 3, what="3 pooled work connections")
+        port = await go.remote_port("alice.echo")
+        self.assertEqual(await echo(port, b"pooled"), b"pooled")
+
+
+class OurFrpcGoFrps(InteropBase):
+    """Our frpc against real Go frps."""
+
+    @async_test
+    async def test_udp(self) -> None:
+        echo = UdpEcho()
+        local = self.listen_udp(echo)
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [udp_proxy("uecho", local)])
+        port = await self.our_remote_port(frpc, "uecho")
+        self.assertEqual((await self.go_dashboard_proxy(frps, "udp", "uecho"))["conf"]["remotePort"], port)
+        await self.check_udp(port, seed=2)
+        self.assertEqual(len(echo.peers), 2)
+
+    @async_test
+    async def test_encryption_and_compression(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(False)
+        mode = {"tcp_mux": False, "tls": False}
+        frpc, _ = self.our_frpc(frps.port, mode, [tcp_proxy(
+            "secure", local, transport={"useEncryption": True, "useCompression": True})])
+        port = await self.our_remote_port(frpc, "secure")
+        conf = (await self.go_dashboard_proxy(frps, "tcp", "secure"))["conf"]
+        self.assertEqual((conf["transport"].get("useEncryption"), conf["transport"].get("useCompression")),
+                         (True, True))
+        await self.check_tcp(port, concurrent=5)
+
+    @async_test
+    async def test_wrong_token_refused_others_served(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        good, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("good", local)])
+        port = await self.our_remote_port(good, "good")
+        mark = frps.proc.mark()
+        bad, fatal = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("bad", local)], token="wrong")
+        why = await with_timeout(fatal, 15)
+        self.assertIn("token in login doesn't match token from configuration", why)
+        await frps.proc.wait_for("register control error: token in login doesn't match", since=mark)
+        await self.check_tcp(port, payload=b"still served" * 1000, concurrent=3)
+        again, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("again", local)])
+        self.assertEqual(await echo(await self.our_remote_port(again, "again"), b"hello"), b"hello")
+
+    @async_test
+    async def test_frps_killed_and_restarted_frpc_logs_in_again(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        remote = free_port()
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("echo", local, remote)])
+        self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
+        self.assertEqual(await echo(remote, b"before"), b"before")
+        run_id = frpc.client.run_id
+        await frps.restart()  # SIGKILL, then the same config again
+        await until(lambda: frpc.client.control is None or frpc.client.control.logged_in is False
+                    or frpc.proxy_manager.status["echo"].phase != "running", what="frpc noticing the kill")
+        await with_timeout(frpc.client.when_logged_in(), 30)
+        self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
+        self.assertEqual(frpc.client.run_id, run_id)
+        self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_user_prefix_and_pool_count(self) -> None:
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(False)
+        mode = {"tcp_mux": False, "tls": False}
+        frpc, _ = self.our_frpc(frps.port, mode, [tcp_proxy("echo", local)], user="alice",
+                                transport={"poolCount": 3})
+        port = await self.our_remote_port(frpc, "echo")
+        self.assertEqual((await self.go_dashboard_proxy(frps, "tcp", "alice.echo"))["conf"]["remotePort"], port)
+
+        def work_connections() -> int:
+            return sum(isinstance(p, ClientWorkProtocol) for p in frpc.client.connections._live)
+
+        # Go frps asks for poolCount work connections right after login
+        await until(lambda: work_connections() == 3, what="3 work connections")
+        self.assertEqual(await echo(port, b"pooled"), b"pooled")
+
+
+# -- stcp / sudp: provider on one side, visitor on the other (both ways, behind each frps) ---------
+
+class SecretMixin:
+    """One Go frpc and one of ours, each providing a proxy the other visits."""
+
+    go_frps_side: bool
+
+    async def frps_port(self: Any, tcp_mux: bool) -> int:
+        if self.go_frps_side:
+            return (await self.go_frps(tcp_mux)).port
+        return self.our_frps(tcp_mux).bound_port
+
+    @async_test
+    async def test_stcp_provider_and_visitor_on_different_implementations(self: Any) -> None:
+        mode = MODES["mux_tls"] if self.go_frps_side else MODES["nomux"]
+        go_echo, our_echo = EchoFactory(), EchoFactory()
+        go_local, our_local = listen_local(self, go_echo), listen_local(self, our_echo)
+        port = await self.frps_port(mode["tcp_mux"])
+        enc = {"useEncryption": True, "useCompression": True}
+        go_visitor_port = free_port()
+        go = await self.go_frpc(
+            port, mode,
+            [{"name": "go-prov", "type": "stcp", "secretKey": "s1", "localIP": "127.0.0.1", "localPort": go_local,
+              "transport": enc}],
+            visitors=[{"name": "go-vis", "type": "stcp", "serverName": "our-prov", "secretKey": "s2",
+                       "bindAddr": "127.0.0.1", "bindPort": go_visitor_port, "transport": enc}])
+        frpc, _ = self.our_frpc(
+            port, mode,
+            [{"name": "our-prov", "type": "stcp", "secretKey": "s2", "localIP": "127.0.0.1",
+              "localPort": our_local}],
+            visitors=[{"name": "our-vis", "type": "stcp", "serverName": "go-prov", "secretKey": "s1",
+                       "transport": {"useEncryption": True}}])
+        status = await with_timeout(frpc.proxy_manager.wait_settled("our-prov"), 15)
+        self.assertEqual(status.phase, "running", status.error)
+        our_visitor_port = frpc.visitors["our-vis"].port.getHost().port
+        # our visitor -> Go provider
+        await self.check_tcp(our_visitor_port, concurrent=5)
+        self.assertEqual((go_echo.connections, our_echo.connections), (6, 0))
+        # Go visitor -> our provider
+        await self.check_tcp(go_visitor_port, concurrent=5)
+        self.assertEqual((go_echo.connections, our_echo.connections), (6, 6))
+        self.assertTrue(go.proc.running)
+
+    @async_test
+    async def test_sudp_provider_and_visitor_on_different_implementations(self: Any) -> None:
+        mode = MODES["nomux_tls"] if self.go_frps_side else MODES["mux"]
+        go_echo, our_echo = UdpEcho(), UdpEcho()
+        go_local, our_local = self.listen_udp(go_echo), self.listen_udp(our_echo)
+        port = await self.frps_port(mode["tcp_mux"])
+        go_visitor_port = free_port(socket.SOCK_DGRAM)
+        await self.go_frpc(
+            port, mode,
+            [{"name": "go-prov", "type": "sudp", "secretKey": "s1", "localIP": "127.0.0.1", "localPort": go_local,
+              "transport": {"useEncryption": True}}],
+            visitors=[{"name": "go-vis", "type": "sudp", "serverName": "our-prov", "secretKey": "s2",
+                       "bindAddr": "127.0.0.1", "bindPort": go_visitor_port,
+                       "transport": {"useCompression": True}}])
+        frpc, _ = self.our_frpc(
+            port, mode,
+            [{"name": "our-prov", "type": "sudp", "secretKey": "s2", "localIP": "127.0.0.1",
+              "localPort": our_local, "transport": {"useCompression": True}}],
+            visitors=[{"name": "our-vis", "type": "sudp", "serverName": "go-prov", "secretKey": "s1",
+                       "transport": {"useEncryption": True}}])
+        status = await with_timeout(frpc.proxy_manager.wait_settled("our-prov"), 15)
+        self.assertEqual(status.phase, "running", status.error)
+        await self.check_udp(frpc.visitors["our-vis"].port.getHost().port, seed=3)
+        self.assertEqual((go_echo.received, our_echo.received), (240, 0))
+        await self.check_udp(go_visitor_port, seed=4)
+        self.assertEqual((go_echo.received, our_echo.received), (240, 240))
+
+
+class SecretBehindOurFrps(SecretMixin, InteropBase):
+    go_frps_side = False
+
+
+class SecretBehindGoFrps(SecretMixin, InteropBase):
+    go_frps_side = True
