@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest
@@ -118,8 +118,9 @@ class GoProcess(ProcessProtocol):
         self.lines: list[str] = []
         self._partial = {1: b"", 2: b""}
         self._waiters: list[tuple[Callable[[str], bool], int, Deferred[str]]] = []
-        self.ended: Deferred[int] = Deferred()
         self.exit_code: int | None = None
+        self._ended = False
+        self._exit_waiters: list[Deferred[int]] = []
 
     # ProcessProtocol
     def childDataReceived(self, fd: int, data: bytes) -> None:
@@ -147,16 +148,38 @@ class GoProcess(ProcessProtocol):
             self.exit_code = 0
         elif reason.check(ProcessTerminated):
             self.exit_code = reason.value.exitCode if reason.value.exitCode is not None else -1
+        self._ended = True
         waiters, self._waiters = self._waiters, []
         for _, _, d in waiters:
             d.errback(AssertionError(f"{self.name} exited ({self.exit_code}) before the line we waited for"
                                      f"\n{self.output()}"))
-        self.ended.callback(self.exit_code)
+        exit_waiters, self._exit_waiters = self._exit_waiters, []
+        for e in exit_waiters:
+            e.callback(self.exit_code)
 
     # for tests
     @property
     def running(self) -> bool:
-        return not self.ended.called
+        return not self._ended
+
+    def when_ended(self, timeout: float | None = None) -> Deferred[int]:
+        """Fires with the exit code once the process is gone and its pipes are closed."""
+        d: Deferred[int] = Deferred()
+        if self._ended:
+            d.callback(self.exit_code)
+            return d
+        self._exit_waiters.append(d)
+        if timeout is None:
+            return d
+
+        def timed_out(f: Failure) -> Failure:
+            if f.check(defer.TimeoutError, defer.CancelledError):
+                if d in self._exit_waiters:
+                    self._exit_waiters.remove(d)
+                raise AssertionError(f"{self.name} still running after {timeout}s\n{self.output()}")
+            return f
+
+        return d.addTimeout(timeout, reactor).addErrback(timed_out)
 
     def mark(self) -> int:
         """A position in the output: ``wait_for(..., since=mark)`` only looks at later lines."""
@@ -207,15 +230,18 @@ class GoProcess(ProcessProtocol):
         if self.running:
             try:
                 self.transport.signalProcess("KILL")
-            except Exception:
+            except ProcessExitedAlready:
                 pass
-        return self.ended
+        return self.when_ended(READY_TIMEOUT)
 
     def terminate(self) -> Deferred[int]:
         """SIGTERM: frp's graceful stop."""
         if self.running:
-            self.transport.signalProcess("TERM")
-        return self.ended
+            try:
+                self.transport.signalProcess("TERM")
+            except ProcessExitedAlready:
+                pass
+        return self.when_ended(READY_TIMEOUT)
 
 
 class GoFrp:

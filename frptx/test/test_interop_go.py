@@ -142,11 +142,20 @@ class InteropBase(unittest.TestCase):
     async def go_frpc(self, server_port: int, mode: dict[str, bool], proxies: list[dict[str, Any]],
                       visitors: list[dict[str, Any]] | None = None, wait: bool = True, **extra: Any) -> GoFrpc:
         token = extra.pop("token", TOKEN)
-        frpc = self.go.frpc(self.go.frpc_config(server_port, token, mode["tcp_mux"], mode["tls"], proxies,
-                                                visitors, **extra))
-        if wait:
-            await frpc.ready()
-        return frpc
+        for attempt in range(5):
+            # a fresh admin port each time: retried on the rare collision with another process
+            frpc = self.go.frpc(self.go.frpc_config(server_port, token, mode["tcp_mux"], mode["tls"], proxies,
+                                                    visitors, **dict(extra)))
+            if not wait:
+                return frpc
+            try:
+                await frpc.ready()
+            except AssertionError:
+                if attempt < 4 and not frpc.proc.running and frpc.proc.count("address already in use"):
+                    continue
+                raise
+            return frpc
+        raise AssertionError("unreachable")
 
     async def go_dashboard_proxy(self, frps: GoFrps, kind: str, name: str) -> dict[str, Any]:
         listing = await frps.api(f"/api/proxy/{kind}")
@@ -200,7 +209,9 @@ class GoFrpcOurFrpsTcpMixin:
     async def test_tcp_remote_port_0_payload_and_concurrency(self: Any) -> None:
         echo = EchoFactory()
         local = listen_local(self, echo)
-        frps = self.our_frps(self.mode["tcp_mux"])
+        # with TLS, frps refuses anything else: the cell cannot pass over a plain connection
+        frps = self.our_frps(self.mode["tcp_mux"], transport={
+            "tcpMux": self.mode["tcp_mux"], "tls": {"force": self.mode["tls"]}})
         go = await self.go_frpc(frps.bound_port, self.mode, [tcp_proxy("echo", local)])
         port = await go.remote_port("echo")
         self.assertEqual(port, frps.server.proxies["echo"].remote_port)
@@ -215,7 +226,8 @@ class OurFrpcGoFrpsTcpMixin:
     async def test_tcp_remote_port_0_payload_and_concurrency(self: Any) -> None:
         echo = EchoFactory()
         local = listen_local(self, echo)
-        frps = await self.go_frps(self.mode["tcp_mux"])
+        frps = await self.go_frps(self.mode["tcp_mux"], transport={
+            "tcpMux": self.mode["tcp_mux"], "tls": {"force": self.mode["tls"]}})
         frpc, _ = self.our_frpc(frps.port, self.mode, [tcp_proxy("echo", local)])
         port = await self.our_remote_port(frpc, "echo")
         self.assertEqual((await self.go_dashboard_proxy(frps, "tcp", "echo"))["conf"]["remotePort"], port)
@@ -268,7 +280,7 @@ class GoFrpcOurFrps(InteropBase):
         port = await good.remote_port("good")
         bad = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("bad", local)], token="wrong",
                                  wait=False)
-        code = await with_timeout(bad.proc.ended, 15)
+        code = await bad.proc.when_ended(15)
         self.assertEqual(code, 1, bad.proc.output())
         await bad.proc.wait_for("token in login doesn't match token from configuration")
         self.assertNotIn("bad", frps.server.proxies)
@@ -295,6 +307,15 @@ class GoFrpcOurFrps(InteropBase):
         self.assertEqual(list(frps.server.controls), [run_id])  # Go frpc kept its run id
         self.assertEqual(await go.remote_port("echo"), remote)
         self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_tls_with_custom_first_byte(self) -> None:
+        """frp 0.31-0.49's TLS dialect: 0x17 before the ClientHello (disableCustomTLSFirstByte false)."""
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(True, transport={"tcpMux": True, "tls": {"force": True}})
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("echo", local)],
+                                transport={"tls": {"enable": True, "disableCustomTLSFirstByte": False}})
+        await self.check_tcp(await go.remote_port("echo"), payload=os.urandom(256 * 1024), concurrent=5)
 
     @async_test
     async def test_user_prefix_and_pool_count(self) -> None:
@@ -363,13 +384,28 @@ class OurFrpcGoFrps(InteropBase):
         self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
         self.assertEqual(await echo(remote, b"before"), b"before")
         run_id = frpc.client.run_id
+        first = frpc.client.control
         await frps.restart()  # SIGKILL, then the same config again
-        await until(lambda: frpc.client.control is None or frpc.client.control.logged_in is False
-                    or frpc.proxy_manager.status["echo"].phase != "running", what="frpc noticing the kill")
-        await with_timeout(frpc.client.when_logged_in(), 30)
+
+        def logged_in_again() -> bool:
+            control = frpc.client.control
+            return control is not None and control is not first and control.logged_in
+
+        await until(logged_in_again, timeout=30, what="frpc logging in to the new frps")
         self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
         self.assertEqual(frpc.client.run_id, run_id)
         self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_tls_with_custom_first_byte(self) -> None:
+        """frp 0.31-0.49's TLS dialect: 0x17 before the ClientHello (disableCustomTLSFirstByte false)."""
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(True, transport={"tcpMux": True, "tls": {"force": True}})
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("echo", local)],
+                                transport={"tls": {"enable": True, "disableCustomTLSFirstByte": False}})
+        self.assertFalse(frpc.client.config.transport.tls.disable_custom_tls_first_byte)
+        await self.check_tcp(await self.our_remote_port(frpc, "echo"), payload=os.urandom(256 * 1024),
+                             concurrent=5)
 
     @async_test
     async def test_user_prefix_and_pool_count(self) -> None:
