@@ -51,6 +51,7 @@ from frptx.test.test_e2e_udp import UdpEcho, WindowedSender, mixed_payloads, udp
 #: the default Go frpc transport (tcpMux and TLS on): the mode of the tests that are not per mode
 GO_DEFAULT = MODES["mux_tls"]
 BIG = 4 * 1024 * 1024
+SCOPES = ["HeartBeats", "NewWorkConns"]
 
 
 def big_payload() -> bytes:
@@ -309,6 +310,23 @@ class GoFrpcOurFrps(InteropBase):
         self.assertEqual(await echo(remote, b"back again"), b"back again")
 
     @async_test
+    async def test_signed_heartbeats_and_work_connections(self) -> None:
+        """Ping/Pong and NewWorkConn signed (auth.additionalScopes); frps holds the client past its timeout."""
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(False, auth={"token": TOKEN, "additionalScopes": SCOPES},
+                             transport={"tcpMux": False, "heartbeatTimeout": 2})
+        mode = MODES["nomux_tls"]
+        go = await self.go_frpc(frps.bound_port, mode, [tcp_proxy("echo", local)],
+                                auth={"token": TOKEN, "additionalScopes": SCOPES}, log={"level": "debug"},
+                                transport={"heartbeatInterval": 1, "heartbeatTimeout": 2})
+        (run_id,) = frps.server.controls
+        # three Pongs are 3 s: longer than either side's 2 s heartbeat timeout
+        await go.proc.wait_count("receive heartbeat from server", 3)
+        self.assertEqual(go.proc.count("login to server success"), 1, go.proc.output())
+        self.assertEqual(list(frps.server.controls), [run_id])
+        self.assertEqual(await echo(await go.remote_port("echo"), b"signed"), b"signed")
+
+    @async_test
     async def test_tls_with_custom_first_byte(self) -> None:
         """frp 0.31-0.49's TLS dialect: 0x17 before the ClientHello (disableCustomTLSFirstByte false)."""
         local = listen_local(self, EchoFactory())
@@ -395,6 +413,24 @@ class OurFrpcGoFrps(InteropBase):
         self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
         self.assertEqual(frpc.client.run_id, run_id)
         self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_signed_heartbeats_and_work_connections(self) -> None:
+        """Ping/Pong and NewWorkConn signed (auth.additionalScopes); both keep the session past the timeout."""
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(False, auth={"token": TOKEN, "additionalScopes": SCOPES},
+                                  transport={"tcpMux": False, "heartbeatTimeout": 2}, log={"level": "debug"})
+        frpc, _ = self.our_frpc(frps.port, MODES["nomux_tls"], [tcp_proxy("echo", local)],
+                                auth={"token": TOKEN, "additionalScopes": SCOPES},
+                                transport={"heartbeatInterval": 1, "heartbeatTimeout": 2})
+        port = await self.our_remote_port(frpc, "echo")
+        control = frpc.client.control
+        # three Pings are 3 s: longer than either side's 2 s heartbeat timeout
+        await frps.proc.wait_count("receive heartbeat", 3)
+        self.assertIs(frpc.client.control, control)
+        self.assertTrue(control.logged_in)
+        self.assertEqual(frps.proc.count("heartbeat timeout"), 0, frps.proc.output())
+        self.assertEqual(await echo(port, b"signed"), b"signed")
 
     @async_test
     async def test_tls_with_custom_first_byte(self) -> None:
