@@ -108,6 +108,13 @@ def to_toml(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def config_text(config: dict[str, Any]) -> str:
+    """``config`` as TOML, logging to the console without colours (what ``GoProcess`` reads)."""
+    doc = dict(config)
+    doc["log"] = dict({"to": "console", "level": "info", "disablePrintColor": True}, **doc.get("log", {}))
+    return to_toml(doc)
+
+
 # -- processes ---------------------------------------------------------------------------------
 
 class GoProcess(ProcessProtocol):
@@ -119,6 +126,7 @@ class GoProcess(ProcessProtocol):
         self._partial = {1: b"", 2: b""}
         self._waiters: list[tuple[Callable[[str], bool], int, Deferred[str]]] = []
         self.exit_code: int | None = None
+        self.config_path: Path | None = None
         self._ended = False
         self._exit_waiters: list[Deferred[int]] = []
 
@@ -263,11 +271,10 @@ class GoFrp:
         """Write ``config`` as TOML and run ``binary -c config``; killed in cleanup."""
         self._serial += 1
         name = name or f"{binary}{self._serial}"
-        doc = dict(config)
-        doc["log"] = dict({"to": "console", "level": "info", "disablePrintColor": True}, **doc.get("log", {}))
         path = self.tmp / f"{name}.toml"
-        path.write_text(to_toml(doc))
+        path.write_text(config_text(config))
         proc = GoProcess(name)
+        proc.config_path = path
         executable = str(self.bin / binary)
         reactor.spawnProcess(proc, executable, [executable, "-c", str(path)], env={"PATH": "/usr/bin:/bin"},
                              childFDs={0: "w", 1: "r", 2: "r"})
@@ -378,6 +385,15 @@ class GoFrpc:
         if self.config.get("visitors"):
             await self.proc.wait_for("visitor added: [", since=since)
 
+    async def reload(self, config: dict[str, Any]) -> None:
+        """Rewrite the config file and ask frpc to reload it (admin API ``/api/reload``)."""
+        assert self.proc.config_path is not None
+        self.proc.config_path.write_text(config_text(config))
+        self.config = config
+        code, body = await http_get(self.admin_port, "/api/reload")
+        if code != 200:
+            raise AssertionError(f"frpc reload: HTTP {code}: {body!r}")
+
     async def status(self) -> dict[str, Any]:
         """frpc's admin API ``/api/status``: proxies by type, with ``remote_addr``."""
         return await http_get_json(self.admin_port, "/api/status")
@@ -393,9 +409,9 @@ class GoFrpc:
         raise AssertionError(f"proxy {name} not in frpc's status")
 
 
-async def http_get_json(port: int, path: str, auth: tuple[str, str] | None = None,
-                        timeout: float = 10) -> Any:
-    """A bounded HTTP GET on 127.0.0.1 returning the decoded JSON body."""
+async def http_get(port: int, path: str, auth: tuple[str, str] | None = None,
+                   timeout: float = 10) -> tuple[int, bytes]:
+    """A bounded HTTP GET on 127.0.0.1: (status code, body)."""
     import base64
 
     from twisted.web.client import Agent, readBody
@@ -408,6 +424,13 @@ async def http_get_json(port: int, path: str, auth: tuple[str, str] | None = Non
     response = await agent.request(b"GET", f"http://127.0.0.1:{port}{path}".encode(), headers).addTimeout(
         timeout, reactor)
     body = await readBody(response).addTimeout(timeout, reactor)
-    if response.code != 200:
-        raise AssertionError(f"GET {path} on {port}: HTTP {response.code}: {body[:200]!r}")
+    return response.code, body
+
+
+async def http_get_json(port: int, path: str, auth: tuple[str, str] | None = None,
+                        timeout: float = 10) -> Any:
+    """A bounded HTTP GET on 127.0.0.1 returning the decoded JSON body (HTTP 200 required)."""
+    code, body = await http_get(port, path, auth, timeout)
+    if code != 200:
+        raise AssertionError(f"GET {path} on {port}: HTTP {code}: {body[:200]!r}")
     return json.loads(body)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.trial import unittest
 
@@ -310,6 +311,37 @@ class GoFrpcOurFrps(InteropBase):
         self.assertEqual(await echo(remote, b"back again"), b"back again")
 
     @async_test
+    async def test_reload_and_unsupported_type(self) -> None:
+        """An http proxy is refused (visibly, to Go frpc) without harm to the others; a reload
+        (frpc's admin API) closes, keeps and adds proxies through CloseProxy/NewProxy."""
+        echo_a, echo_b = EchoFactory(), EchoFactory()
+        a, b = listen_local(self, echo_a), listen_local(self, echo_b)
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        keep, gone = tcp_proxy("keep", a), tcp_proxy("gone", a)
+        web = {"name": "web", "type": "http", "localIP": "127.0.0.1", "localPort": a,
+               "customDomains": ["frptx.test"]}
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [keep, gone, web], wait=False)
+        for line in ("[keep] start proxy success", "[gone] start proxy success",
+                     "[web] start error: proxy type [http] is not supported by this server"):
+            await go.proc.wait_for(line)
+        self.assertEqual(sorted(frps.server.proxies), ["gone", "keep"])
+        keep_port, gone_port = await go.remote_port("keep"), await go.remote_port("gone")
+        self.assertEqual(await echo(gone_port, b"gone soon"), b"gone soon")
+
+        mark = go.proc.mark()
+        await go.reload(dict(go.config, proxies=[keep, tcp_proxy("new", b)]))
+        await go.proc.wait_for("[new] start proxy success", since=mark)
+        await until(lambda: "gone" not in frps.server.proxies, what="frps closing [gone]")
+        self.assertEqual(sorted(frps.server.proxies), ["keep", "new"])
+        self.assertEqual(await echo(keep_port, b"kept"), b"kept")
+        self.assertEqual(await echo(await go.remote_port("new"), b"new"), b"new")
+        self.assertEqual((echo_a.connections, echo_b.connections), (2, 1))
+        try:
+            self.assertEqual(await echo(gone_port, b"x"), b"")
+        except ConnectionRefusedError:
+            pass  # refused (the port is closed) is what normally happens
+
+    @async_test
     async def test_signed_heartbeats_and_work_connections(self) -> None:
         """Ping/Pong and NewWorkConn signed (auth.additionalScopes); frps holds the client past its timeout."""
         local = listen_local(self, EchoFactory())
@@ -413,6 +445,35 @@ class OurFrpcGoFrps(InteropBase):
         self.assertEqual(await self.our_remote_port(frpc, "echo"), remote)
         self.assertEqual(frpc.client.run_id, run_id)
         self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_reload_and_refused_port(self) -> None:
+        """Go frps's refusal (allowPorts) reaches our frpc without harm to the others; a reload
+        closes, keeps and adds proxies through CloseProxy/NewProxy."""
+        echo_a, echo_b = EchoFactory(), EchoFactory()
+        a, b = listen_local(self, echo_a), listen_local(self, echo_b)
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"], allowPorts=[{"start": 20000, "end": 65000}])
+        keep, gone, low = tcp_proxy("keep", a), tcp_proxy("gone", a), tcp_proxy("low", a, 1000)
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [keep, gone, low])
+        status = await with_timeout(frpc.proxy_manager.wait_settled("low"), 15)
+        self.assertEqual(status.phase, "start error")
+        self.assertIn("port not allowed", status.error)
+        keep_port, gone_port = await self.our_remote_port(frpc, "keep"), await self.our_remote_port(frpc, "gone")
+        self.assertEqual(await echo(gone_port, b"gone soon"), b"gone soon")
+
+        mark = frps.proc.mark()
+        frpc.proxy_manager.apply(client_config(frps.port, GO_DEFAULT["tcp_mux"], GO_DEFAULT["tls"],
+                                               [keep, tcp_proxy("new", b)]))
+        new_port = await self.our_remote_port(frpc, "new")
+        await frps.proc.wait_for("[gone] proxy closing", since=mark)
+        self.assertEqual((await self.go_dashboard_proxy(frps, "tcp", "gone"))["status"], "offline")
+        self.assertEqual(await echo(keep_port, b"kept"), b"kept")
+        self.assertEqual(await echo(new_port, b"new"), b"new")
+        self.assertEqual((echo_a.connections, echo_b.connections), (2, 1))
+        try:
+            self.assertEqual(await echo(gone_port, b"x"), b"")
+        except ConnectionRefusedError:
+            pass  # refused (the port is closed) is what normally happens
 
     @async_test
     async def test_signed_heartbeats_and_work_connections(self) -> None:
