@@ -109,7 +109,7 @@ def to_toml(doc: dict[str, Any]) -> str:
 
 
 def config_text(config: dict[str, Any]) -> str:
-    """``config`` as TOML, logging to the console without colours (what ``GoProcess`` reads)."""
+    """``config`` as TOML, logging to the console without colours (what ``ChildProcess`` reads)."""
     doc = dict(config)
     doc["log"] = dict({"to": "console", "level": "info", "disablePrintColor": True}, **doc.get("log", {}))
     return to_toml(doc)
@@ -117,8 +117,8 @@ def config_text(config: dict[str, Any]) -> str:
 
 # -- processes ---------------------------------------------------------------------------------
 
-class GoProcess(ProcessProtocol):
-    """One running Go frps or frpc: its output lines and waiters on them."""
+class ChildProcess(ProcessProtocol):
+    """One running child (Go frps or frpc, or our twistd): its output lines and waiters on them."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -267,17 +267,21 @@ class GoFrp:
 
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def spawn(self, binary: str, config: dict[str, Any], name: str | None = None) -> GoProcess:
+    def spawn(self, binary: str, config: dict[str, Any], name: str | None = None) -> ChildProcess:
         """Write ``config`` as TOML and run ``binary -c config``; killed in cleanup."""
         self._serial += 1
         name = name or f"{binary}{self._serial}"
         path = self.tmp / f"{name}.toml"
         path.write_text(config_text(config))
-        proc = GoProcess(name)
-        proc.config_path = path
         executable = str(self.bin / binary)
-        reactor.spawnProcess(proc, executable, [executable, "-c", str(path)], env={"PATH": "/usr/bin:/bin"},
-                             childFDs={0: "w", 1: "r", 2: "r"})
+        proc = self.spawn_argv(name, [executable, "-c", str(path)], {"PATH": "/usr/bin:/bin"})
+        proc.config_path = path
+        return proc
+
+    def spawn_argv(self, name: str, argv: list[str], env: dict[str, str]) -> ChildProcess:
+        """Run ``argv``, reading its stdout and stderr by line; killed in cleanup."""
+        proc = ChildProcess(name)
+        reactor.spawnProcess(proc, argv[0], argv, env=env, childFDs={0: "w", 1: "r", 2: "r"})
         proc.transport.closeStdin()
         self.testcase.addCleanup(proc.kill)
         return proc
@@ -336,7 +340,7 @@ class GoFrp:
 class GoFrps:
     """A running Go frps."""
 
-    def __init__(self, proc: GoProcess, port: int, web_port: int, config: dict[str, Any], owner: GoFrp) -> None:
+    def __init__(self, proc: ChildProcess, port: int, web_port: int, config: dict[str, Any], owner: GoFrp) -> None:
         self.proc = proc
         self.port = port
         self.web_port = web_port
@@ -368,7 +372,7 @@ class GoFrps:
 class GoFrpc:
     """A running Go frpc."""
 
-    def __init__(self, proc: GoProcess, config: dict[str, Any]) -> None:
+    def __init__(self, proc: ChildProcess, config: dict[str, Any]) -> None:
         self.proc = proc
         self.config = config
         self.admin_port = int(config["webServer"]["port"])
