@@ -111,9 +111,8 @@ class InteropBase(unittest.TestCase):
         self.go = GoFrp(self)
 
     # -- our side, in this process ------------------------------------------------------------
-    def our_frps(self, tcp_mux: bool, bind_port: int = 0, **extra: Any) -> FrpsService:
-        cfg = dataclasses.replace(server_config(tcp_mux, **extra), bind_port=bind_port)
-        frps = FrpsService(cfg, reactor)
+    def our_frps(self, tcp_mux: bool, **extra: Any) -> FrpsService:
+        frps = FrpsService(server_config(tcp_mux, **extra), reactor)
         frps.startService()
         self.addCleanup(lambda: frps.stopService() if frps.running else None)
         return frps
@@ -330,6 +329,63 @@ class GoFrpcOurFrps(InteropBase):
         self.assertEqual(run_ids[0], run_ids[1])  # the new frps kept the run id frpc brought back
         self.assertEqual(await go.remote_port("echo"), remote)
         self.assertEqual(await echo(remote, b"back again"), b"back again")
+
+    @async_test
+    async def test_reload_and_unsupported_type(self) -> None:
+        """An http proxy is refused (visibly, to Go frpc) without harm to the others; a reload
+        (frpc's admin API) closes, keeps and adds proxies through CloseProxy/NewProxy."""
+        echo_a, echo_b = EchoFactory(), EchoFactory()
+        a, b = listen_local(self, echo_a), listen_local(self, echo_b)
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        keep, gone = tcp_proxy("keep", a), tcp_proxy("gone", a)
+        web = {"name": "web", "type": "http", "localIP": "127.0.0.1", "localPort": a,
+               "customDomains": ["frptx.test"]}
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [keep, gone, web], wait=False)
+        for line in ("[keep] start proxy success", "[gone] start proxy success",
+                     "[web] start error: proxy type [http] is not supported by this server"):
+            await go.proc.wait_for(line)
+        self.assertEqual(sorted(frps.server.proxies), ["gone", "keep"])
+        keep_port, gone_port = await go.remote_port("keep"), await go.remote_port("gone")
+        self.assertEqual(await echo(gone_port, b"gone soon"), b"gone soon")
+
+        mark = go.proc.mark()
+        await go.reload(dict(go.config, proxies=[keep, tcp_proxy("new", b)]))
+        await go.proc.wait_for("[new] start proxy success", since=mark)
+        await until(lambda: "gone" not in frps.server.proxies, what="frps closing [gone]")
+        self.assertEqual(sorted(frps.server.proxies), ["keep", "new"])
+        self.assertEqual(await echo(keep_port, b"kept"), b"kept")
+        self.assertEqual(await echo(await go.remote_port("new"), b"new"), b"new")
+        self.assertEqual((echo_a.connections, echo_b.connections), (2, 1))
+        try:
+            self.assertEqual(await echo(gone_port, b"x"), b"")
+        except ConnectionRefusedError:
+            pass  # refused (the port is closed) is what normally happens
+
+    @async_test
+    async def test_signed_heartbeats_and_work_connections(self) -> None:
+        """Ping/Pong and NewWorkConn signed (auth.additionalScopes); frps holds the client past its timeout."""
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(False, auth={"token": TOKEN, "additionalScopes": SCOPES},
+                             transport={"tcpMux": False, "heartbeatTimeout": 2})
+        mode = MODES["nomux_tls"]
+        go = await self.go_frpc(frps.bound_port, mode, [tcp_proxy("echo", local)],
+                                auth={"token": TOKEN, "additionalScopes": SCOPES}, log={"level": "debug"},
+                                transport={"heartbeatInterval": 1, "heartbeatTimeout": 2})
+        (run_id,) = frps.server.controls
+        # three Pongs are 3 s: longer than either side's 2 s heartbeat timeout
+        await go.proc.wait_count("receive heartbeat from server", 3)
+        self.assertEqual(go.proc.count("login to server success"), 1, go.proc.output())
+        self.assertEqual(list(frps.server.controls), [run_id])
+        self.assertEqual(await echo(await go.remote_port("echo"), b"signed"), b"signed")
+
+    @async_test
+    async def test_tls_with_custom_first_byte(self) -> None:
+        """frp 0.31-0.49's TLS dialect: 0x17 before the ClientHello (disableCustomTLSFirstByte false)."""
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(True, transport={"tcpMux": True, "tls": {"force": True}})
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy("echo", local)],
+                                transport={"tls": {"enable": True, "disableCustomTLSFirstByte": False}})
+        await self.check_tcp(await go.remote_port("echo"), payload=os.urandom(256 * 1024), concurrent=5)
 
     @async_test
     async def test_user_prefix_and_pool_count(self) -> None:
