@@ -1,10 +1,14 @@
 """Live interop with real Go frp 0.65.0, both ways, on 127.0.0.1.
 
-Each test runs one side as frptx (in this process) and the other as Go frp
-(``frps``/``frpc`` child processes, see ``gofrp``): a stock Go frpc against our
-frps (``GoFrpcOurFrps*``) and our frpc against a stock Go frps (``OurFrpcGoFrps*``).
-stcp/sudp put the provider on one implementation and the visitor on the other,
-both ways at once, once behind each frps.
+Each test runs one side as frptx (in this process; as ``twistd -n frps`` where
+it must be SIGKILLed) and the other as Go frp (``frps``/``frpc`` child processes,
+see ``gofrp``): a stock Go frpc against our frps (``GoFrpcOurFrps*``) and our
+frpc against a stock Go frps (``OurFrpcGoFrps*``).  stcp/sudp put the provider on
+one implementation and the visitor on the other, both ways at once, once behind
+each frps.
+
+Users never half-close here: Go frp does not pass a half-close on (see
+``EchoReader``), so each exchange reads its whole echo back before closing.
 
 Public ports are ``remotePort: 0`` unless a test needs a fixed one, so every
 tunnel also checks that frps assigned a port and that the other side learned it:
@@ -97,11 +101,12 @@ async def echo(port: int, payload: bytes, timeout: float = 15) -> bytes:
 
 async def until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
     """Wait (bounded) for in-process state that has no Deferred of its own."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         await deferLater(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
 
 
 class InteropBase(unittest.TestCase):
