@@ -52,12 +52,15 @@ from frptx.test.support import (
     with_timeout,
 )
 from frptx.test.test_e2e import async_test
+from frptx.test.test_tls import _PKIMixin
 from frptx.test.test_e2e_udp import UdpEcho, WindowedSender, mixed_payloads, udp_proxy
 
 #: the default Go frpc transport (tcpMux and TLS on): the mode of the tests that are not per mode
 GO_DEFAULT = MODES["mux_tls"]
 BIG = 4 * 1024 * 1024
 SCOPES = ["HeartBeats", "NewWorkConns"]
+#: mutual TLS runs without tcpMux, where Go frpc reports TLS errors as they are
+MTLS = MODES["nomux_tls"]
 
 
 def big_payload() -> bytes:
@@ -393,6 +396,30 @@ class GoFrpcOurFrps(InteropBase):
         await self.check_tcp(await go.remote_port("echo"), payload=os.urandom(256 * 1024), concurrent=5)
 
     @async_test
+    async def test_mutual_tls(self) -> None:
+        """Certificates both ways: Go frpc verifies our frps's and presents its own, which our frps checks."""
+        f = _PKIMixin.pki_files(self)
+        local = listen_local(self, EchoFactory())
+        frps = self.our_frps(False, transport={"tcpMux": False, "tls": {
+            "certFile": f["server"], "keyFile": f["server_key"], "trustedCaFile": f["ca"]}})
+        verify = {"enable": True, "trustedCaFile": f["ca"], "serverName": "frps.test"}
+        go = await self.go_frpc(frps.bound_port, MTLS, [tcp_proxy("echo", local)], transport={
+            "tls": dict(verify, certFile=f["client"], keyFile=f["client_key"])})
+        await self.check_tcp(await go.remote_port("echo"), payload=os.urandom(256 * 1024), concurrent=5)
+        # no client certificate: our frps refuses; a name the certificate lacks: Go frpc refuses
+        errors = []
+        for tls in (verify, dict(verify, serverName="other.test", certFile=f["client"], keyFile=f["client_key"])):
+            bad = await self.go_frpc(frps.bound_port, MTLS, [tcp_proxy("bad", local)], wait=False,
+                                     transport={"tls": tls})
+            self.assertEqual(await bad.proc.when_ended(15), 1, bad.proc.output())
+            self.assertEqual(bad.proc.count("login to server success"), 0)
+            errors.append("\n".join(bad.proc.lines))  # stdout and stderr lines, in no fixed order
+        # (without tcpMux: over yamux, Go frpc only reports "session shutdown")
+        self.assertIn("remote error: tls: certificate required", errors[0])
+        self.assertIn("certificate is valid for frps.test, not other.test", errors[1])
+        self.assertEqual(sorted(frps.server.proxies), ["echo"])
+
+    @async_test
     async def test_user_prefix_and_pool_count(self) -> None:
         local = listen_local(self, EchoFactory())
         frps = self.our_frps(GO_DEFAULT["tcp_mux"])
@@ -528,6 +555,28 @@ class OurFrpcGoFrps(InteropBase):
         self.assertFalse(frpc.client.config.transport.tls.disable_custom_tls_first_byte)
         await self.check_tcp(await self.our_remote_port(frpc, "echo"), payload=os.urandom(256 * 1024),
                              concurrent=5)
+
+    @async_test
+    async def test_mutual_tls(self) -> None:
+        """Certificates both ways: our frpc verifies Go frps's and presents its own, which Go frps checks."""
+        f = _PKIMixin.pki_files(self)
+        local = listen_local(self, EchoFactory())
+        frps = await self.go_frps(False, transport={"tcpMux": False, "tls": {
+            "force": True, "certFile": f["server"], "keyFile": f["server_key"], "trustedCaFile": f["ca"]}})
+        verify = {"enable": True, "trustedCaFile": f["ca"], "serverName": "frps.test"}
+        frpc, _ = self.our_frpc(frps.port, MTLS, [tcp_proxy("echo", local)], transport={
+            "tls": dict(verify, certFile=f["client"], keyFile=f["client_key"])})
+        await self.check_tcp(await self.our_remote_port(frpc, "echo"), payload=os.urandom(256 * 1024),
+                             concurrent=5)
+        # no client certificate: Go frps refuses; a CA that did not sign frps's certificate: we refuse
+        _, no_cert = self.our_frpc(frps.port, MTLS, [tcp_proxy("bad", local)], transport={"tls": verify})
+        why = await with_timeout(no_cert, 15)
+        self.assertIn("login to frps", why)
+        _, wrong_ca = self.our_frpc(frps.port, MTLS, [tcp_proxy("bad2", local)], transport={
+            "tls": dict(verify, trustedCaFile=f["other_ca"], certFile=f["client"], keyFile=f["client_key"])})
+        why = await with_timeout(wrong_ca, 15)
+        self.assertIn("server certificate not trusted by trustedCaFile", why)
+        self.assertEqual([p["name"] for p in (await frps.api("/api/proxy/tcp"))["proxies"]], ["echo"])
 
     @async_test
     async def test_user_prefix_and_pool_count(self) -> None:
