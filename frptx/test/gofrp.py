@@ -18,8 +18,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
@@ -149,7 +150,7 @@ class ChildProcess(ProcessProtocol):
         self._waiters = still
 
     def processEnded(self, reason: Failure) -> None:
-        for fd, rest in self._partial.items():
+        for rest in self._partial.values():
             if rest:
                 self._line(rest.decode("utf-8", "replace"))
         if reason.check(ProcessDone):

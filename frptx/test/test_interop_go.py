@@ -26,7 +26,8 @@ import os
 import random
 import re
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -52,8 +53,8 @@ from frptx.test.support import (
     with_timeout,
 )
 from frptx.test.test_e2e import async_test
-from frptx.test.test_tls import _PKIMixin
 from frptx.test.test_e2e_udp import UdpEcho, WindowedSender, mixed_payloads, udp_proxy
+from frptx.test.test_tls import _PKIMixin
 
 #: the default Go frpc transport (tcpMux and TLS on): the mode of the tests that are not per mode
 GO_DEFAULT = MODES["mux_tls"]
@@ -186,7 +187,7 @@ class InteropBase(unittest.TestCase):
         collectors = [EchoReader(os.urandom(64 * 1024) + b"#%d" % i) for i in range(concurrent)]
         await gatherResults([connect(port, c) for c in collectors])
         results = await with_timeout(gatherResults([c.done for c in collectors]), 30)
-        for c, got in zip(collectors, results):
+        for c, got in zip(collectors, results, strict=True):
             self.assertEqual(digest(got), digest(c.payload))
         return len(payload) + sum(len(c.payload) for c in collectors)
 
