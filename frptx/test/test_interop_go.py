@@ -197,9 +197,9 @@ class InteropBase(unittest.TestCase):
         return p.getHost().port
 
     async def check_udp(self, port: int, seed: int) -> None:
-        """Two sockets, mixed sizes up to 1400 bytes, every datagram echoed exactly once to its sender."""
+        """Two sockets, mixed sizes up to udpPacketSize (1500 bytes), every datagram echoed exactly once to its sender."""
         rng = random.Random(seed)
-        senders = [WindowedSender(port, mixed_payloads(tag, 120, rng, big=1400)) for tag in (b"A", b"B")]
+        senders = [WindowedSender(port, mixed_payloads(tag, 120, rng, big=1500)) for tag in (b"A", b"B")]
         for s in senders:
             self.listen_udp(s)
         try:
@@ -611,6 +611,8 @@ class SecretMixin:
 
     @async_test
     async def test_stcp_provider_and_visitor_on_different_implementations(self: Any) -> None:
+        """Users alice (Go frpc) and bob (ours) each provide a proxy only the other may visit
+        (allowUsers, serverUser); a proxy bob is not allowed to visit refuses him."""
         mode = MODES["mux_tls"] if self.go_frps_side else MODES["nomux"]
         go_echo, our_echo = EchoFactory(), EchoFactory()
         go_local, our_local = listen_local(self, go_echo), listen_local(self, our_echo)
@@ -620,24 +622,34 @@ class SecretMixin:
         go = await self.go_frpc(
             port, mode,
             [{"name": "go-prov", "type": "stcp", "secretKey": "s1", "localIP": "127.0.0.1", "localPort": go_local,
-              "transport": enc}],
-            visitors=[{"name": "go-vis", "type": "stcp", "serverName": "our-prov", "secretKey": "s2",
-                       "bindAddr": "127.0.0.1", "bindPort": go_visitor_port, "transport": enc}])
+              "allowUsers": ["bob"], "transport": enc},
+             {"name": "private", "type": "stcp", "secretKey": "s1", "localIP": "127.0.0.1",
+              "localPort": go_local}],
+            visitors=[{"name": "go-vis", "type": "stcp", "serverName": "our-prov", "serverUser": "bob",
+                       "secretKey": "s2", "bindAddr": "127.0.0.1", "bindPort": go_visitor_port,
+                       "transport": enc}],
+            user="alice")
         frpc, _ = self.our_frpc(
             port, mode,
             [{"name": "our-prov", "type": "stcp", "secretKey": "s2", "localIP": "127.0.0.1",
-              "localPort": our_local}],
-            visitors=[{"name": "our-vis", "type": "stcp", "serverName": "go-prov", "secretKey": "s1",
-                       "transport": {"useEncryption": True}}])
+              "localPort": our_local, "allowUsers": ["alice"]}],
+            visitors=[{"name": "our-vis", "type": "stcp", "serverName": "go-prov", "serverUser": "alice",
+                       "secretKey": "s1", "transport": {"useEncryption": True}},
+                      {"name": "denied", "type": "stcp", "serverName": "private", "serverUser": "alice",
+                       "secretKey": "s1"}],
+            user="bob")
         status = await with_timeout(frpc.proxy_manager.wait_settled("our-prov"), 15)
         self.assertEqual(status.phase, "running", status.error)
-        our_visitor_port = frpc.visitors["our-vis"].port.getHost().port
         # our visitor -> Go provider
-        await self.check_tcp(our_visitor_port, concurrent=5)
+        await self.check_tcp(frpc.visitors["our-vis"].port.getHost().port, concurrent=5)
         self.assertEqual((go_echo.connections, our_echo.connections), (6, 0))
         # Go visitor -> our provider
         await self.check_tcp(go_visitor_port, concurrent=5)
         self.assertEqual((go_echo.connections, our_echo.connections), (6, 6))
+        # alice's "private" admits only alice: frps refuses bob's visitor, and says so
+        self.assertEqual(await echo(frpc.visitors["denied"].port.getHost().port, b"let me in"), b"")
+        self.assertIn("not allowed", frpc.visitors["denied"].last_error)
+        self.assertEqual(go_echo.connections, 6)
         self.assertTrue(go.proc.running)
 
     @async_test
