@@ -60,6 +60,7 @@ from frptx.test.test_tls import _PKIMixin
 GO_DEFAULT = MODES["mux_tls"]
 BIG = 4 * 1024 * 1024
 SCOPES = ["HeartBeats", "NewWorkConns"]
+ENC_COMP = {"useEncryption": True, "useCompression": True}
 #: mutual TLS runs without tcpMux, where Go frpc reports TLS errors as they are
 MTLS = MODES["nomux_tls"]
 
@@ -263,11 +264,14 @@ class GoFrpcOurFrps(InteropBase):
         echo = UdpEcho()
         local = self.listen_udp(echo)
         frps = self.our_frps(GO_DEFAULT["tcp_mux"])
-        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [udp_proxy("uecho", local)])
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [
+            udp_proxy("uecho", local), udp_proxy("usecure", local, transport=ENC_COMP)])
         port = await go.remote_port("uecho")
         self.assertEqual(port, frps.server.proxies["uecho"].remote_port)
         await self.check_udp(port, seed=1)
         self.assertEqual(len(echo.peers), 2)
+        await self.check_udp(await go.remote_port("usecure"), seed=5)
+        self.assertEqual(len(echo.peers), 4)
 
     @async_test
     async def test_encryption_and_compression(self) -> None:
@@ -444,11 +448,14 @@ class OurFrpcGoFrps(InteropBase):
         echo = UdpEcho()
         local = self.listen_udp(echo)
         frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
-        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [udp_proxy("uecho", local)])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [
+            udp_proxy("uecho", local), udp_proxy("usecure", local, transport=ENC_COMP)])
         port = await self.our_remote_port(frpc, "uecho")
         self.assertEqual((await self.go_dashboard_proxy(frps, "udp", "uecho"))["conf"]["remotePort"], port)
         await self.check_udp(port, seed=2)
         self.assertEqual(len(echo.peers), 2)
+        await self.check_udp(await self.our_remote_port(frpc, "usecure"), seed=6)
+        self.assertEqual(len(echo.peers), 4)
 
     @async_test
     async def test_encryption_and_compression(self) -> None:
@@ -617,17 +624,16 @@ class SecretMixin:
         go_echo, our_echo = EchoFactory(), EchoFactory()
         go_local, our_local = listen_local(self, go_echo), listen_local(self, our_echo)
         port = await self.frps_port(mode["tcp_mux"])
-        enc = {"useEncryption": True, "useCompression": True}
         go_visitor_port = free_port()
         go = await self.go_frpc(
             port, mode,
             [{"name": "go-prov", "type": "stcp", "secretKey": "s1", "localIP": "127.0.0.1", "localPort": go_local,
-              "allowUsers": ["bob"], "transport": enc},
+              "allowUsers": ["bob"], "transport": ENC_COMP},
              {"name": "private", "type": "stcp", "secretKey": "s1", "localIP": "127.0.0.1",
               "localPort": go_local}],
             visitors=[{"name": "go-vis", "type": "stcp", "serverName": "our-prov", "serverUser": "bob",
                        "secretKey": "s2", "bindAddr": "127.0.0.1", "bindPort": go_visitor_port,
-                       "transport": enc}],
+                       "transport": ENC_COMP}],
             user="alice")
         frpc, _ = self.our_frpc(
             port, mode,
