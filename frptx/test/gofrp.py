@@ -121,8 +121,9 @@ def config_text(config: dict[str, Any]) -> str:
 class ChildProcess(ProcessProtocol):
     """One running child (Go frps or frpc, or our twistd): its output lines and waiters on them."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, clock: Any = reactor) -> None:
         self.name = name
+        self.clock = clock
         self.lines: list[str] = []
         self._partial = {1: b"", 2: b""}
         self._waiters: list[tuple[Callable[[str], bool], int, Deferred[str]]] = []
@@ -141,13 +142,13 @@ class ChildProcess(ProcessProtocol):
     def _line(self, line: str) -> None:
         self.lines.append(line)
         index = len(self.lines) - 1
-        still = []
-        for match, since, d in self._waiters:
-            if index >= since and match(line):
-                d.callback(line)
-            else:
-                still.append((match, since, d))
+        fired, still = [], []
+        for waiter in self._waiters:
+            (fired if index >= waiter[1] and waiter[0](line) else still).append(waiter)
+        # settle the list before firing: a callback may add (or time out) waiters
         self._waiters = still
+        for _, _, d in fired:
+            d.callback(line)
 
     def processEnded(self, reason: Failure) -> None:
         for rest in self._partial.values():
@@ -188,7 +189,7 @@ class ChildProcess(ProcessProtocol):
                 raise AssertionError(f"{self.name} still running after {timeout}s\n{self.output()}")
             return f
 
-        return d.addTimeout(timeout, reactor).addErrback(timed_out)
+        return d.addTimeout(timeout, self.clock).addErrback(timed_out)
 
     def mark(self) -> int:
         """A position in the output: ``wait_for(..., since=mark)`` only looks at later lines."""
@@ -223,7 +224,7 @@ class ChildProcess(ProcessProtocol):
                 raise AssertionError(f"{self.name}: no line {text!r} within {timeout}s\n{self.output()}")
             return f
 
-        return d.addTimeout(timeout, reactor).addErrback(timed_out)
+        return d.addTimeout(timeout, self.clock).addErrback(timed_out)
 
     def wait_count(self, text: str, n: int, timeout: float = READY_TIMEOUT) -> Deferred[None]:
         """Fires once ``n`` lines contain ``text``."""
@@ -239,15 +240,6 @@ class ChildProcess(ProcessProtocol):
         if self.running:
             try:
                 self.transport.signalProcess("KILL")
-            except ProcessExitedAlready:
-                pass
-        return self.when_ended(READY_TIMEOUT)
-
-    def terminate(self) -> Deferred[int]:
-        """SIGTERM: frp's graceful stop."""
-        if self.running:
-            try:
-                self.transport.signalProcess("TERM")
             except ProcessExitedAlready:
                 pass
         return self.when_ended(READY_TIMEOUT)

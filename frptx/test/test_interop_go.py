@@ -33,6 +33,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from frptx.client.service import FrpcService
@@ -692,3 +694,62 @@ class SecretBehindOurFrps(SecretMixin, InteropBase):
 
 class SecretBehindGoFrps(SecretMixin, InteropBase):
     go_frps_side = True
+
+
+# -- the helper itself (runs without the Go binaries) ------------------------------------------
+
+class HelperTests(unittest.TestCase):
+    """``gofrp``'s TOML writer and line waiters, so an interop failure is never the helper's."""
+
+    def test_toml_round_trip(self) -> None:
+        from frptx.config.loader import tomllib
+
+        doc = {"serverAddr": "127.0.0.1", "serverPort": 7000, "loginFailExit": False,
+               "auth": {"token": 'a "quoted" \\ token', "additionalScopes": SCOPES},
+               "transport": {"tls": {"enable": True}, "poolCount": 3},
+               "allowPorts": [{"start": 1, "end": 2}, {"single": 5}],
+               "proxies": [tcp_proxy("a", 1, transport=ENC_COMP), tcp_proxy("b", 2)],
+               "visitors": [{"name": "v", "type": "stcp", "serverName": "a", "bindPort": 3}]}
+        self.assertEqual(tomllib.loads(to_toml(doc)), doc)
+
+    def test_lines_across_chunks_and_fds(self) -> None:
+        p = ChildProcess("p", Clock())
+        first = p.wait_for("login to server success")
+        p.childDataReceived(1, b"2026 [I] try to connect\n2026 [I] login to ser")
+        p.childDataReceived(2, b"an error line\n")
+        self.assertNoResult(first)
+        p.childDataReceived(1, b"ver success, get run id [x]\r\n")
+        self.assertEqual(self.successResultOf(first), "2026 [I] login to server success, get run id [x]")
+        self.assertEqual(p.lines, ["2026 [I] try to connect", "an error line",
+                                   "2026 [I] login to server success, get run id [x]"])
+        # lines already seen count, unless they are before ``since``
+        self.successResultOf(p.wait_for("try to connect"))
+        self.assertNoResult(p.wait_for("try to connect", since=p.mark()))
+
+    def test_waiter_added_by_a_callback_is_kept(self) -> None:
+        p = ChildProcess("p", Clock())
+        second: list[Deferred[str]] = []
+        p.wait_for("one").addCallback(lambda _: second.append(p.wait_for("two")))
+        p.childDataReceived(1, b"one\n")
+        self.assertNoResult(second[0])
+        p.childDataReceived(1, b"two\n")
+        self.assertEqual(self.successResultOf(second[0]), "two")
+
+    def test_timeout_and_exit_fail_waiters_with_the_output(self) -> None:
+        clock = Clock()
+        p = ChildProcess("frpc9", clock)
+        p.childDataReceived(1, b"something else\n")
+        late = p.wait_for("never", timeout=5)
+        clock.advance(5)
+        self.assertIn("frpc9: no line 'never' within 5s", str(self.failureResultOf(late, AssertionError).value))
+        pending = p.wait_for("never either")
+        ended = p.when_ended()
+        p.childDataReceived(2, b"fatal: no partial line is lost")
+        from twisted.internet.error import ProcessTerminated
+
+        p.processEnded(Failure(ProcessTerminated(exitCode=1)))
+        message = str(self.failureResultOf(pending, AssertionError).value)
+        self.assertIn("frpc9 exited (1)", message)
+        self.assertIn("frpc9| fatal: no partial line is lost", message)
+        self.assertEqual(self.successResultOf(ended), 1)
+        self.assertFalse(p.running)
