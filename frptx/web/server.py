@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.protocols.policies import WrappingFactory
 from twisted.web import resource, server, static
 from twisted.web.util import Redirect
 
@@ -143,14 +143,20 @@ def listen(site: server.Site, reactor: Any, addr: str, port: int,
     """
     interface = addr.strip("[]") or "0.0.0.0"
     if cert_file and key_file:
-        with open(cert_file, "rb") as f:
-            cert_pem = f.read()
-        with open(key_file, "rb") as f:
-            key_pem = f.read()
-        cert = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
-        endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, cert.options(), interface=interface)
+        # the same context frps' bind port uses: built (and checked) now, not on the first connection
+        from frptx.transport.tls import server_context_factory
+
+        options = server_context_factory(cert_file=cert_file, key_file=key_file)
+        endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, options, interface=interface)
+        # A Site offers ALPN (h2, http/1.1); Twisted before 24.x applies that to the shared
+        # OpenSSL context on every connection, which pyOpenSSL >= 24 refuses once the context
+        # is in use.  The dashboard speaks HTTP/1.1 only, so it offers no ALPN.
+        factory: Any = WrappingFactory(site)
     elif ":" in interface:
         endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
+        factory = site
     else:
         endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
-    return endpoint.listen(site)
+        factory = site
+    listening: Deferred[IListeningPort] = endpoint.listen(factory)
+    return listening
