@@ -1,0 +1,454 @@
+# -*- test-case-name: frptx.test.test_vhost_rewrite -*-
+"""What frps's HTTP vhost does to a request and its response, and its canned replies.
+
+Go frp 0.65.0 serves ``vhostHTTPPort`` with Go's ``httputil.ReverseProxy``
+(``pkg/util/vhost/http.go``); backends and users see the result of Go's
+rules, so they are reproduced here on the heads of :mod:`frptx.vhost.http1`.
+Each rule below was checked against a real frps 0.65.0 (the tests hold the
+captured bytes):
+
+Request (:func:`rewrite_request`), in Go's order:
+
+1. the upgrade type is the ``Upgrade`` value if ``Connection`` lists
+   ``upgrade``;
+2. hop-by-hop fields go: every field named in ``Connection``, then
+   Connection, Proxy-Connection, Keep-Alive, Proxy-Authenticate,
+   Proxy-Authorization, Te, Trailer, Transfer-Encoding, Upgrade;
+3. ``Te: trailers`` comes back if the client's TE listed ``trailers``;
+   ``Connection: Upgrade`` and ``Upgrade`` come back for an upgrade;
+4. client-sent Forwarded and X-Forwarded-{For,Host,Proto} are dropped, then
+   ``X-Forwarded-For`` = the client's own X-Forwarded-For values + the client
+   IP, joined with ", "; ``X-Forwarded-Host`` = the request's host as sent
+   (port and case kept); ``X-Forwarded-Proto`` = ``http`` (``https`` over TLS);
+5. ``hostHeaderRewrite`` replaces Host;
+6. ``requestHeaders.set`` entries are set (Go's ``Header.Set``, so the name is
+   canonicalised: ``x-from-frp`` is sent as ``X-From-Frp``), and may override
+   the X-Forwarded fields; Host, Content-Length, Transfer-Encoding and Trailer
+   cannot be set this way (Go writes those from the request itself).
+
+frp sets no ``X-Real-IP``.  Go's transport also adds ``Accept-Encoding: gzip``
+when the client sent none and then transparently gunzips the answer; that is
+an artefact of Go's client, not a frp rule, and is not reproduced.
+
+Response (:func:`rewrite_response`): hop-by-hop fields go (not for ``101``,
+whose Connection/Upgrade must reach the client), then ``responseHeaders.set``.
+
+Errors (frp's ``ErrorHandler``): a backend that cannot be reached or answers
+garbage gets the client frp's 404 page (:func:`not_found_response`), not a
+502; only a timeout (no response head within ``vhostHTTPTimeout``, 60 s by
+default) gets ``504 Gateway Timeout`` with an empty body.  Failed basic auth
+gets :func:`unauthorized_response`.
+
+The framing fields (Content-Length, chunked Transfer-Encoding, Trailer) are
+the relay's business, not the rewrite's: they are kept as the parser left them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Final, Iterable, Mapping
+
+from frptx import FRP_PROTOCOL_VERSION
+from frptx.vhost.http1 import (
+    BadRequest,
+    Headers,
+    RequestHead,
+    ResponseHead,
+    get_header,
+    has_token,
+    header_values,
+    remove_headers,
+    set_header,
+)
+from frptx.vhost.routing import canonical_host
+
+__all__ = [
+    "BASIC_REALM",
+    "NOT_FOUND_PAGE",
+    "RESPONSE_HEADER_TIMEOUT",
+    "RewriteError",
+    "RouteInfo",
+    "canonical_header_key",
+    "check_auth",
+    "gateway_timeout_response",
+    "http_date",
+    "not_found_response",
+    "parse_basic_auth",
+    "remove_hop_by_hop",
+    "request_route_info",
+    "rewrite_request",
+    "rewrite_response",
+    "sniff_content_type",
+    "check_upgrade_response",
+    "tcpmux_not_found_response",
+    "unauthorized_response",
+    "upgrade_type",
+]
+
+#: ``WWW-Authenticate``/``Proxy-Authenticate`` value frp sends.
+BASIC_REALM: Final = 'Basic realm="Restricted"'
+
+#: frps's default ``vhostHTTPTimeout``: seconds to wait for a response head.
+RESPONSE_HEADER_TIMEOUT: Final = 60
+
+#: frp's 404 page (``pkg/util/vhost/resource.go``), byte for byte.
+NOT_FOUND_PAGE: Final = b"""<!DOCTYPE html>
+<html>
+<head>
+<title>Not Found</title>
+<style>
+    body {
+        width: 35em;
+        margin: 0 auto;
+        font-family: Tahoma, Verdana, Arial, sans-serif;
+    }
+</style>
+</head>
+<body>
+<h1>The page you requested was not found.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.<br/>
+Please try again later.</p>
+<p>The server is powered by <a href="https://github.com/fatedier/frp">frp</a>.</p>
+<p><em>Faithfully yours, frp.</em></p>
+</body>
+</html>
+"""
+
+#: Go's hop-by-hop list in ``httputil.ReverseProxy`` (canonical names).
+HOP_BY_HOP: Final = (
+    "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+    "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+)
+
+_FORWARDING: Final = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
+_FRAMING: Final = ("content-length", "transfer-encoding", "trailer")
+# Go writes these from the request, not from Header, so requestHeaders.set cannot change them.
+_NOT_SETTABLE: Final = frozenset({"host", "content-length", "transfer-encoding", "trailer"})
+_TOKEN_BYTES: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_HEX: Final = "0123456789abcdefABCDEF"
+
+
+class RewriteError(ValueError):
+    """Go's proxy refuses the exchange; frp answers with its 404 page."""
+
+
+def canonical_header_key(name: str) -> str:
+    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-from-frp`` -> ``X-From-Frp``.
+
+    Names with a byte that is not a token character are returned unchanged,
+    as Go does.
+    """
+    raw = name.encode("latin-1", "replace")
+    if any(c not in _TOKEN_BYTES for c in raw):
+        return name
+    out = []
+    upper = True
+    for ch in name:
+        out.append(ch.upper() if upper else ch.lower())
+        upper = ch == "-"
+    return "".join(out)
+
+
+def http_date(timestamp: float) -> str:
+    """An HTTP ``Date`` value (Go's ``http.TimeFormat``) for a POSIX time."""
+    return formatdate(timestamp, usegmt=True)
+
+
+# ---------------------------------------------------------------- auth
+
+def parse_basic_auth(value: str | None) -> tuple[str, str] | None:
+    """Go's ``parseBasicAuth``: (user, password) from ``Basic <base64>``, or None.
+
+    The scheme is case-insensitive; Go's decoder skips CR and LF; the first
+    colon splits user from password.
+    """
+    if value is None or len(value) < 6 or value[:6].lower() != "basic ":
+        return None
+    payload = value[6:].replace("\r", "").replace("\n", "")
+    try:
+        decoded = base64.b64decode(payload.encode("latin-1"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    text = decoded.decode("utf-8", "surrogateescape")
+    user, sep, password = text.partition(":")
+    if not sep:
+        return None
+    return user, password
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
+def check_auth(route_user: str, route_password: str, user: str, password: str) -> bool:
+    """frp's HTTP ``CheckAuth``: pass unless the route has a user or password and they differ.
+
+    Both fields are always compared (constant time), so timing does not tell
+    which one was wrong.
+    """
+    if route_user == "" and route_password == "":
+        return True
+    user_ok = _same(route_user, user)
+    password_ok = _same(route_password, password)
+    return user_ok and password_ok
+
+
+# ---------------------------------------------------------------- routing input
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """What frps routes an HTTP request on, derived as Go's server does.
+
+    ``host`` is canonical (for the route table); ``raw_host`` is the request's
+    host as sent (for X-Forwarded-Host); ``path`` is the percent-decoded URL
+    path matched against locations; ``url_host`` is set for absolute-form
+    (proxy-style) targets; ``auth_user``/``auth_password`` come from
+    ``Authorization`` (frp checks httpUser/httpPassword against them), and
+    ``route_user`` is the user routeByHTTPUser matches: from
+    ``Proxy-Authorization`` for absolute-form requests, else ``auth_user``.
+    """
+
+    host: str
+    raw_host: str
+    path: str
+    url_host: str
+    auth_user: str
+    auth_password: str
+    route_user: str
+
+
+def _unescape_path(raw: str) -> str:
+    """Go's ``url.PathUnescape`` with its error on a bad ``%`` escape."""
+    if "%" not in raw:
+        return raw
+    out = bytearray()
+    data = raw.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(data):
+        c = data[i]
+        if c == 0x25:
+            esc = data[i + 1:i + 3]
+            if len(esc) < 2 or chr(esc[0]) not in _HEX or chr(esc[1]) not in _HEX:
+                raise BadRequest(f"invalid URL escape {data[i:i + 3]!r}")
+            out.append(int(esc, 16))
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _split_target(method: str, target: str) -> tuple[str, str]:
+    """(URL host, URL path) of a request target, per Go's ``readRequest``."""
+    if method == "CONNECT" and not target.startswith("/"):
+        return target, ""
+    if target == "*":
+        return "", "*"
+    if target.startswith("/"):
+        return "", _unescape_path(target.split("?", 1)[0])
+    m = _SCHEME_RE.match(target)
+    if m is None:
+        raise BadRequest("invalid URI for request")
+    rest = target[m.end():].split("?", 1)[0]
+    if not rest.startswith("//"):
+        raise BadRequest("invalid URI for request")
+    rest = rest[2:]
+    slash = rest.find("/")
+    authority, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    authority = authority.rpartition("@")[2]
+    return _unescape_path(authority), _unescape_path(path)
+
+
+def request_route_info(head: RequestHead) -> RouteInfo:
+    """The routing facts of a parsed request; BadRequest for a target Go rejects."""
+    url_host, path = _split_target(head.method, head.target)
+    raw_host = url_host or (get_header(head.headers, "Host") or "")
+    auth = parse_basic_auth(get_header(head.headers, "Authorization"))
+    auth_user, auth_password = auth if auth else ("", "")
+    route_user = ""
+    if url_host:
+        proxy_auth = parse_basic_auth(get_header(head.headers, "Proxy-Authorization"))
+        if proxy_auth:
+            route_user = proxy_auth[0]
+    if route_user == "":
+        route_user = auth_user
+    return RouteInfo(canonical_host(raw_host), raw_host, path, url_host, auth_user, auth_password, route_user)
+
+
+# ---------------------------------------------------------------- rewriting
+
+def upgrade_type(headers: Headers) -> str:
+    """The protocol a request asks to switch to ("" if none), as Go reads it."""
+    if not has_token(headers, "Connection", "upgrade"):
+        return ""
+    return get_header(headers, "Upgrade") or ""
+
+
+def remove_hop_by_hop(headers: Headers) -> Headers:
+    """Go's ``removeHopByHopHeaders``: fields named in Connection, then the fixed list."""
+    named = []
+    for value in header_values(headers, "Connection"):
+        for part in value.split(","):
+            part = part.strip(" \t")
+            if part:
+                named.append(part)
+    return remove_headers(remove_headers(headers, named), HOP_BY_HOP)
+
+
+def _keep_framing(original: Headers, rewritten: Headers) -> Headers:
+    framing = tuple((k, v) for k, v in original if k.lower() in _FRAMING)
+    return remove_headers(rewritten, _FRAMING) + framing
+
+
+def _apply_set(headers: Headers, values: Mapping[str, str], skip: frozenset[str] = frozenset()) -> Headers:
+    for name, value in values.items():
+        if name.lower() in skip:
+            continue
+        headers = set_header(headers, canonical_header_key(name), value)
+    return headers
+
+
+def rewrite_request(
+    head: RequestHead,
+    *,
+    client_ip: str | None,
+    tls: bool = False,
+    host_rewrite: str = "",
+    set_headers: Mapping[str, str] | None = None,
+) -> RequestHead:
+    """The request frps sends to the proxy's backend (see the module docstring).
+
+    ``client_ip`` is the peer's address without port (None if unknown: no
+    X-Forwarded-For at all, as Go does when it cannot parse the peer).  The
+    head goes out as HTTP/1.1, as Go's transport always sends.  Raises
+    :class:`RewriteError` for an upgrade to a non-printable protocol name.
+    """
+    original = head.headers
+    up = upgrade_type(original)
+    if up and not all(0x20 <= ord(c) < 0x7F for c in up):
+        raise RewriteError(f"client tried to switch to invalid protocol {up!r}")
+    headers = remove_hop_by_hop(original)
+    if has_token(original, "Te", "trailers"):
+        headers = set_header(headers, "Te", "trailers")
+    if up:
+        headers = set_header(headers, "Connection", "Upgrade")
+        headers = set_header(headers, "Upgrade", up)
+    prior = header_values(original, "X-Forwarded-For")
+    headers = remove_headers(headers, _FORWARDING)
+    if client_ip is not None:
+        headers += (("X-Forwarded-For", ", ".join(prior + [client_ip])),)
+    url_host, _ = _split_target(head.method, head.target)
+    raw_host = url_host or (get_header(original, "Host") or "")
+    headers += (("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http"))
+    if host_rewrite:
+        headers = set_header(headers, "Host", host_rewrite)
+    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
+    headers = _keep_framing(original, headers)
+    return RequestHead(head.method, head.target, "HTTP/1.1", headers)
+
+
+def check_upgrade_response(request_upgrade: str, response: ResponseHead) -> None:
+    """Go refuses a 101 that switches to something other than what was asked."""
+    if response.status != 101:
+        return
+    got = upgrade_type(response.headers)
+    if got.lower() != request_upgrade.lower():
+        raise RewriteError(f"backend tried to switch protocol {got!r} when {request_upgrade!r} was requested")
+
+
+def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | None = None) -> ResponseHead:
+    """The backend's response as frps passes it to the client."""
+    headers = head.headers
+    if head.status != 101:
+        headers = _keep_framing(headers, remove_hop_by_hop(headers))
+    headers = _apply_set(headers, set_headers or {})
+    return ResponseHead(head.status, head.reason, head.version, headers)
+
+
+# ---------------------------------------------------------------- canned replies
+
+def _go_server_reply(status_line: str, fields: Iterable[tuple[str, str]], body: bytes, date: str,
+                     close: bool) -> bytes:
+    """A reply as Go's server writes it: handler fields, Date, Content-Length, [Connection]."""
+    lines = [status_line]
+    lines += [f"{k}: {v}" for k, v in fields]
+    lines.append(f"Date: {date}")
+    lines.append(f"Content-Length: {len(body)}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def not_found_response(date: str, *, close: bool = False, page: bytes = NOT_FOUND_PAGE) -> bytes:
+    """frps's HTTP-vhost 404 (no route, or backend unreachable or broken).
+
+    ``page`` is frps's ``custom404Page`` contents if configured; Go sniffs its
+    Content-Type.  ``close`` when the client asked for ``Connection: close``
+    (Go then says so).  Go emits Date and Content-Length before the sniffed
+    Content-Type.
+    """
+    lines = ["HTTP/1.1 404 Not Found", f"Date: {date}", f"Content-Length: {len(page)}",
+             f"Content-Type: {sniff_content_type(page)}"]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + page
+
+
+_HTML_SIGS: Final = tuple(s.encode() for s in (
+    "<!doctype html", "<html", "<head", "<script", "<iframe", "<h1", "<div", "<font", "<table",
+    "<a", "<style", "<title", "<b", "<body", "<br", "<p", "<!--"))
+_BINARY: Final = frozenset(list(range(0x00, 0x09)) + [0x0B] + list(range(0x0E, 0x1B)) + list(range(0x1C, 0x20)))
+
+
+def sniff_content_type(page: bytes) -> str:
+    """Go's ``DetectContentType`` for the pages frps may serve (HTML, XML, text, else binary).
+
+    Only the signatures a 404 page can plausibly start with are checked; other
+    formats (images, PDF...) fall back to ``application/octet-stream``.
+    """
+    data = page[:512]
+    lead = data.lstrip(b"\t\n\x0c\r ")
+    low = lead.lower()
+    for sig in _HTML_SIGS:
+        if low.startswith(sig) and low[len(sig):len(sig) + 1] in (b" ", b">"):
+            return "text/html; charset=utf-8"
+    if lead.startswith(b"<?xml"):
+        return "text/xml; charset=utf-8"
+    if data.startswith((b"\xfe\xff", b"\xff\xfe", b"\xef\xbb\xbf")):
+        return "text/plain; charset=utf-16be" if data.startswith(b"\xfe\xff") else (
+            "text/plain; charset=utf-16le" if data.startswith(b"\xff\xfe") else "text/plain; charset=utf-8")
+    if any(c in _BINARY for c in data):
+        return "application/octet-stream"
+    return "text/plain; charset=utf-8"
+
+
+def unauthorized_response(date: str, *, close: bool = False) -> bytes:
+    """frps's answer when httpUser/httpPassword do not match (Go's ``http.Error``)."""
+    fields = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Www-Authenticate", BASIC_REALM),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return _go_server_reply("HTTP/1.1 401 Unauthorized", fields, b"Unauthorized\n", date, close)
+
+
+def gateway_timeout_response(date: str, *, close: bool = False) -> bytes:
+    """frps's answer when the backend's response head does not come in time."""
+    return _go_server_reply("HTTP/1.1 504 Gateway Timeout", [], b"", date, close)
+
+
+def tcpmux_not_found_response(page: bytes = NOT_FOUND_PAGE,
+                              server: str = "frp/" + FRP_PROTOCOL_VERSION) -> bytes:
+    """frp's ``NotFoundResponse`` written raw (tcpmux with no route; an HTTP CONNECT with no route).
+
+    Go frps 0.65.0 sends ``Server: frp/0.65.0``; ``server`` lets the caller
+    choose what frptx announces.
+    """
+    head = (f"HTTP/1.1 404 Not Found\r\nContent-Length: {len(page)}\r\n"
+            f"Content-Type: text/html\r\nServer: {server}\r\n\r\n")
+    return head.encode("latin-1") + page
