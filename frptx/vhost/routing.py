@@ -32,7 +32,7 @@ any value, so frps can store whatever it needs per route.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, Iterable, TypeVar
+from typing import Generic, Iterable, Iterator, TypeVar
 
 __all__ = [
     "ROUTER_CONFIG_CONFLICT",
@@ -171,7 +171,7 @@ class RouteTable(Generic[T]):
     def __len__(self) -> int:
         return sum(len(routes) for by_user in self._index.values() for routes in by_user.values())
 
-    def __iter__(self) -> Iterable[Route[T]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Route[T]]:
         return iter([r for by_user in self._index.values() for routes in by_user.values() for r in routes])
 
     def get_exact(self, domain: str, path: str, http_user: str) -> Route[T] | None:
