@@ -126,13 +126,15 @@ class Limits:
     """Parser bounds.
 
     ``max_head_bytes`` defaults to Go's ``DefaultMaxHeaderBytes`` plus the
-    4096 bytes of slack its server allows, so frps-compatible clients fit.
-    Go has no separate line or count limit; ours are generous but keep a
-    single head from costing more than a bounded amount of work.
+    4096 bytes of slack its server allows, so whatever frps 0.65.0 accepts is
+    accepted.  Go has no separate line limit, so ``max_line_bytes`` (start
+    line: 414; field line: 431) defaults to the same size; set it lower to be
+    stricter.  Go has no field-count limit either; 500 fields is ours (a head
+    that needs more is almost certainly an attack).
     """
 
     max_head_bytes: int = (1 << 20) + 4096
-    max_line_bytes: int = 64 * 1024
+    max_line_bytes: int = (1 << 20) + 4096
     max_headers: int = 500
     max_chunk_line_bytes: int = 4096
 
