@@ -31,7 +31,8 @@ when the client sent none and then transparently gunzips the answer; that is
 an artefact of Go's client, not a frp rule, and is not reproduced.
 
 Response (:func:`rewrite_response`): hop-by-hop fields go (not for ``101``,
-whose Connection/Upgrade must reach the client), then ``responseHeaders.set``.
+whose Connection/Upgrade must reach the client), then ``responseHeaders.set``
+(except the framing fields, which frptx never lets configuration change).
 
 Errors (frp's ``ErrorHandler``): a backend that cannot be reached or answers
 garbage gets the client frp's 404 page (:func:`not_found_response`), not a
@@ -289,20 +290,21 @@ def upgrade_type(headers: Headers) -> str:
     return get_header(headers, "Upgrade") or ""
 
 
-def remove_hop_by_hop(headers: Headers) -> Headers:
-    """Go's ``removeHopByHopHeaders``: fields named in Connection, then the fixed list."""
+def remove_hop_by_hop(headers: Headers, keep: Iterable[str] = ()) -> Headers:
+    """Go's ``removeHopByHopHeaders``: fields named in Connection, then the fixed list.
+
+    Names in ``keep`` (lower-case) survive: the rewrite keeps the framing
+    fields, which Go holds outside the header map and always re-emits.
+    """
     named = []
     for value in header_values(headers, "Connection"):
         for part in value.split(","):
             part = part.strip(" \t")
             if part:
                 named.append(part)
-    return remove_headers(remove_headers(headers, named), HOP_BY_HOP)
-
-
-def _keep_framing(original: Headers, rewritten: Headers) -> Headers:
-    framing = tuple((k, v) for k, v in original if k.lower() in _FRAMING)
-    return remove_headers(rewritten, _FRAMING) + framing
+    kept = frozenset(keep)
+    drop = [n for n in named + list(HOP_BY_HOP) if n.lower() not in kept]
+    return remove_headers(headers, drop)
 
 
 def _apply_set(headers: Headers, values: Mapping[str, str], skip: frozenset[str] = frozenset()) -> Headers:
@@ -332,7 +334,7 @@ def rewrite_request(
     up = upgrade_type(original)
     if up and not all(0x20 <= ord(c) < 0x7F for c in up):
         raise RewriteError(f"client tried to switch to invalid protocol {up!r}")
-    headers = remove_hop_by_hop(original)
+    headers = remove_hop_by_hop(original, _FRAMING)
     if has_token(original, "Te", "trailers"):
         headers = set_header(headers, "Te", "trailers")
     if up:
@@ -348,7 +350,6 @@ def rewrite_request(
     if host_rewrite:
         headers = set_header(headers, "Host", host_rewrite)
     headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
-    headers = _keep_framing(original, headers)
     return RequestHead(head.method, head.target, "HTTP/1.1", headers)
 
 
@@ -365,8 +366,10 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
     """The backend's response as frps passes it to the client."""
     headers = head.headers
     if head.status != 101:
-        headers = _keep_framing(headers, remove_hop_by_hop(headers))
-    headers = _apply_set(headers, set_headers or {})
+        headers = remove_hop_by_hop(headers, _FRAMING)
+    # Framing fields stay the backend's: a configured Content-Length could
+    # desynchronise the client connection.
+    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
     return ResponseHead(head.status, head.reason, head.version, headers)
 
 
