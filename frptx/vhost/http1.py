@@ -88,7 +88,7 @@ _REASONS: Final = {
 class HTTPProtocolError(Exception):
     """Malformed or over-limit HTTP; ``status`` is the answer to give (if any)."""
 
-    def __init__(self, message: str, status: int, detail: str | None = None) -> None:
+    def __init__(self, message: str, status: int = 400, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         #: Go's public text appended to the status line ("missing required Host header"), if any.
@@ -609,7 +609,7 @@ class _Parser:
             self._pos += 2
             self._end_message(events)
             return True
-        if len(buf) - self._pos < 2 and buf[self._pos:self._pos + 1] in (b"", b"\r"):
+        if len(buf) - self._pos < 2 and bytes(buf[self._pos:self._pos + 1]) in (b"", b"\r"):
             return False
         end = self._find_head_end(False)
         if end is None:
