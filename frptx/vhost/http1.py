@@ -316,6 +316,7 @@ class _Parser:
         self._buf = bytearray()
         self._pos = 0
         self._scan = 0  # where to resume looking for the end of the head
+        self._nl_scan = 0  # bytes before this (from _pos) hold no line end
         self._state = _HEAD
         self._left = 0
         self._error: HTTPProtocolError | None = None
@@ -377,6 +378,7 @@ class _Parser:
         if self._pos > 65536 or self._pos == len(self._buf):
             del self._buf[:self._pos]
             self._scan = max(0, self._scan - self._pos)
+            self._nl_scan = max(0, self._nl_scan - self._pos)
             self._pos = 0
 
     def _run(self) -> list[Event]:
@@ -417,7 +419,7 @@ class _Parser:
             return False
         return False  # _DONE / _CLOSED: keep bytes for start_next
 
-    def _find_head_end(self, allow_leading_blank: bool) -> int | None:
+    def _find_head_end(self, allow_leading_blank: bool, start_line: bool = True) -> int | None:
         """The end offset (exclusive) of a complete head in the buffer, or None."""
         buf = self._buf
         if allow_leading_blank:
@@ -439,9 +441,14 @@ class _Parser:
         if m is None:
             self._scan = len(buf)
             pending = len(buf) - self._pos
-            first_nl = buf.find(b"\n", self._pos, self._pos + self.limits.max_line_bytes + 2)
-            if first_nl < 0 and pending > self.limits.max_line_bytes + 1:
-                raise self._start_line_too_long()
+            # Is the first line still open?  Only look at bytes not looked at
+            # before, so a head trickled in byte by byte costs linear time.
+            nl_from = max(self._pos, self._nl_scan)
+            if buf.find(b"\n", nl_from) < 0:
+                self._nl_scan = len(buf)
+                if pending > self.limits.max_line_bytes + 1:
+                    raise self._start_line_too_long() if start_line else self._err(
+                        "header line too long", self._big_status)
             if pending > self.limits.max_head_bytes:
                 raise self._err("message head too large", self._big_status)
             return None
@@ -611,7 +618,7 @@ class _Parser:
             return True
         if len(buf) - self._pos < 2 and bytes(buf[self._pos:self._pos + 1]) in (b"", b"\r"):
             return False
-        end = self._find_head_end(False)
+        end = self._find_head_end(False, start_line=False)
         if end is None:
             return False
         block = bytes(buf[self._pos:end])
