@@ -185,6 +185,8 @@ class RequestTests(unittest.TestCase):
             (b"GET / HTTP/1.1\r\n" + b"X: " + b"v" * 90 + b"\r\n" * 1, 0),     # fine so far
             (b"GET / HTTP/1.1\r\nHost: h\r\n" + b"X: y\r\n" * 300, 431),       # head never ends
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;" + b"e" * 50, 400),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + b"v" * 200, 431),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"X: y\r\n" * 300, 431),
         ]
         for wire, status in cases:
             p = RequestParser(limits)
