@@ -213,3 +213,54 @@ class DomainConfigTests(unittest.TestCase):
     def test_locations_default(self) -> None:
         self.assertEqual(proxy_locations([]), [""])
         self.assertEqual(proxy_locations(["/a", "/"]), ["/a", "/"])
+
+
+class FrpsObservationTests(unittest.TestCase):
+    """1272 requests sent to a real frps 0.65.0 with 14 http proxies, replayed here.
+
+    The capture (``data/captures/vhost-http-routing-frps-0.65.0.json``) records,
+    for each request, which proxy served it (each proxy set its own X-Route
+    header) or the status frps answered.  Exact names, wildcards at every
+    depth (and the ``*.com`` route frps never picks), ``*``, locations,
+    routeByHTTPUser with its fallback, httpUser/httpPassword, Host case, port
+    and trailing dot, percent-encoded paths, and absolute-form targets with
+    Proxy-Authorization are all in it.
+    """
+
+    def test_route_table_agrees_with_frps(self) -> None:
+        import base64
+        import json
+        import os
+
+        from frptx.test.support import captures_dir
+        from frptx.vhost.http1 import RequestHead, RequestParser
+        from frptx.vhost.rewrite import request_route_info, route_http_request
+
+        with open(os.path.join(captures_dir(), "vhost-http-routing-frps-0.65.0.json")) as f:
+            capture = json.load(f)
+        t: RouteTable[tuple[str, str, str]] = RouteTable()
+        for name, domains, locations, route_user, user, password in capture["routes"]:
+            for domain in domains:
+                for location in proxy_locations(locations):
+                    t.add(domain, location, route_user, (name, user, password))
+
+        def basic(creds: list[str]) -> bytes:
+            return base64.b64encode(f"{creds[0]}:{creds[1]}".encode())
+
+        observations = capture["observations"]
+        self.assertEqual(len(observations), 1272)
+        for host, path, auth, proxy_auth, absolute, want in observations:
+            target = f"http://{host}{path}" if absolute else path
+            wire = f"GET {target} HTTP/1.1\r\nHost: {'ignored.test' if absolute else host}\r\n".encode()
+            if auth:
+                wire += b"Authorization: Basic " + basic(auth) + b"\r\n"
+            if proxy_auth:
+                wire += b"Proxy-Authorization: Basic " + basic(proxy_auth) + b"\r\n"
+            head = RequestParser().feed(wire + b"\r\n")[0]
+            assert isinstance(head, RequestHead)
+            decision = route_http_request(t, request_route_info(head), lambda v: (v[1], v[2]))
+            if not decision.authorized:
+                got = "401"
+            else:
+                got = decision.route.value[0] if decision.route else "404"
+            self.assertEqual(got, want, (host, path, auth, proxy_auth, absolute))

@@ -51,7 +51,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Final, Iterable, Mapping
+from typing import Callable, Final, Generic, Iterable, Mapping, TypeVar
 
 from frptx import FRP_PROTOCOL_VERSION
 from frptx.vhost.http1 import (
@@ -65,7 +65,9 @@ from frptx.vhost.http1 import (
     remove_headers,
     set_header,
 )
-from frptx.vhost.routing import canonical_host
+from frptx.vhost.routing import Route, RouteTable, canonical_host
+
+T = TypeVar("T")
 
 __all__ = [
     "BASIC_REALM",
@@ -81,6 +83,8 @@ __all__ = [
     "parse_basic_auth",
     "remove_hop_by_hop",
     "request_route_info",
+    "RouteDecision",
+    "route_http_request",
     "rewrite_request",
     "rewrite_response",
     "sniff_content_type",
@@ -279,6 +283,33 @@ def request_route_info(head: RequestHead) -> RouteInfo:
     if route_user == "":
         route_user = auth_user
     return RouteInfo(canonical_host(raw_host), raw_host, path, url_host, auth_user, auth_password, route_user)
+
+
+@dataclass(frozen=True)
+class RouteDecision(Generic[T]):
+    """Where an HTTP request goes: ``authorized`` False means answer 401;
+    ``route`` None means answer frp's 404 page."""
+
+    authorized: bool
+    route: Route[T] | None
+
+
+def route_http_request(table: RouteTable[T], info: RouteInfo,
+                       credentials: Callable[[T], tuple[str, str]]) -> RouteDecision[T]:
+    """frps's ``ServeHTTP`` decision, in its order.
+
+    First the basic-auth check, on the route found with the
+    ``Authorization`` user (``credentials(value)`` gives that route's
+    httpUser/httpPassword); then the route the request is proxied to, found
+    with :attr:`RouteInfo.route_user` (which differs only for absolute-form
+    requests carrying ``Proxy-Authorization``).
+    """
+    checked = table.lookup(info.host, info.path, info.auth_user)
+    if checked is not None:
+        user, password = credentials(checked.value)
+        if not check_auth(user, password, info.auth_user, info.auth_password):
+            return RouteDecision(False, None)
+    return RouteDecision(True, table.lookup(info.host, info.path, info.route_user))
 
 
 # ---------------------------------------------------------------- rewriting
