@@ -281,3 +281,72 @@ class FuzzTests(unittest.TestCase):
         result = reader.feed(HELLO[i:])
         self.assertEqual(result, "example.com")
         self.assertEqual(reader.buffered, HELLO)
+
+
+class FrpsObservationTests(unittest.TestCase):
+    """25 first flights sent to a real frps 0.65.0 ``vhostHTTPSPort`` and what it did.
+
+    frps had two https proxies, ``example.com`` and ``*.wild.test``, whose
+    backends greeted with EXAMPLE / WILD.  "alert" is frps's unrecognized_name
+    alert (no route for the name, or no name), "closed" a silent close (Go's
+    TLS stack refused the hello).  Replayed through the reader and the route
+    table, every outcome must be the same.
+    """
+
+    OBSERVED = {
+        "plain": "EXAMPLE", "upper": "EXAMPLE", "wild": "WILD", "nosni": "alert", "other": "alert",
+        "tls12": "EXAMPLE", "trailingdot": "closed", "big-2-records": "WILD", "tiny-records": "EXAMPLE",
+        "rec-vers-0300": "EXAMPLE", "rec-vers-0fff": "EXAMPLE", "rec-vers-1000": "closed", "zero-record": "closed",
+        "dup-ext": "closed", "two-hostnames": "closed", "othertype-then-name": "EXAMPLE", "empty-name": "closed",
+        "junk-after-list": "closed", "no-extensions": "alert", "odd-suites": "closed", "bytes-after-ext": "closed",
+        "sni-only": "EXAMPLE", "handshake-type-2": "closed", "http": "closed", "trailing-hs-bytes": "EXAMPLE",
+    }
+
+    def cases(self) -> dict[str, bytes]:
+        hello = client_hello("Example.COM")
+        payload = handshake_payload(hello)
+        prefix, exts = split_extensions(payload)
+        return {
+            "plain": hello, "upper": client_hello("EXAMPLE.com"), "wild": client_hello("x.y.wild.test"),
+            "nosni": client_hello(None), "other": client_hello("nope.test"),
+            "tls12": client_hello("example.com", maximum=ssl.TLSVersion.TLSv1_2),
+            "trailingdot": client_hello("example.com."),
+            "big-2-records": client_hello("a.wild.test", alpn=[f"p{i:03d}" + "x" * 200 for i in range(120)]),
+            "tiny-records": as_records(payload, [1] * 60),
+            "rec-vers-0300": as_records(payload, [len(payload)], b"\x03\x00"),
+            "rec-vers-0fff": as_records(payload, [len(payload)], b"\x0f\xff"),
+            "rec-vers-1000": as_records(payload, [len(payload)], b"\x10\x00"),
+            "zero-record": b"\x16\x03\x01\x00\x00" + hello,
+            "dup-ext": rebuild(prefix, exts + [exts[-1]]),
+            "two-hostnames": rebuild(prefix, [(0, sni_ext((0, b"example.com"), (0, b"b.test")))]),
+            "othertype-then-name": rebuild(prefix, [(t, sni_ext((7, b"x"), (0, b"example.com")) if t == 0 else d)
+                                                    for t, d in exts]),
+            "empty-name": rebuild(prefix, [(0, sni_ext((0, b"")))]),
+            "junk-after-list": rebuild(prefix, [(0, sni_ext((0, b"example.com")) + b"\x00")]),
+            "no-extensions": wrap(prefix),
+            "odd-suites": rebuild(prefix[:35 + prefix[34]] + b"\x00\x03\x13\x01\x00" + b"\x01\x00", exts),
+            "bytes-after-ext": wrap(rebuild(prefix, exts)[9:] + b"\x00"),
+            "sni-only": rebuild(prefix, [(0, sni_ext((0, b"example.com")))]),
+            "handshake-type-2": as_records(b"\x02" + payload[1:], []),
+            "http": b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            "trailing-hs-bytes": as_records(payload + b"\x14\x00\x00\x00", [len(payload) + 4]),
+        }
+
+    def test_same_outcome_as_frps(self) -> None:
+        from frptx.vhost.routing import RouteTable
+
+        table: RouteTable[str] = RouteTable()
+        table.add("example.com", "", "", "EXAMPLE")
+        table.add("*.wild.test", "", "", "WILD")
+        cases = self.cases()
+        self.assertEqual(set(cases), set(self.OBSERVED))
+        for name, data in cases.items():
+            try:
+                sni = parse_client_hello(data)
+            except SNIError:
+                got = "closed"
+            else:
+                self.assertIsNot(sni, NEED_MORE, name)
+                route = table.lookup(sni or "") if isinstance(sni, str) or sni is None else None
+                got = route.value if route else "alert"
+            self.assertEqual(got, self.OBSERVED[name], name)
