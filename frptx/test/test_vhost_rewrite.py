@@ -29,7 +29,11 @@ from frptx.vhost.rewrite import (
     canonical_header_key,
     check_auth,
     check_upgrade_response,
+    H2C_PREFACE,
     gateway_timeout_response,
+    is_options_star,
+    options_star_response,
+    reply_connection,
     http_date,
     not_found_response,
     parse_basic_auth,
@@ -255,13 +259,15 @@ class HelperTests(unittest.TestCase):
             (b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", ("h", "h", "*", "", "", "")),
             (b"CONNECT c.test:443 HTTP/1.1\r\n\r\n", ("c.test", "c.test:443", "", "c.test:443", "", "")),
             (b"GET //double HTTP/1.1\r\nHost: h\r\n\r\n", ("h", "h", "//double", "", "", "")),
+            (b"GET mailto:x HTTP/1.1\r\nHost: h\r\n\r\n", ("h", "h", "", "", "", "")),   # opaque: Go accepts
+            (b"GET http:/p%41th HTTP/1.1\r\nHost: h\r\n\r\n", ("h", "h", "/pAth", "", "", "")),
         ]
         for wire, want in cases:
             info = request_route_info(parse_request(wire))
             self.assertEqual((info.host, info.raw_host, info.path, info.url_host, info.auth_user, info.route_user),
                              want, wire)
         for bad in (b"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /%4 HTTP/1.1\r\nHost: h\r\n\r\n",
-                    b"GET relative HTTP/1.1\r\nHost: h\r\n\r\n", b"GET mailto:x HTTP/1.1\r\nHost: h\r\n\r\n"):
+                    b"GET relative HTTP/1.1\r\nHost: h\r\n\r\n"):
             self.assertRaises(BadRequest, request_route_info, parse_request(bad))
 
     @settings(max_examples=200, deadline=None)
@@ -280,10 +286,29 @@ class CannedReplyTests(unittest.TestCase):
         self.assertEqual(not_found_response(DATE), CAPTURED_404)
         self.assertEqual(len(NOT_FOUND_PAGE), 489)
 
-    def test_404_with_close(self) -> None:
-        """frps adds Connection: close when the client asked for it (captured, backend down)."""
-        reply = not_found_response(DATE, close=True)
-        self.assertIn(b"Content-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n<!DOCTYPE", reply)
+    def test_404_connection_and_version_follow_the_request(self) -> None:
+        """Captured from frps: Connection: close echoed; HTTP/1.0 answered in HTTP/1.0."""
+        close = parse_request(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        self.assertIn(b"Content-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n<!DOCTYPE",
+                      not_found_response(DATE, close))
+        http10 = parse_request(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual(not_found_response(DATE, http10), b"HTTP/1.0" + CAPTURED_404[len(b"HTTP/1.1"):])
+        http10_keep = parse_request(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        self.assertEqual(not_found_response(DATE, http10_keep).split(b"\r\n\r\n")[0],
+                         b"HTTP/1.0 404 Not Found\r\nDate: " + DATE.encode() + b"\r\nContent-Length: 489\r\n"
+                         b"Content-Type: text/html; charset=utf-8\r\nConnection: keep-alive")
+        self.assertIsNone(reply_connection(parse_request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")))
+
+    def test_options_star(self) -> None:
+        """Go's server answers OPTIONS * itself (captured bytes, HTTP/1.1 and 1.0)."""
+        head = parse_request(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+        self.assertTrue(is_options_star(head))
+        self.assertEqual(options_star_response("Wed, 02 Dec 2026 07:15:38 GMT", head),
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: Wed, 02 Dec 2026 07:15:38 GMT\r\n\r\n")
+        self.assertEqual(options_star_response("Wed, 02 Dec 2026 07:15:39 GMT", parse_request(b"OPTIONS * HTTP/1.0\r\n\r\n")),
+                         b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nDate: Wed, 02 Dec 2026 07:15:39 GMT\r\n\r\n")
+        self.assertFalse(is_options_star(parse_request(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n")))
+        self.assertEqual(H2C_PREFACE, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
     def test_custom_404_page_type(self) -> None:
         self.assertIn(b"Content-Type: text/plain; charset=utf-8\r\n", not_found_response(DATE, page=b"gone"))

@@ -30,6 +30,13 @@ Framing follows RFC 9112 section 6 as Go's ``net/http`` applies it (frps is Go):
   to read the next request or :meth:`RequestParser.switch_protocols` once the
   backend said 101.
 
+Lexical rules are Go's, checked against a real frps 0.65.0: bare LF line
+ends are accepted; obs-fold continuation lines are joined with one space;
+no blank line may precede a request line, except that up to four CR/LF bytes
+after a POST are forgiven; a header name with a space is refused with Go's
+"invalid header name"; ``HTTP/1.x`` for any single-digit x is HTTP/1.1, other
+majors get 505.
+
 Limits are strict and every malformed input raises :class:`BadRequest`
 (requests) or :class:`BadResponse` (responses), both
 :class:`HTTPProtocolError` carrying the status frps should answer with (400,
@@ -117,7 +124,7 @@ class BadRequest(HTTPProtocolError):
 class BadResponse(HTTPProtocolError):
     """The backend's response is unusable; the client gets a gateway error."""
 
-    def __init__(self, message: str, status: int = 502) -> None:
+    def __init__(self, message: str, status: int = 502, detail: str | None = None) -> None:
         super().__init__(message, 502)
 
 
@@ -271,9 +278,20 @@ def _parse_fields(lines: Sequence[bytes], limits: Limits, err: type[HTTPProtocol
         if len(line) > limits.max_line_bytes:
             raise err("header line too long", big)
         if line[:1] in (b" ", b"\t"):
-            raise err("obsolete line folding in header")
+            # obs-fold: Go's textproto joins it to the previous field with one space
+            if not fields:
+                raise err("malformed MIME header initial line")
+            more = line.strip(b" \t")
+            if _BAD_VALUE_RE.search(more):
+                raise err("invalid character in folded header")
+            name_s, value_s = fields[-1]
+            fields[-1] = (name_s, value_s + " " + more.decode("latin-1") if more else value_s)
+            continue
         name, sep, value = line.partition(b":")
         if not sep or not _TOKEN_RE.match(name):
+            if sep and name.strip(b" ") and _TOKEN_RE.match(name.replace(b" ", b"")):
+                # Go lets a space into the key, then refuses it with this text
+                raise err(f"invalid header name {name[:64]!r}", 400, "invalid header name")
             raise err(f"malformed header line {line[:64]!r}")
         value = value.strip(b" \t")
         if _BAD_VALUE_RE.search(value):
@@ -287,7 +305,7 @@ def _parse_version(raw: bytes, err: type[HTTPProtocolError]) -> str:
     if not m:
         raise err(f"malformed HTTP version {raw[:32]!r}")
     if m.group(1) != b"1":
-        raise err(f"unsupported HTTP version {raw!r}", 505)
+        raise err(f"unsupported HTTP version {raw!r}", 505, "unsupported protocol version")
     return "HTTP/1.0" if m.group(2) == b"0" else "HTTP/1.1"
 
 
@@ -317,6 +335,8 @@ class _Parser:
         self._pos = 0
         self._scan = 0  # where to resume looking for the end of the head
         self._nl_scan = 0  # bytes before this (from _pos) hold no line end
+        self._skip_crlf = 0  # leading CR/LF bytes still to forgive
+        self._method = ""
         self._state = _HEAD
         self._left = 0
         self._error: HTTPProtocolError | None = None
@@ -419,23 +439,16 @@ class _Parser:
             return False
         return False  # _DONE / _CLOSED: keep bytes for start_next
 
-    def _find_head_end(self, allow_leading_blank: bool, start_line: bool = True) -> int | None:
+    def _find_head_end(self, start_line: bool = True) -> int | None:
         """The end offset (exclusive) of a complete head in the buffer, or None."""
         buf = self._buf
-        if allow_leading_blank:
-            # RFC 9112 2.2: ignore empty lines before the request line.
-            while self._pos < len(buf):
-                if buf[self._pos] == 10:
-                    self._pos += 1
-                elif buf[self._pos] == 13:
-                    if self._pos + 1 >= len(buf):
-                        return None
-                    if buf[self._pos + 1] != 10:
-                        raise self._err("bare CR before message")
-                    self._pos += 2
-                else:
-                    break
-            self._scan = max(self._scan, self._pos)
+        while self._skip_crlf and self._pos < len(buf) and buf[self._pos] in (10, 13):
+            self._pos += 1
+            self._skip_crlf -= 1
+        if self._skip_crlf and self._pos == len(buf):
+            return None
+        self._skip_crlf = 0
+        self._scan = max(self._scan, self._pos)
         start = max(self._pos, self._scan - 2)
         m = _END_OF_HEAD_RE.search(buf, start)
         if m is None:
@@ -460,8 +473,8 @@ class _Parser:
     def _start_line_too_long(self) -> HTTPProtocolError:
         return self._err("start line too long", self._big_status)
 
-    def _take_head(self, allow_leading_blank: bool) -> list[bytes] | None:
-        end = self._find_head_end(allow_leading_blank)
+    def _take_head(self) -> list[bytes] | None:
+        end = self._find_head_end()
         if end is None:
             return None
         head = bytes(self._buf[self._pos:end])
@@ -618,7 +631,7 @@ class _Parser:
             return True
         if len(buf) - self._pos < 2 and bytes(buf[self._pos:self._pos + 1]) in (b"", b"\r"):
             return False
-        end = self._find_head_end(False, start_line=False)
+        end = self._find_head_end(start_line=False)
         if end is None:
             return False
         block = bytes(buf[self._pos:end])
@@ -660,6 +673,10 @@ class RequestParser(_Parser):
             raise BadRequest(f"start_next() while the message is in state {self._state}")
         self._state = _HEAD
         self._scan = self._pos
+        if self._method == "POST":
+            # Go's server forgives up to four CR/LF bytes after a POST (old
+            # clients sent an extra CRLF after the body), and only then.
+            self._skip_crlf = 4
         if self._eof:
             return self._events_then_eof()
         return self._run()
@@ -681,7 +698,7 @@ class RequestParser(_Parser):
         return events
 
     def _step_head(self, events: list[Event]) -> bool:
-        lines = self._take_head(allow_leading_blank=True)
+        lines = self._take_head()
         if lines is None:
             return False
         parts = lines[0].split(b" ")
@@ -696,10 +713,11 @@ class RequestParser(_Parser):
         headers = _parse_fields(lines[1:], self.limits, BadRequest, 431)
         hosts = header_values(headers, "Host")
         if len(hosts) > 1:
-            raise BadRequest("too many Host headers", detail="too many Host headers")
+            raise BadRequest("too many Host headers")
         if hosts and not _HOST_RE.match(hosts[0].encode("latin-1")):
             raise BadRequest("malformed Host header", detail="malformed Host header")
         smethod = method.decode("ascii")
+        self._method = smethod
         if version == "HTTP/1.1" and not hosts and smethod != "CONNECT":
             raise BadRequest("missing required Host header", detail="missing required Host header")
         headers, state, length = self._framing(headers, version, True, False)
@@ -749,7 +767,7 @@ class ResponseParser(_Parser):
         return events
 
     def _step_head(self, events: list[Event]) -> bool:
-        lines = self._take_head(allow_leading_blank=False)
+        lines = self._take_head()
         if lines is None:
             return False
         version_raw, sp, rest = lines[0].partition(b" ")

@@ -78,6 +78,10 @@ __all__ = [
     "canonical_header_key",
     "check_auth",
     "gateway_timeout_response",
+    "H2C_PREFACE",
+    "is_options_star",
+    "options_star_response",
+    "reply_connection",
     "http_date",
     "not_found_response",
     "parse_basic_auth",
@@ -260,8 +264,10 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
     if m is None:
         raise BadRequest("invalid URI for request")
     rest = target[m.end():].split("?", 1)[0]
+    if not rest.startswith("/"):
+        return "", ""  # opaque (``mailto:x``): no host, no path, as Go parses it
     if not rest.startswith("//"):
-        raise BadRequest("invalid URI for request")
+        return "", _unescape_path(rest)
     rest = rest[2:]
     slash = rest.find("/")
     authority, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
@@ -406,31 +412,79 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
 
 # ---------------------------------------------------------------- canned replies
 
-def _go_server_reply(status_line: str, fields: Iterable[tuple[str, str]], body: bytes, date: str,
-                     close: bool) -> bytes:
-    """A reply as Go's server writes it: handler fields, Date, Content-Length, [Connection]."""
-    lines = [status_line]
-    lines += [f"{k}: {v}" for k, v in fields]
+def reply_connection(request: RequestHead | None) -> str | None:
+    """The Connection field Go's server puts on its reply to ``request``.
+
+    ``close`` when an HTTP/1.1 client asked to close, ``keep-alive`` when an
+    HTTP/1.0 client asked to keep the connection, else none.  Whether frps
+    then closes is :func:`frptx.vhost.http1.keep_alive` of the request.
+    """
+    if request is None:
+        return None
+    if request.version == "HTTP/1.0":
+        return "keep-alive" if has_token(request.headers, "Connection", "keep-alive") else None
+    return "close" if has_token(request.headers, "Connection", "close") else None
+
+
+def _go_reply(date: str, request: RequestHead | None, status: str, handler_fields: Iterable[tuple[str, str]],
+              body: bytes, *, sniffed_type: str | None = None, length: bool = True) -> bytes:
+    """A reply laid out as Go's server writes it.
+
+    The status line carries the request's version (HTTP/1.0 gets HTTP/1.0);
+    then the handler's fields (sorted, as Go writes its header map), then the
+    fields Go adds itself: Date, Content-Length, a sniffed Content-Type, and
+    Connection.
+    """
+    version = "HTTP/1.0" if request is not None and request.version == "HTTP/1.0" else "HTTP/1.1"
+    lines = [f"{version} {status}"] + [f"{k}: {v}" for k, v in handler_fields]
     lines.append(f"Date: {date}")
-    lines.append(f"Content-Length: {len(body)}")
-    if close:
-        lines.append("Connection: close")
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    if sniffed_type:
+        lines.append(f"Content-Type: {sniffed_type}")
+    connection = reply_connection(request)
+    if connection:
+        lines.append(f"Connection: {connection}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def not_found_response(date: str, *, close: bool = False, page: bytes = NOT_FOUND_PAGE) -> bytes:
+def not_found_response(date: str, request: RequestHead | None = None, *, page: bytes = NOT_FOUND_PAGE) -> bytes:
     """frps's HTTP-vhost 404 (no route, or backend unreachable or broken).
 
     ``page`` is frps's ``custom404Page`` contents if configured; Go sniffs its
-    Content-Type.  ``close`` when the client asked for ``Connection: close``
-    (Go then says so).  Go emits Date and Content-Length before the sniffed
-    Content-Type.
+    Content-Type.  ``request`` (if parsed) sets the version and Connection.
     """
-    lines = ["HTTP/1.1 404 Not Found", f"Date: {date}", f"Content-Length: {len(page)}",
-             f"Content-Type: {sniff_content_type(page)}"]
-    if close:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + page
+    return _go_reply(date, request, "404 Not Found", (), page, sniffed_type=sniff_content_type(page))
+
+
+def unauthorized_response(date: str, request: RequestHead | None = None) -> bytes:
+    """frps's answer when httpUser/httpPassword do not match (Go's ``http.Error``)."""
+    fields = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Www-Authenticate", BASIC_REALM),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    return _go_reply(date, request, "401 Unauthorized", fields, b"Unauthorized\n")
+
+
+def gateway_timeout_response(date: str, request: RequestHead | None = None) -> bytes:
+    """frps's answer when the backend's response head does not come in time."""
+    return _go_reply(date, request, "504 Gateway Timeout", (), b"")
+
+
+def options_star_response(date: str, request: RequestHead | None = None) -> bytes:
+    """Go's server answers ``OPTIONS *`` itself (frps never routes it): 200, empty."""
+    return (_go_reply(date, request, "200 OK", [("Content-Length", "0")], b"", length=False))
+
+
+#: The HTTP/2 prior-knowledge preface.  frps's vhost (Go's h2c handler)
+#: answers it with HTTP/2; :mod:`frptx.vhost.http1` refuses it with 505, so
+#: the listener must check for it first if h2c is to be served.
+H2C_PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def is_options_star(head: RequestHead) -> bool:
+    return head.method == "OPTIONS" and head.target == "*"
 
 
 _HTML_SIGS: Final = tuple(s.encode() for s in (
@@ -459,21 +513,6 @@ def sniff_content_type(page: bytes) -> str:
     if any(c in _BINARY for c in data):
         return "application/octet-stream"
     return "text/plain; charset=utf-8"
-
-
-def unauthorized_response(date: str, *, close: bool = False) -> bytes:
-    """frps's answer when httpUser/httpPassword do not match (Go's ``http.Error``)."""
-    fields = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Www-Authenticate", BASIC_REALM),
-        ("X-Content-Type-Options", "nosniff"),
-    ]
-    return _go_server_reply("HTTP/1.1 401 Unauthorized", fields, b"Unauthorized\n", date, close)
-
-
-def gateway_timeout_response(date: str, *, close: bool = False) -> bytes:
-    """frps's answer when the backend's response head does not come in time."""
-    return _go_server_reply("HTTP/1.1 504 Gateway Timeout", [], b"", date, close)
 
 
 def tcpmux_not_found_response(page: bytes = NOT_FOUND_PAGE,
