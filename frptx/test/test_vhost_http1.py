@@ -392,6 +392,21 @@ class ResponseTests(unittest.TestCase):
         self.assertEqual([getattr(e, "status", None) for e in events], [100, 103, 201, None, None])
         self.assertEqual(events[-2:], [Data(b"x"), EndOfMessage()])
 
+    def test_interim_responses_are_bounded_like_go(self) -> None:
+        p = ResponseParser("GET")
+        events = p.feed(b"HTTP/1.1 102 Processing\r\n\r\n" * 5 + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(events[-1], EndOfMessage())
+        p.start_next("GET")
+        with self.assertRaises(BadResponse) as cm:
+            p.feed(b"HTTP/1.1 102 Processing\r\n\r\n" * 6)
+        self.assertIn("too many 1xx", str(cm.exception))
+
+    def test_response_head_limit_is_gos_client_limit(self) -> None:
+        big = b"HTTP/1.1 200 OK\r\nX: " + b"a" * (4 << 20) + b"\r\nContent-Length: 0\r\n\r\n"
+        self.assertEqual(ResponseParser().feed(big)[-1], EndOfMessage())
+        with self.assertRaises(BadResponse):
+            ResponseParser().feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * (11 << 20))
+
     def test_switching_protocols(self) -> None:
         p = ResponseParser("GET")
         events = p.feed(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00")

@@ -61,6 +61,8 @@ __all__ = [
     "HTTPProtocolError",
     "Headers",
     "Limits",
+    "MAX_INTERIM_RESPONSES",
+    "RESPONSE_LIMITS",
     "ProtocolSwitch",
     "RequestHead",
     "RequestParser",
@@ -144,6 +146,13 @@ class Limits:
     max_line_bytes: int = (1 << 20) + 4096
     max_headers: int = 500
     max_chunk_line_bytes: int = 4096
+
+
+#: Go's client limits for a backend's response head (``MaxResponseHeaderBytes``).
+RESPONSE_LIMITS: Final = Limits(max_head_bytes=10 << 20, max_line_bytes=10 << 20)
+
+#: Go's transport gives up after this many 1xx responses to one request.
+MAX_INTERIM_RESPONSES: Final = 5
 
 
 @dataclass(frozen=True)
@@ -734,17 +743,21 @@ class ResponseParser(_Parser):
 
     ``request_method`` decides framing (HEAD has no body; a 2xx answer to
     CONNECT starts a tunnel).  Interim 1xx responses are emitted as heads and
-    parsing continues with the final response.  :attr:`reusable` says whether
-    the connection can carry another request after :class:`EndOfMessage`.
+    parsing continues with the final response; like Go's transport, more than
+    :data:`MAX_INTERIM_RESPONSES` of them is an error.  :attr:`reusable` says
+    whether the connection can carry another request after
+    :class:`EndOfMessage`.  The default limits are Go's client's
+    (``MaxResponseHeaderBytes``, 10 MiB), wider than for requests.
     """
 
     _err = BadResponse
     _big_status = 502
 
     def __init__(self, request_method: str = "GET", limits: Limits | None = None) -> None:
-        super().__init__(limits)
+        super().__init__(limits or RESPONSE_LIMITS)
         self._method = request_method
         self._close_after = False
+        self._interim = 0
 
     @property
     def reusable(self) -> bool:
@@ -760,6 +773,7 @@ class ResponseParser(_Parser):
         self._state = _HEAD
         self._scan = self._pos
         self._close_after = False
+        self._interim = 0
         events = self._run()
         if self._eof:
             self._eof = False
@@ -790,6 +804,9 @@ class ResponseParser(_Parser):
         headers, state, length = self._framing(headers, version, False, no_body)
         events.append(ResponseHead(status, reason.decode("latin-1"), version, headers))
         if status < 200:
+            self._interim += 1
+            if self._interim > MAX_INTERIM_RESPONSES:
+                raise BadResponse("too many 1xx informational responses")
             return True  # interim: the final response follows
         self._close_after = state == _UNTIL_EOF or not keep_alive(
             ResponseHead(status, "", version, headers))
