@@ -338,3 +338,128 @@ class ResponseSetFramingTests(unittest.TestCase):
         out = rewrite_response(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
                                set_headers={"content-length": "99", "transfer-encoding": "chunked", "x-a": "1"})
         self.assertEqual(out.headers, (("Content-Length", "2"), ("X-A", "1")))
+
+
+D = "Wed, 02 Dec 2026 07:18:21 GMT"
+
+
+def relay(backend: bytes, request_wire: bytes, set_headers: dict[str, str] | None = None) -> tuple[bytes, bool]:
+    """Drive parser + client_response + ChunkedWriter as a relay would: (bytes to the client, close after)."""
+    from frptx.vhost.http1 import ChunkedWriter, Data, EndOfMessage, ProtocolSwitch, serialize_response_head
+    from frptx.vhost.rewrite import client_response
+
+    request = parse_request(request_wire)
+    parser = ResponseParser(request.method)
+    events = parser.feed(backend)
+    if parser.body_framing == "eof":
+        events += parser.feed_eof()
+    out = b""
+    framing = ""
+    close = False
+    writer = ChunkedWriter()
+    for event in events:
+        if isinstance(event, ResponseHead):
+            reply = client_response(event, request, parser.body_framing, date=D, set_headers=set_headers)
+            out += serialize_response_head(reply.head)
+            framing, close = reply.framing, reply.close_after
+        elif isinstance(event, Data):
+            out += writer.data(event.data) if framing == "chunked" else event.data
+        elif isinstance(event, EndOfMessage) and framing == "chunked":
+            out += writer.end(event.trailers)
+        elif isinstance(event, ProtocolSwitch):
+            pass
+    return out, close
+
+
+def normalized(wire: bytes) -> tuple[bytes, frozenset[tuple[str, str]], bytes]:
+    """(status line, fields with lower-cased names, body): Go sorts and canonicalises names, we keep them."""
+    head, _, body = wire.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = frozenset((k.strip().lower(), v.strip()) for k, _, v in (ln.decode().partition(":") for ln in lines[1:]))
+    return lines[0], fields, body
+
+
+class ClientResponseTests(unittest.TestCase):
+    """Backend responses through frps 0.65.0 (captured: what the backend sent, what the client got)."""
+
+    GET = b"GET / HTTP/1.1\r\nHost: r.test\r\n\r\n"
+    GET_CLOSE = b"GET / HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n"
+    GET10 = b"GET / HTTP/1.0\r\nHost: r.test\r\n\r\n"
+    CL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
+    CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\nTrailer: X-T\r\n\r\n"
+               b"5\r\nhello\r\n0\r\nX-T: t\r\n\r\n")
+    EOF11 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-eof"
+    EOF10 = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-eof"
+    d = D.encode()
+
+    CASES: list[tuple[str, bytes, bytes, bytes, bool]] = [
+        ("cl", CL, GET, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nDate: " + d
+         + b"\r\n\r\nhello", False),
+        ("cl close", CL, GET_CLOSE, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nDate: " + d
+         + b"\r\nConnection: close\r\n\r\nhello", True),
+        ("chunked", CHUNKED, GET, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-T\r\nDate: " + d
+         + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: t\r\n\r\n", False),
+        ("eof rechunked", EOF11, GET, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: " + d
+         + b"\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nuntil-eof\r\n0\r\n\r\n", False),
+        ("eof 1.0 backend rechunked", EOF10, GET_CLOSE, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: " + d
+         + b"\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nuntil-eof\r\n0\r\n\r\n", True),
+        ("204", b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n", GET,
+         b"HTTP/1.1 204 No Content\r\nX-A: 1\r\nDate: " + d + b"\r\n\r\n", False),
+        ("304", b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", GET,
+         b"HTTP/1.1 304 Not Modified\r\nEtag: x\r\nDate: " + d + b"\r\n\r\n", False),
+        ("reason is Go's", b"HTTP/1.1 200 Fine Thanks\r\nContent-Length: 0\r\n\r\n", GET,
+         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: " + d + b"\r\n\r\n", False),
+        ("unknown status", b"HTTP/1.1 299 Odd\r\nContent-Length: 0\r\n\r\n", GET,
+         b"HTTP/1.1 299 status code 299\r\nContent-Length: 0\r\nDate: " + d + b"\r\n\r\n", False),
+        ("repeated fields", b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nContent-Length: 0\r\n"
+         b"x-lower: v\r\n\r\n", GET, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+         b"X-Lower: v\r\nDate: " + d + b"\r\n\r\n", False),
+        ("head keeps length", CL[:-5], b"HEAD / HTTP/1.1\r\nHost: r.test\r\nConnection: close\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nDate: " + d
+         + b"\r\nConnection: close\r\n\r\n", True),
+        ("1.0 client, body to close", EOF11, GET10,
+         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nDate: " + d + b"\r\n\r\nuntil-eof", True),
+        ("1.0 client, chunks decoded", CHUNKED, GET10,
+         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-T\r\nDate: " + d + b"\r\n\r\nhello", True),
+        ("interim then final", b"HTTP/1.1 103 Early Hints\r\nLink: </s>\r\nConnection: x-h\r\nX-H: 1\r\n\r\n"
+         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok", GET,
+         b"HTTP/1.1 103 Early Hints\r\nConnection: x-h\r\nLink: </s>\r\nX-H: 1\r\n\r\n"
+         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nDate: " + d + b"\r\n\r\nok", False),
+    ]
+
+    def test_captured_responses(self) -> None:
+        for name, backend, request, frps_sent, close in self.CASES:
+            ours, our_close = relay(backend, request)
+            if name == "interim then final":
+                split_ours, split_frps = ours.split(b"\r\n\r\n", 1), frps_sent.split(b"\r\n\r\n", 1)
+                self.assertEqual(normalized(split_ours[0] + b"\r\n\r\n"), normalized(split_frps[0] + b"\r\n\r\n"))
+                ours, frps_sent = split_ours[1], split_frps[1]
+            self.assertEqual(normalized(ours), normalized(frps_sent), name)
+            self.assertEqual(our_close, close, name)
+
+    def test_switching_protocols_passes_fields_untouched(self) -> None:
+        backend = (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                   b"X-Extra: e\r\n\r\nRAWDATA")
+        ours, close = relay(backend, b"GET /101 HTTP/1.1\r\nHost: r.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        self.assertEqual(ours, backend)   # byte for byte what frps sent, no Date
+        self.assertFalse(close)
+
+    def test_http10_keep_alive(self) -> None:
+        ours, close = relay(self.CL, b"GET / HTTP/1.0\r\nHost: r.test\r\nConnection: keep-alive\r\n\r\n")
+        self.assertIn(b"\r\nConnection: keep-alive\r\n", ours)
+        self.assertFalse(close)
+        ours, close = relay(self.EOF11, b"GET / HTTP/1.0\r\nHost: r.test\r\nConnection: keep-alive\r\n\r\n")
+        self.assertNotIn(b"Connection", ours)   # a body sent until close cannot keep the connection
+        self.assertTrue(close)
+
+    def test_response_headers_set(self) -> None:
+        ours, _ = relay(self.CL, self.GET, {"x-resp": "r1"})
+        self.assertIn(b"\r\nX-Resp: r1\r\n", ours)
+
+    def test_status_text_table(self) -> None:
+        from frptx.vhost.rewrite import GO_STATUS_TEXT, go_reason
+
+        self.assertEqual(len(GO_STATUS_TEXT), 62)
+        self.assertEqual(go_reason(413), "Request Entity Too Large")
+        self.assertEqual(go_reason(418), "I'm a teapot")
+        self.assertEqual(go_reason(599), "status code 599")

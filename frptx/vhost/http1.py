@@ -758,6 +758,10 @@ class ResponseParser(_Parser):
         self._method = request_method
         self._close_after = False
         self._interim = 0
+        #: How the current final response's body is delimited: "length",
+        #: "chunked", "eof" (until the backend closes), "none" (HEAD, 204,
+        #: 304) or "tunnel" (101, CONNECT); "" before its head.
+        self.body_framing = ""
 
     @property
     def reusable(self) -> bool:
@@ -774,6 +778,7 @@ class ResponseParser(_Parser):
         self._scan = self._pos
         self._close_after = False
         self._interim = 0
+        self.body_framing = ""
         events = self._run()
         if self._eof:
             self._eof = False
@@ -798,6 +803,7 @@ class ResponseParser(_Parser):
         method = self._method
         if status == 101 or (method == "CONNECT" and 200 <= status < 300):
             events.append(ResponseHead(status, reason.decode("latin-1"), version, headers))
+            self.body_framing = "tunnel"
             self._start_tunnel(events)
             return False
         no_body = method == "HEAD" or status < 200 or status in (204, 304)
@@ -810,6 +816,14 @@ class ResponseParser(_Parser):
             return True  # interim: the final response follows
         self._close_after = state == _UNTIL_EOF or not keep_alive(
             ResponseHead(status, "", version, headers))
+        if no_body:
+            self.body_framing = "none"
+        elif state == _CHUNK_SIZE:
+            self.body_framing = "chunked"
+        elif state == _UNTIL_EOF:
+            self.body_framing = "eof"
+        else:
+            self.body_framing = "length"
         self._state = state
         self._left = length
         if state == _DONE:

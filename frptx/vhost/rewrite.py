@@ -56,6 +56,7 @@ from typing import Callable, Final, Generic, Iterable, Mapping, TypeVar
 from frptx import FRP_PROTOCOL_VERSION
 from frptx.vhost.http1 import (
     BadRequest,
+    keep_alive,
     Headers,
     RequestHead,
     ResponseHead,
@@ -77,6 +78,10 @@ __all__ = [
     "RouteInfo",
     "canonical_header_key",
     "check_auth",
+    "ClientResponse",
+    "client_response",
+    "GO_STATUS_TEXT",
+    "go_reason",
     "gateway_timeout_response",
     "H2C_PREFACE",
     "is_options_star",
@@ -408,6 +413,94 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
     # desynchronise the client connection.
     headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
     return ResponseHead(head.status, head.reason, head.version, headers)
+
+
+# ---------------------------------------------------------------- the response frps writes
+
+#: Go's ``http.StatusText`` (checked code by code against frps 0.65.0, which
+#: writes its own reason phrase whatever the backend said; other codes get
+#: "status code N").
+GO_STATUS_TEXT: Final[dict[int, str]] = {
+    100: 'Continue', 101: 'Switching Protocols', 102: 'Processing', 103: 'Early Hints', 200: 'OK',
+    201: 'Created', 202: 'Accepted', 203: 'Non-Authoritative Information', 204: 'No Content',
+    205: 'Reset Content', 206: 'Partial Content', 207: 'Multi-Status', 208: 'Already Reported', 226: 'IM Used',
+    300: 'Multiple Choices', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified',
+    305: 'Use Proxy', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 400: 'Bad Request',
+    401: 'Unauthorized', 402: 'Payment Required', 403: 'Forbidden', 404: 'Not Found',
+    405: 'Method Not Allowed', 406: 'Not Acceptable', 407: 'Proxy Authentication Required',
+    408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 411: 'Length Required', 412: 'Precondition Failed',
+    413: 'Request Entity Too Large', 414: 'Request URI Too Long', 415: 'Unsupported Media Type',
+    416: 'Requested Range Not Satisfiable', 417: 'Expectation Failed', 418: "I'm a teapot",
+    421: 'Misdirected Request', 422: 'Unprocessable Entity', 423: 'Locked', 424: 'Failed Dependency',
+    425: 'Too Early', 426: 'Upgrade Required', 428: 'Precondition Required', 429: 'Too Many Requests',
+    431: 'Request Header Fields Too Large', 451: 'Unavailable For Legal Reasons', 500: 'Internal Server Error',
+    501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+    505: 'HTTP Version Not Supported', 506: 'Variant Also Negotiates', 507: 'Insufficient Storage',
+    508: 'Loop Detected', 510: 'Not Extended', 511: 'Network Authentication Required',
+}
+
+
+def go_reason(status: int) -> str:
+    return GO_STATUS_TEXT.get(status, f"status code {status}")
+
+
+@dataclass(frozen=True)
+class ClientResponse:
+    """What frps writes back for a backend response, and how it frames the body.
+
+    ``framing``: "length" (copy Content-Length bytes), "chunked" (re-encode
+    the backend's body, whatever its framing, with
+    :class:`frptx.vhost.http1.ChunkedWriter`, forwarding trailers), "close"
+    (raw bytes, then close), "none" (no body) or "tunnel" (101: raw both
+    ways).  ``close_after``: close the client connection once it is sent.
+    """
+
+    head: ResponseHead
+    framing: str
+    close_after: bool
+
+
+def client_response(head: ResponseHead, request: RequestHead, backend_framing: str, *, date: str,
+                    set_headers: Mapping[str, str] | None = None) -> ClientResponse:
+    """The response frps sends the client for ``head`` (from :class:`ResponseParser`).
+
+    ``backend_framing`` is :attr:`frptx.vhost.http1.ResponseParser.body_framing`.
+    Go's server rules, as observed on frps 0.65.0: the status line has the
+    client's version and Go's reason phrase; a 1xx goes out untouched; a 101
+    keeps all its fields and gets only ``responseHeaders.set``; otherwise
+    hop-by-hop fields go, a Date is added if missing, a body of known length
+    keeps it, any other body is chunked for an HTTP/1.1 client and sent
+    until close to an HTTP/1.0 one; ``Connection: close`` is echoed to a
+    client that asked to close, ``Connection: keep-alive`` to an HTTP/1.0
+    client that asked to keep a connection frps can keep.
+    """
+    version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
+    if head.status < 200 and head.status != 101:
+        return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, head.headers), "none", False)
+    if head.status == 101:
+        out = rewrite_response(head, set_headers=set_headers)
+        return ClientResponse(ResponseHead(101, go_reason(101), version, out.headers), "tunnel", False)
+    out = rewrite_response(head, set_headers=set_headers)
+    headers = out.headers
+    if get_header(headers, "Date") is None:
+        headers += (("Date", date),)
+    if backend_framing in ("none", "tunnel"):
+        framing = "none"
+    elif backend_framing == "length":
+        framing = "length"
+    elif version == "HTTP/1.1":
+        framing = "chunked"
+        headers = set_header(remove_headers(headers, ["Content-Length"]), "Transfer-Encoding", "chunked")
+    else:
+        framing = "close"
+        headers = remove_headers(headers, ["Content-Length", "Transfer-Encoding"])
+    close_after = not keep_alive(request) or framing == "close"
+    connection = reply_connection(request)
+    if connection == "keep-alive" and close_after:
+        connection = None
+    if connection:
+        headers += (("Connection", connection),)
+    return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, headers), framing, close_after)
 
 
 # ---------------------------------------------------------------- canned replies
