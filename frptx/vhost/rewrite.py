@@ -42,6 +42,17 @@ gets :func:`unauthorized_response`.
 
 The framing fields (Content-Length, chunked Transfer-Encoding, Trailer) are
 the relay's business, not the rewrite's: they are kept as the parser left them.
+:func:`client_response` then says how Go's server re-frames the body for the
+client (kept length, re-chunked, or until close for HTTP/1.0).
+
+Other things frps (Go's server) does on that port that the listener must
+reproduce: it answers ``OPTIONS *`` itself (:func:`options_star_response`);
+it sends ``100 Continue`` itself as soon as it starts forwarding the body of
+an ``Expect: 100-continue`` request (the Expect field still reaches the
+backend); a ``CONNECT`` is routed on its authority, the CONNECT head is
+forwarded to the backend and bytes are then relayed raw (no route: the raw
+:func:`tcpmux_not_found_response`); the HTTP/2 prior-knowledge preface
+(:data:`H2C_PREFACE`) is served as h2c.
 """
 from __future__ import annotations
 
