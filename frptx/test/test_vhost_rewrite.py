@@ -463,3 +463,45 @@ class ClientResponseTests(unittest.TestCase):
         self.assertEqual(go_reason(413), "Request Entity Too Large")
         self.assertEqual(go_reason(418), "I'm a teapot")
         self.assertEqual(go_reason(599), "status code 599")
+
+
+class RewritePropertyTests(unittest.TestCase):
+    request_line = st.tuples(
+        st.sampled_from([b"GET", b"POST", b"OPTIONS", b"CONNECT", b"PUT"]),
+        st.sampled_from([b"/", b"/a%20b?q=1", b"http://h.test/x", b"*", b"h.test:443", b"/\xff"]),
+        st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]),
+    ).map(lambda t: b" ".join(t) + b"\r\n")
+    field = st.sampled_from([
+        b"Host: h.test", b"Connection: keep-alive, X-A, Upgrade", b"Upgrade: websocket", b"X-A: 1",
+        b"X-Forwarded-For: 1.1.1.1", b"Te: trailers", b"Transfer-Encoding: chunked", b"Content-Length: 0",
+        b"Proxy-Authorization: Basic dTpw", b"Authorization: Basic dTpw", b"x-caf: \xe9", b"Trailer: X",
+        b"Forwarded: for=x", b"X-From-Frp: no", b"Keep-Alive: 5",
+    ])
+    pieces = st.tuples(request_line, st.lists(field, max_size=10)).map(
+        lambda t: t[0] + b"".join(f + b"\r\n" for f in t[1]))
+
+    @settings(max_examples=300, deadline=None)
+    @given(pieces)
+    def test_any_accepted_request_rewrites_and_serializes(self, wire: bytes) -> None:
+        """Whatever the parser accepts, the rewrite keeps serialisable and re-parses to the same head."""
+        from frptx.vhost.http1 import HTTPProtocolError
+
+        try:
+            events = RequestParser().feed(wire + b"\r\n")
+        except HTTPProtocolError:
+            return
+        if not events:
+            return
+        head = events[0]
+        assert isinstance(head, RequestHead)
+        try:
+            request_route_info(head)
+            out = rewrite_request(head, client_ip="10.0.0.1", host_rewrite="inner.local",
+                                  set_headers={"x-from-frp": "yes"})
+        except (BadRequest, RewriteError):
+            return
+        wire_out = serialize_request_head(out)
+        again = RequestParser().feed(wire_out)[0]
+        self.assertEqual(again, out)
+        self.assertEqual(get_header(out.headers, "X-From-Frp"), "yes")
+        self.assertIsNone(get_header(out.headers, "Proxy-Authorization"))
