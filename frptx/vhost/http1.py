@@ -47,8 +47,9 @@ escapes :meth:`feed` (fuzzed).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Iterable, Sequence, Union
+from typing import Final, Union
 
 __all__ = [
     "CONTINUE_RESPONSE",

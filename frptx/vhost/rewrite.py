@@ -60,20 +60,21 @@ import base64
 import binascii
 import hmac
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Callable, Final, Generic, Iterable, Mapping, TypeVar
+from typing import Final, Generic, TypeVar
 
 from frptx import FRP_PROTOCOL_VERSION
 from frptx.vhost.http1 import (
     BadRequest,
-    keep_alive,
     Headers,
     RequestHead,
     ResponseHead,
     get_header,
     has_token,
     header_values,
+    keep_alive,
     remove_headers,
     set_header,
 )

@@ -31,8 +31,9 @@ any value, so frps can store whatever it needs per route.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Generic, Iterable, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 __all__ = [
     "ROUTER_CONFIG_CONFLICT",
