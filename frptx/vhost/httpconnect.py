@@ -91,7 +91,8 @@ def check_auth(route_user: str, route_password: str, user: str, password: str) -
     """
     if route_user == "":
         return True
-    user_ok = hmac.compare_digest(route_user.encode("utf-8", "surrogateescape"), user.encode("utf-8", "surrogateescape"))
+    user_ok = hmac.compare_digest(route_user.encode("utf-8", "surrogateescape"),
+                                  user.encode("utf-8", "surrogateescape"))
     pw_ok = hmac.compare_digest(route_password.encode("utf-8", "surrogateescape"),
                                 password.encode("utf-8", "surrogateescape"))
     return user_ok and pw_ok
