@@ -266,9 +266,13 @@ class YamuxSession:
 
     ``is_client`` picks the stream id parity (client odd 1, 3, 5...; server even) and the
     side the peer must open from.  ``max_stream_window`` is frp's MaxStreamWindowSize
-    (at least 256 KiB).  ``accept_backlog`` bounds the peer streams that were announced
-    with ``StreamOpened`` but neither accepted nor reset yet; beyond it new peer streams
-    are reset at once, as Go does when its accept channel is full.
+    (at least 256 KiB).  ``accept_backlog`` bounds the peer streams that the application
+    was told about (``StreamOpened`` returned by an earlier ``receive_data``) but neither
+    accepted nor reset yet; beyond it new peer streams are reset at once, as Go does when
+    its accept channel is full.  Streams opened by the bytes of the current call do not
+    count: the application has not seen them yet (Go's accept loop drains its channel
+    while the frames are read), so a burst of SYNs in one read is never refused for
+    being a burst -- only an application that stops accepting fills the backlog.
 
     Unknown streams: Data on a stream id that was never opened is a protocol error; Data
     on a stream that existed but is forgotten (we reset it, or both FINs were exchanged)
@@ -293,6 +297,9 @@ class YamuxSession:
         #: Highest stream id the peer has opened (for "ever existed" checks).
         self._max_remote_id = 0
         self._pending_accept = 0
+        #: Peer streams opened by the current ``receive_data`` call (not yet announced).
+        self._opened_now = 0
+        self._max_announced_id = 0
         self._next_ping = 0
         self._out: list[bytes] = []
         self._events: list[Event] = []
@@ -457,6 +464,8 @@ class YamuxSession:
             return []
         events: list[Event] = []
         self._events = events
+        self._opened_now = 0
+        self._max_announced_id = self._max_remote_id
         view = memoryview(data)
         end = len(view)
         pos = 0
@@ -537,6 +546,8 @@ class YamuxSession:
     def _forget(self, st: _Stream) -> None:
         if self._streams.pop(st.stream_id, None) is not None and not st.accepted:
             self._pending_accept -= 1
+            if st.stream_id > self._max_announced_id:  # opened and gone within this call
+                self._opened_now -= 1
         if self._body_stream is st:
             self._body_stream = None
 
@@ -583,7 +594,7 @@ class YamuxSession:
             if stream_id == 0 or (stream_id & 1) == (self._next_id & 1):
                 raise YamuxProtocolError(f"peer opened stream {stream_id} with our id parity")
             self._max_remote_id = max(self._max_remote_id, stream_id)
-            if self.local_go_away or self._pending_accept >= self.accept_backlog:
+            if self.local_go_away or self._pending_accept - self._opened_now >= self.accept_backlog:
                 why = "go-away sent" if self.local_go_away else "accept backlog full"
                 log.warn("yamux: refusing stream {stream_id}: {why}", stream_id=stream_id, why=why)
                 self._out.append(encode_header(WINDOW_UPDATE, RST, stream_id, 0))
@@ -592,6 +603,7 @@ class YamuxSession:
             st = _Stream(stream_id, local=False)
             self._streams[stream_id] = st
             self._pending_accept += 1
+            self._opened_now += 1
             self._events.append(StreamOpened(stream_id))
         elif st is None:
             if body and not self._ever_opened(stream_id):

@@ -519,18 +519,45 @@ class SessionBehaviourTests(SynchronousTestCase):
         self.assertTrue(server.is_open)
 
     def test_backlog(self) -> None:
+        """The backlog counts streams the application was told about and left unaccepted."""
         server = YamuxSession(is_client=False, accept_backlog=2)
-        events = server.receive_data(
-            h("000100010000000100000000") + h("000100010000000300000000")
-            + encode_header(DATA, SYN, 5, 3) + b"abc"
-        )
+        events = server.receive_data(h("000100010000000100000000") + h("000100010000000300000000"))
         self.assertEqual(events, [StreamOpened(1), StreamOpened(3)])
+        self.assertEqual(out(server), b"")
+        events = server.receive_data(encode_header(DATA, SYN, 5, 3) + b"abc")
+        self.assertEqual(events, [])
         self.assertEqual(out(server), h("000100080000000500000000"))
         self.assertEqual(server.stream_count, 2)
         server.accept_stream(1)
         server.reset_stream(3)
         out(server)
         self.assertEqual(server.receive_data(h("000100010000000700000000")), [StreamOpened(7)])
+
+    def test_burst_of_syns_in_one_read_all_opened(self) -> None:
+        """300 SYNs in one read with a backlog of 256: none refused (issue 10, item 2).
+
+        The application cannot accept a stream before ``receive_data`` returns it, so a
+        burst must not count against the backlog; Go's accept loop drains while it reads.
+        """
+        server = YamuxSession(is_client=False, accept_backlog=256)
+        ids = range(1, 601, 2)
+        events = server.receive_data(b"".join(encode_header(WINDOW_UPDATE, SYN, i, 0) for i in ids))
+        self.assertEqual(events, [StreamOpened(i) for i in ids])
+        self.assertEqual(out(server), b"")  # no RST
+        for i in ids:
+            server.accept_stream(i)
+        self.assertEqual(len(out(server)), 300 * 12)  # 300 ACKs
+        self.assertEqual(server.stream_count, 300)
+
+    def test_burst_with_resets_still_bounded(self) -> None:
+        """SYN+RST pairs within one read do not loosen the backlog of unaccepted streams."""
+        server = YamuxSession(is_client=False, accept_backlog=2)
+        server.receive_data(h("000100010000000100000000") + h("000100010000000300000000"))
+        data = b""
+        for i in range(5, 25, 2):
+            data += encode_header(WINDOW_UPDATE, SYN, i, 0) + encode_header(WINDOW_UPDATE, RST, i, 0)
+        self.assertEqual(server.receive_data(data), [])
+        self.assertEqual(server.stream_count, 2)
 
     def test_local_goaway_refuses_streams(self) -> None:
         server = YamuxSession(is_client=False)
