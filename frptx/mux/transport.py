@@ -721,6 +721,13 @@ class YamuxProtocol(Protocol):
         if abort and hasattr(transport, "abortConnection"):
             transport.abortConnection()
             return
+        # The session produces nothing more; a TLS transport postpones its close until
+        # its producer unregisters, so a registered session kept it open until the
+        # abort grace below (10 s after a protocol error over TLS; TCP closed at once).
+        try:
+            transport.unregisterProducer()
+        except Exception:  # a transport already torn down may refuse; nothing to undo
+            pass
         transport.loseConnection()
         if hasattr(transport, "abortConnection"):
             # loseConnection waits for the write buffer; a peer that stopped reading

@@ -722,3 +722,72 @@ class CoalescingTests(SynchronousTestCase):
         stream.write(b"now")
         self.assertIn(b"now", transport.value())
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+@implementer(IHalfCloseableProtocol)
+class _BadFramer(Protocol):
+    """A peer that breaks the yamux protocol and then neither reads on nor closes: a TLS
+    close_notify from frps is only a half-close to it, so it never answers one."""
+
+    def __init__(self) -> None:
+        self.read_lost = False
+
+    def connectionMade(self) -> None:
+        self.transport.write(h("6f00000000000000b87b2276657273696f6e"))
+
+    def readConnectionLost(self) -> None:
+        self.read_lost = True
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class ProtocolErrorCloseTests(SynchronousTestCase):
+    """After GoAway(1) the connection closes at once, over TLS as over TCP, without any
+    timer firing (issue 10, item 7: over TLS it used to wait for the 10 s abort grace)."""
+
+    def _connect(self, use_tls: bool) -> tuple[YamuxProtocol, _BadFramer, iosim.IOPump, Clock]:
+        from frptx.transport import tls
+
+        clock = Clock()
+        servers: list[YamuxProtocol] = []
+
+        def build_mux(addr: Any) -> YamuxProtocol:
+            servers.append(YamuxProtocol(is_client=False, reactor=clock, stream_factory=ListFactory(Echo)))
+            return servers[-1]
+
+        inner = Factory()
+        inner.buildProtocol = build_mux  # type: ignore[method-assign]
+        attacker = _BadFramer()
+        if use_tls:
+            server_factory: Any = tls.TLSSniffingFactory(
+                inner, tls.server_context_factory(), force=False, reactor=clock
+            )
+            client_inner = Factory()
+            client_inner.buildProtocol = lambda addr: attacker  # type: ignore[method-assign]
+            client_factory = tls.wrap_client_factory(
+                client_inner, tls.client_connection_creator(server_addr="127.0.0.1"),
+                custom_first_byte=True, clock=clock,
+            )
+            client_proto = client_factory.buildProtocol(None)
+            server_proto = server_factory.buildProtocol(None)
+        else:
+            client_proto, server_proto = attacker, build_mux(None)
+        pump = iosim.connect(
+            server_proto, iosim.makeFakeServer(server_proto), client_proto, iosim.makeFakeClient(client_proto),
+            clock=clock,
+        )
+        pump.flush()
+        return servers[0], attacker, pump, clock
+
+    def _assert_closed_without_timers(self, use_tls: bool) -> None:
+        server, attacker, pump, clock = self._connect(use_tls)
+        self.assertFalse(server.is_open)
+        self.assertTrue(server.when_closed().called)  # the connection is gone: no clock advanced
+        self.assertEqual(clock.seconds(), 0)
+
+    def test_plain(self) -> None:
+        self._assert_closed_without_timers(False)
+
+    def test_tls(self) -> None:
+        self._assert_closed_without_timers(True)

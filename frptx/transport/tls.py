@@ -622,6 +622,32 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
             return
         super().loseConnection()
 
+    def _shutdownTLS(self) -> None:
+        """
+        Send our C{close_notify} and, once it was asked for by L{loseConnection},
+        close the TCP connection after it -- without waiting for the peer's.
+
+        Twisted keeps reading until the peer answers with its own
+        C{close_notify}; a connection that is paused (a work connection whose
+        local dial failed before the relay started) never reads it, and a peer
+        that does not answer (an attacker after a yamux protocol error) keeps
+        it open until some grace timer aborts it.  Go's C{tls.Conn.Close} sends
+        C{close_notify} and closes the socket, so frptx closes like Go: at once,
+        after the alert and everything before it have been handed to TCP.
+        """
+        super()._shutdownTLS()
+        if (
+            self.disconnecting
+            and not self._aborted
+            and not self._lostTLSConnection
+            and self._tlsConnection is not None
+            and self._tlsConnection.get_shutdown() & SSL.SENT_SHUTDOWN
+        ):
+            # connectionLost then reports the TCP reason (ConnectionDone), as a
+            # local close over plain TCP does.
+            self._lostTLSConnection = True
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
     # -- receiving side ---------------------------------------------------------
 
     def _flushReceiveBIO(self) -> None:
