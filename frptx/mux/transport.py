@@ -286,7 +286,8 @@ class YamuxStream:
     def _close_timed_out(self) -> None:
         self._close_call = None
         if self._mux.session.has_stream(self.stream_id):
-            self.log.info("yamux stream {stream_id}: no FIN from peer in time, resetting", stream_id=self.stream_id)
+            logs.throttle.info(self.log, "yamux stream close timeout",
+                               "yamux stream {stream_id}: no FIN from peer in time, resetting", stream_id=self.stream_id)
             self._mux.session.reset_stream(self.stream_id)
             self._mux._flush()
         self._mux._remove(self)
@@ -512,7 +513,7 @@ class YamuxProtocol(Protocol):
         if self._terminated:
             return
         reason = reason or "yamux session closed"
-        self.log.info("closing yamux session: {reason}", reason=reason)
+        logs.throttle.info(self.log, "yamux session closed", "closing yamux session: {reason}", reason=reason)
         self._terminate(reason)
 
     def when_closed(self) -> Deferred[None]:
@@ -551,7 +552,8 @@ class YamuxProtocol(Protocol):
             self._abort_call.cancel()
         self._abort_call = None
         if not self._terminated:
-            self.log.info("yamux connection lost: {why}", why=reason.getErrorMessage())
+            logs.throttle.info(self.log, "yamux connection lost", "yamux connection lost: {why}",
+                               why=reason.getErrorMessage())
             self._terminate(f"yamux connection lost: {reason.getErrorMessage()}")
         waiters, self._waiters = self._waiters, []
         for d in waiters:
@@ -640,7 +642,7 @@ class YamuxProtocol(Protocol):
         elif isinstance(event, PingAcked):
             self._ping_acked(event.ping_id)
         elif isinstance(event, GoAwayReceived):
-            self.log.info("yamux peer sent GoAway(0): no new streams")
+            logs.throttle.info(self.log, "yamux peer go-away", "yamux peer sent GoAway(0): no new streams")
         elif isinstance(event, SessionTerminated):
             self._terminate(event.reason)
 
@@ -652,7 +654,8 @@ class YamuxProtocol(Protocol):
             except Exception:
                 self.log.failure("buildProtocol raised for yamux stream {stream_id}", stream_id=stream_id)
         if protocol is None:
-            self.log.info("yamux: no protocol for stream {stream_id}, resetting it", stream_id=stream_id)
+            logs.throttle.info(self.log, "yamux no protocol", "yamux: no protocol for stream {stream_id}, resetting it",
+                               stream_id=stream_id)
             self.session.reset_stream(stream_id)
             self._flush()
             return
@@ -685,7 +688,8 @@ class YamuxProtocol(Protocol):
 
     def _ping_timed_out(self) -> None:
         self._ping_timeout_call = None
-        self.log.warn(
+        logs.throttle.warn(
+            self.log, "yamux keepalive timeout",
             "yamux keepalive: no Ping ACK within {timeout}s, closing the session",
             timeout=self._keepalive_timeout,
         )

@@ -557,7 +557,8 @@ class YamuxSession:
         return 0 < stream_id <= self._max_remote_id
 
     def _fail(self, reason: str) -> None:
-        log.warn("yamux protocol error: {reason}; sending GoAway(1)", reason=reason)
+        logs.throttle.warn(log, "yamux protocol error", "yamux protocol error: {reason}; sending GoAway(1)",
+                           reason=reason)
         self._out.append(encode_header(GOAWAY, 0, 0, GO_AWAY_PROTOCOL_ERROR))
         self.close()
         self._events.append(SessionTerminated(GO_AWAY_PROTOCOL_ERROR, reason, remote=False))
@@ -579,7 +580,7 @@ class YamuxSession:
             else:
                 what = {GO_AWAY_PROTOCOL_ERROR: "protocol error", GO_AWAY_INTERNAL_ERROR: "internal error"}
                 reason = f"peer sent GoAway({length}: {what.get(length, 'unknown')})"
-                log.warn("yamux session ended: {reason}", reason=reason)
+                logs.throttle.warn(log, "yamux peer go-away", "yamux session ended: {reason}", reason=reason)
                 self.close()
                 self._events.append(SessionTerminated(length, reason, remote=True))
         else:
@@ -596,7 +597,8 @@ class YamuxSession:
             self._max_remote_id = max(self._max_remote_id, stream_id)
             if self.local_go_away or self._pending_accept - self._opened_now >= self.accept_backlog:
                 why = "go-away sent" if self.local_go_away else "accept backlog full"
-                log.warn("yamux: refusing stream {stream_id}: {why}", stream_id=stream_id, why=why)
+                logs.throttle.warn(log, "yamux refusing stream", "yamux: refusing stream {stream_id}: {why}",
+                                   stream_id=stream_id, why=why)
                 self._out.append(encode_header(WINDOW_UPDATE, RST, stream_id, 0))
                 self._discard_body(body)
                 return

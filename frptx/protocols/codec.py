@@ -86,8 +86,8 @@ class CodecRelayEnd(RelayEnd):
         try:
             plain = self.codec.decode(data)
         except ProtocolError as e:
-            self.log.warn("closing a tunnel: corrupt {what} stream from {peer}: {why}",
-                          what="encrypted/compressed", peer=self.transport.getPeer(), why=str(e))
+            logs.throttle.warn(self.log, "corrupt tunnel stream",
+                               "closing a tunnel: corrupt {what} stream from {peer}: {why}", what="encrypted/compressed", peer=self.transport.getPeer(), why=str(e))
             self.relay.abort()
             return
         if plain:

@@ -82,7 +82,8 @@ class MessageProtocol(Protocol):
     def protocol_error(self, reason: str) -> None:
         """The peer broke the protocol: log why and drop this connection only."""
         peer = self.transport.getPeer() if self.transport is not None else None
-        self.log.warn("closing connection from {peer}: {reason}", peer=peer, reason=reason)
+        logs.throttle.warn(self.log, "message protocol error", "closing connection from {peer}: {reason}",
+                           peer=peer, reason=reason)
         self.close()
 
     def readConnectionLost(self) -> None:

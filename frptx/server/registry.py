@@ -69,7 +69,8 @@ class FrpServer:
             self._check_login(msg)
         except LoginRefused as e:
             assert protocol.transport is not None  # a connected protocol sent the Login
-            self.log.warn("login from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=str(e))
+            logs.throttle.warn(self.log, "login refused", "login from {peer} refused: {why}",
+                               peer=protocol.transport.getPeer(), why=str(e))
             protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, error=str(e)))
             protocol.close()
             return None
@@ -114,7 +115,8 @@ class FrpServer:
                                       "invalid NewWorkConn")
         if control is None or error:
             assert protocol.transport is not None  # a connected protocol sent the NewWorkConn
-            self.log.warn("work connection from {peer} refused: {why}", peer=protocol.transport.getPeer(), why=error)
+            logs.throttle.warn(self.log, "work connection refused", "work connection from {peer} refused: {why}",
+                               peer=protocol.transport.getPeer(), why=error)
             protocol.send(StartWorkConn(error=error))
             protocol.close()
             return None
@@ -234,8 +236,8 @@ class FrpServer:
             error = f"visitor connection of [{name}] user [{user}] not allowed"
         if error:
             assert protocol.transport is not None  # a connected protocol sent the NewVisitorConn
-            self.log.warn("visitor connection from {peer} refused: {why}", peer=protocol.transport.getPeer(),
-                          why=error)
+            logs.throttle.warn(self.log, "visitor connection refused", "visitor connection from {peer} refused: {why}",
+                               peer=protocol.transport.getPeer(), why=error)
             protocol.send(NewVisitorConnResp(proxy_name=name, error=error))
             protocol.close()
             return

@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+from frptx import logs
 from frptx.transport import tls
 from frptx.transport.certs import TLSConfigError
 
@@ -388,6 +389,7 @@ class SniffingServerTests(_SocketTestBase):
     def test_force_refuses_plain(self) -> Any:
         events: list[dict[str, Any]] = []
         self.patch(tls._TLSSniffingProtocol, "_log", Logger(observer=events.append))
+        self.patch(logs, "throttle", logs.LogThrottle())  # no earlier test's line suppresses this one
         port, echo, _ = self.listen(force=True)
         c = yield self.connect(port)
         self.assertEqual(c.received, b"")

@@ -559,6 +559,29 @@ class SessionBehaviourTests(SynchronousTestCase):
         self.assertEqual(server.receive_data(data), [])
         self.assertEqual(server.stream_count, 2)
 
+    def test_syn_flood_logs_one_line_per_interval(self) -> None:
+        """1000 refused SYNs make one log line, and the next one carries the count
+        (issue 10, item 6: a pre-login SYN flood wrote 27 MB of warnings in 10 s)."""
+        from twisted.internet.task import Clock
+        from twisted.logger import Logger, formatEvent
+
+        from frptx import logs
+
+        clock = Clock()
+        events: list[dict] = []
+        self.patch(logs, "throttle", logs.LogThrottle(interval=10, clock=clock))
+        self.patch(yamux, "log", Logger(observer=events.append))
+        server = YamuxSession(is_client=False)
+        server.go_away()
+        server.receive_data(b"".join(encode_header(WINDOW_UPDATE, SYN, i, 0) for i in range(1, 2001, 2)))
+        self.assertEqual(len(out(server)), 12 + 1000 * 12)  # GoAway, then a RST for each
+        self.assertEqual([formatEvent(e) for e in events], ["yamux: refusing stream 1: go-away sent"])
+        clock.advance(10)
+        server.receive_data(encode_header(WINDOW_UPDATE, SYN, 2001, 0))
+        self.assertEqual(formatEvent(events[-1]),
+                         "yamux: refusing stream 2001: go-away sent (999 similar messages suppressed)")
+        self.assertEqual(len(events), 2)
+
     def test_local_goaway_refuses_streams(self) -> None:
         server = YamuxSession(is_client=False)
         server.go_away()

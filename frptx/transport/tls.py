@@ -756,7 +756,8 @@ class _TLSSniffingProtocol(Protocol):
     def _timedOut(self) -> None:
         self._timeout = None
         self._done = True
-        self._log.info(
+        logs.throttle.info(
+            self._log, "sniff timeout",
             "closing connection from {peer}: nothing received within {timeout}s",
             peer=self.transport.getPeer(),  # type: ignore[union-attr]
             timeout=self.factory.sniff_timeout,
@@ -777,7 +778,8 @@ class _TLSSniffingProtocol(Protocol):
         elif first == RAW_TLS_FIRST_BYTE:
             tls, rest = True, data
         elif self.factory.force:
-            self._log.warn(
+            logs.throttle.warn(
+                self._log, "non-TLS on TLS-only",
                 "non-TLS connection received on a TLS-only server from {peer}",
                 peer=self.transport.getPeer(),  # type: ignore[union-attr]
             )
