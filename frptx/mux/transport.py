@@ -18,6 +18,12 @@ Backpressure, the reason this module is more than a frame pump:
 * Connection: the session is a streaming producer on its transport; when the socket's
   write buffer fills, every stream's producer is paused (the session keeps reading, so
   control frames -- pings, window updates -- still flow).
+* A peer that does not read: frames the peer asks for (a Ping ACK per Ping, an ACK or
+  RST per stream it opens) pile up in the full write buffer -- 1 GiB in 15 s under a
+  Ping flood.  Once more than ``reply_backlog`` bytes of them were queued since the
+  buffer last drained, the session stops reading the connection until it drains.  Data
+  frames do not count (the stream producers bound them), so two frptx peers that both
+  move a lot of data never both stop reading; a legitimate peer pings every 30 s.
 
 Timers (keepalive Ping, stream close timeout, the final abort of a connection that does
 not drain) use the injected reactor, so tests run on ``task.Clock``.
@@ -66,6 +72,10 @@ from frptx.mux.yamux import (
 from frptx.transport.inline import write_sequence_now
 
 __all__ = ["YamuxProtocol", "YamuxStream"]
+
+#: Reply frames (Ping ACKs, stream ACKs/RSTs) queued since the write buffer last drained
+#: beyond which the session stops reading the connection (about 21 000 frames).
+DEFAULT_REPLY_BACKLOG = 256 * 1024
 
 #: Go yamux v0.1.1 StreamCloseTimeout: how long a stream we closed may wait for the
 #: peer's FIN before we reset it.
@@ -156,6 +166,10 @@ class YamuxStream:
         self._mux._flush()
         self._mux._remove(self)
         self._connection_lost(Failure(error.ConnectionAborted()))
+
+    def pending_write_bytes(self) -> int:
+        """Bytes written to this stream that wait for the peer's window."""
+        return self._mux.session.send_queued(self.stream_id)
 
     # The session runs over a TCP (or TLS-over-TCP) connection, whose addresses are IP
     # addresses, as ITCPTransport promises; Protocol.transport is only typed ITransport.
@@ -450,6 +464,7 @@ class YamuxProtocol(Protocol):
         accept_backlog: int = 256,
         stream_close_timeout: float = DEFAULT_STREAM_CLOSE_TIMEOUT,
         coalesce_over_tls: bool = False,
+        reply_backlog: int = DEFAULT_REPLY_BACKLOG,
     ) -> None:
         self.session = YamuxSession(
             is_client=is_client, max_stream_window=max_stream_window, accept_backlog=accept_backlog
@@ -472,6 +487,11 @@ class YamuxProtocol(Protocol):
         self._coalesce_over_tls = coalesce_over_tls
         self._coalesce = False  # decided in connectionMade
         self._flush_call: IDelayedCall | None = None
+        self._reply_backlog = reply_backlog
+        #: ``session.reply_bytes`` when the write buffer last drained
+        self._reply_mark = 0
+        #: we stopped reading the connection (see ``_check_reply_backlog``)
+        self._reading_stopped = False
 
     def __repr__(self) -> str:
         side = "client" if self.is_client else "server"
@@ -545,6 +565,7 @@ class YamuxProtocol(Protocol):
         finally:
             self._holding = False
         self._flush()
+        self._check_reply_backlog()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._connection_gone = True
@@ -568,6 +589,11 @@ class YamuxProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._reply_mark = self.session.reply_bytes
+        if self._reading_stopped:
+            self._reading_stopped = False
+            if not self._terminated and self.transport is not None:
+                self.transport.resumeProducing()  # type: ignore[attr-defined]
         for stream in list(self._streams.values()):
             stream._update_producer()
             if stream._producer is not None and not stream._streaming:
@@ -607,6 +633,22 @@ class YamuxProtocol(Protocol):
         out = self.session.data_to_send()
         if out and self.transport is not None and not self._connection_gone:
             write_sequence_now(self.transport, out)
+
+    def _check_reply_backlog(self) -> None:
+        """Stop reading while the peer leaves our replies to it unread (module docstring).
+
+        Only while the transport has paused us: it then calls ``resumeProducing`` once
+        its buffer drained, which starts reading again.
+        """
+        if (
+            self._paused
+            and not self._reading_stopped
+            and not self._terminated
+            and self.session.reply_bytes - self._reply_mark > self._reply_backlog
+            and self.transport is not None
+        ):
+            self._reading_stopped = True
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def _remove(self, stream: YamuxStream) -> None:
         if self._streams.get(stream.stream_id) is stream:

@@ -311,6 +311,9 @@ class YamuxSession:
         self._open = True
         self.local_go_away = False
         self.remote_go_away = False
+        #: Bytes of frames queued only because the peer asked for them (Ping ACKs, the ACK
+        #: or RST of each stream it opens): what a peer that never reads piles up.
+        self.reply_bytes = 0
 
     # -- queries ------------------------------------------------------------------------
 
@@ -375,6 +378,7 @@ class YamuxSession:
             return
         st.accepted = True
         self._pending_accept -= 1
+        self.reply_bytes += HEADER_SIZE
         self._grant(st, ACK)
 
     def reset_stream(self, stream_id: int) -> None:
@@ -401,7 +405,13 @@ class YamuxSession:
             return st.queued
         if not isinstance(data, bytes):
             data = bytes(data)
-        st.queue.append(memoryview(data))
+        queue = st.queue
+        if queue and len(data) < _JOIN_LIMIT and len(queue[-1]) < _JOIN_LIMIT:
+            # Small writes behind a closed window (a Pong per Ping from a peer that does
+            # not read) share one entry: ~200 bytes of Python objects each otherwise.
+            queue[-1] = memoryview(bytes(queue[-1]) + data)
+        else:
+            queue.append(memoryview(data))
         st.queued += len(data)
         self._flush_stream(st)
         return st.queued
@@ -571,6 +581,7 @@ class YamuxSession:
         elif frame_type == PING:
             if flags & SYN:
                 self._out.append(encode_header(PING, ACK, 0, length))
+                self.reply_bytes += HEADER_SIZE
             elif flags & ACK:
                 self._events.append(PingAcked(length))
         elif frame_type == GOAWAY:
@@ -600,6 +611,7 @@ class YamuxSession:
                 logs.throttle.warn(log, "yamux refusing stream", "yamux: refusing stream {stream_id}: {why}",
                                    stream_id=stream_id, why=why)
                 self._out.append(encode_header(WINDOW_UPDATE, RST, stream_id, 0))
+                self.reply_bytes += HEADER_SIZE
                 self._discard_body(body)
                 return
             st = _Stream(stream_id, local=False)

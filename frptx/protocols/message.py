@@ -7,19 +7,24 @@ then turn into a raw byte pipe for the relay.  ``MessageProtocol`` covers both:
 it decodes frames with the sans-IO ``MessageReader``, hands each message to
 ``message_received``, and after ``switch_to_raw`` forwards bytes to a relay end.
 Protocol errors close only this connection, with the reason logged.
+
+A peer that sends requests (frp Pings) and never reads the answers (Pongs) must not
+make us buffer without bound: once more than ``MAX_UNREAD_REPLIES`` bytes wait in the
+transport's write buffer, ``send`` stops reading the connection until it drained
+(``_ReadGate``), as Go frps does by blocking on the write.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.protocols.relay import RelayEnd
-from frptx.transport.inline import write_now
+from frptx.protocols.relay import RelayEnd, unregister_producer
+from frptx.transport.inline import pending_write_bytes, write_now
 from frptx.wire import (
     CfbDecryptor,
     CfbEncryptor,
@@ -28,6 +33,35 @@ from frptx.wire import (
     MessageWriter,
     ProtocolError,
 )
+
+
+#: Bytes of messages waiting in the write buffer beyond which we stop reading the peer.
+MAX_UNREAD_REPLIES = 1024 * 1024
+
+
+@implementer(IPushProducer)
+class _ReadGate:
+    """Registered as the transport's streaming producer only while the write buffer is
+    over ``MAX_UNREAD_REPLIES``: the transport pauses it (the buffer is full), which
+    stops reading the peer, and resumes it once drained, which unregisters the gate
+    and reads on.  Message connections have no producer otherwise, and the gate is
+    gone before a relay registers its own (``switch_to_raw``) or the connection closes.
+    """
+
+    def __init__(self, protocol: MessageProtocol) -> None:
+        self.protocol = protocol
+        self.stopped_reading = False
+
+    def pauseProducing(self) -> None:
+        if not self.stopped_reading and not self.protocol.closed:
+            self.stopped_reading = True
+            self.protocol.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.protocol._open_gate()
+
+    def stopProducing(self) -> None:
+        self.protocol._gate = None
 
 
 @implementer(IHalfCloseableProtocol)
@@ -47,6 +81,7 @@ class MessageProtocol(Protocol):
         #: called at connectionLost while no relay end is attached (a raw connection still waiting)
         self.on_lost: Any = None
         self.relay: Any = None
+        self._gate: _ReadGate | None = None
 
     #: the owner's ConnectionSet, so stopping a service can close and await this connection
     tracker: Any = None
@@ -103,6 +138,7 @@ class MessageProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.closed = True
+        self._gate = None
         if self.tracker is not None:
             self.tracker.discard(self)
         if self.end is not None:
@@ -113,7 +149,22 @@ class MessageProtocol(Protocol):
     # -- outgoing -------------------------------------------------------
     def send(self, msg: Message) -> None:
         if self.transport is not None and not self.closed:
-            write_now(self.transport, self.writer.encode(msg))
+            data = self.writer.encode(msg)
+            if self._gate is None and not self._raw and pending_write_bytes(self.transport) > MAX_UNREAD_REPLIES:
+                # Registered before the write, so the write that finds the buffer full
+                # pauses the gate (TCP and TLS pause a producer only in write).
+                self._gate = _ReadGate(self)
+                self.transport.registerProducer(self._gate, True)
+            write_now(self.transport, data)
+
+    def _open_gate(self) -> None:
+        """The write buffer drained (or the connection changes hands): read on."""
+        gate, self._gate = self._gate, None
+        if gate is None:
+            return
+        unregister_producer(self.transport)
+        if gate.stopped_reading and not self.closed and not self._raw:
+            self.transport.resumeProducing()
 
     def start_encryption(self, key: bytes) -> None:
         """Both directions continue as AES-128-CFB streams (control channel after login)."""
@@ -126,6 +177,7 @@ class MessageProtocol(Protocol):
         Bytes that arrived after the last message are kept and handed to the relay.
         The transport is paused until ``end`` is attached.
         """
+        self._open_gate()
         self._raw = True
         leftover = self.reader.take_buffer()
         if leftover:
@@ -140,4 +192,5 @@ class MessageProtocol(Protocol):
     def close(self) -> None:
         if not self.closed and self.transport is not None:
             self.closed = True
+            self._open_gate()  # a TLS transport closes only once its producer is gone
             self.transport.loseConnection()

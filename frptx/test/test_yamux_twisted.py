@@ -480,6 +480,60 @@ class BackpressureTests(SynchronousTestCase):
         self.assertRaises(RuntimeError, stream.registerProducer, ChunkProducer(stream, 0, 1), True)
 
 
+class UnreadRepliesTests(SynchronousTestCase):
+    """A peer that floods Pings (or SYNs) and never reads its replies: once 256 KiB of
+    replies piled up in a full write buffer the session stops reading until it drains
+    (issue 10, item 5: frps grew to 1.1-1.8 GiB in 15-21 s)."""
+
+    def _server(self) -> tuple[YamuxProtocol, StringTransport]:
+        server = YamuxProtocol(is_client=False, reactor=Clock(), max_stream_window=256 * KIB,
+                               stream_factory=ListFactory(Recorder))
+        tr = StringTransport()
+        server.makeConnection(tr)
+        self.assertIs(tr.producer, server)
+        return server, tr
+
+    def test_ping_flood_stops_reading_until_drained(self) -> None:
+        server, tr = self._server()
+        server.pauseProducing()  # the socket's write buffer is full: the peer is not reading
+        pings = b"".join(encode_header(2, SYN, 0, i) for i in range(5000))  # 60 000 bytes of ACKs each
+        for _ in range(4):
+            server.dataReceived(pings)
+        self.assertEqual(tr.producerState, "producing")  # 240 000 bytes: still under the bound
+        server.dataReceived(pings)
+        self.assertEqual(tr.producerState, "paused")  # no longer reading the connection
+        self.assertEqual(len(tr.value()), 25000 * 12)  # every Ping still got its ACK
+        server.resumeProducing()  # the buffer drained
+        self.assertEqual(tr.producerState, "producing")
+        server.dataReceived(pings)  # the count starts again from the drain
+        self.assertEqual(tr.producerState, "producing")
+
+    def test_syn_flood_counts_too(self) -> None:
+        server, tr = self._server()
+        server.pauseProducing()
+        syns = b"".join(encode_header(WINDOW_UPDATE, SYN, i, 0) for i in range(1, 2 * 22000, 2))
+        server.dataReceived(syns)
+        self.assertEqual(tr.producerState, "paused")
+
+    def test_data_does_not_count(self) -> None:
+        """Data (and the window updates it earns) is bounded by the stream windows, not by
+        this rule: a busy peer whose buffer is full keeps being read."""
+        server, tr = self._server()
+        server.dataReceived(encode_header(WINDOW_UPDATE, SYN, 1, 0))
+        server.pauseProducing()
+        for _ in range(40):
+            server.dataReceived(encode_header(DATA, 0, 1, 64 * KIB) + bytes(64 * KIB))
+        self.assertEqual(tr.producerState, "producing")
+
+    def test_not_paused_by_transport_keeps_reading(self) -> None:
+        """Without a full write buffer nothing is stopped (nobody would resume it)."""
+        server, tr = self._server()
+        pings = b"".join(encode_header(2, SYN, 0, i) for i in range(5000))
+        for _ in range(10):
+            server.dataReceived(pings)
+        self.assertEqual(tr.producerState, "producing")
+
+
 class SessionTests(SynchronousTestCase):
     def test_session_loss_closes_every_stream(self) -> None:
         server_side: list[Recorder] = []

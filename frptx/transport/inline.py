@@ -61,3 +61,27 @@ def write_sequence_now(transport: Any, chunks: Sequence[bytes]) -> None:
         if not chunks:
             return
     transport.writeSequence(chunks)
+
+
+def pending_write_bytes(transport: Any) -> int:
+    """Bytes written to ``transport`` that have not reached the kernel yet.
+
+    Follows the layers: a yamux stream (its queue waiting for the peer's window), a TLS
+    transport (plaintext held during the handshake, then the TCP transport under it), a
+    Twisted TCP transport (its user-space write buffer).  Unknown transports count 0.
+    """
+    total = 0
+    for _ in range(4):  # stream / TLS / sniffer layers over one TCP transport
+        if transport is None:
+            break
+        queued = getattr(transport, "pending_write_bytes", None)
+        if queued is not None:
+            return total + int(queued())
+        buffer = getattr(transport, "dataBuffer", None)
+        if isinstance(buffer, (bytes, bytearray, memoryview)):
+            return total + len(buffer) - transport.offset + transport._tempDataLen
+        held = getattr(transport, "_appSendBuffer", None)
+        if held:
+            total += sum(map(len, held))
+        transport = getattr(transport, "transport", None)
+    return total
