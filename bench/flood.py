@@ -30,7 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from frptx.wire import CfbEncryptor, Login, MessageWriter, Ping, derive_key, privilege_key  # noqa: E402
+from frptx.wire import CfbEncryptor, Login, MessageWriter, Ping, derive_key, encode_message, privilege_key  # noqa: E402
 
 TOKEN = "flood-token"
 
@@ -88,6 +88,7 @@ def run_flood(kind: str, port: int, seconds: float, proc: psutil.Process) -> dic
             return data
         return yamux_header(0, 0, stream_id, len(data)) + data
 
+    plain_pings = encode_message(Ping()) * 4096
     if kind == "yamux_ping":
         block = b"".join(yamux_header(2, 1, 0, i) for i in range(4096))
     else:
@@ -109,8 +110,9 @@ def run_flood(kind: str, port: int, seconds: float, proc: psutil.Process) -> dic
             if kind == "yamux_ping":
                 pending = block
             else:
-                # frps grants window as it consumes; a flooder that never reads just assumes so
-                pending = frame(b"".join(writer.encode(Ping()) for _ in range(512)))
+                # One encryption call per 4096 pings keeps the flooder ahead of frps.  Over
+                # tcpMux frps grants window as it consumes; a flooder that never reads assumes so.
+                pending = frame(writer._encryptor.encrypt(plain_pings))  # type: ignore[union-attr]
         try:
             n = sock.send(pending) if pending else 0
             sent += n
@@ -137,8 +139,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--go", default=None, help="path of a Go frps binary to measure instead")
     ap.add_argument("--floods", default="yamux_ping,ctl_ping_nomux,ctl_ping_mux")
+    ap.add_argument("--keep", default=None, help="keep frps configs and logs in this directory")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or tmp
         for kind in args.floods.split(","):
             tcp_mux = kind != "ctl_ping_nomux"
             frps, port = start_frps(args.go, tcp_mux, workdir)
