@@ -6,6 +6,7 @@ Starts ``twistd -n frps`` (or Go frps with ``--go``) on 127.0.0.1 and, for each 
 socket that writes as fast as the kernel takes it and never reads:
 
 * ``yamux_ping``: before login, yamux Ping SYN frames (every one asks for a Ping ACK);
+* ``yamux_syn``: before login, yamux SYNs (each opens a stream frps must ACK or refuse);
 * ``ctl_ping_nomux`` / ``ctl_ping_mux``: after a valid Login, frp Ping messages on the encrypted
   control channel (every one asks for a Pong), without / with tcpMux.
 
@@ -89,8 +90,11 @@ def run_flood(kind: str, port: int, seconds: float, proc: psutil.Process) -> dic
         return yamux_header(0, 0, stream_id, len(data)) + data
 
     plain_pings = encode_message(Ping()) * 4096
+    next_id = 1
     if kind == "yamux_ping":
         block = b"".join(yamux_header(2, 1, 0, i) for i in range(4096))
+    elif kind == "yamux_syn":
+        block = b""
     else:
         first = b""
         if mux:
@@ -109,6 +113,9 @@ def run_flood(kind: str, port: int, seconds: float, proc: psutil.Process) -> dic
         if not pending:
             if kind == "yamux_ping":
                 pending = block
+            elif kind == "yamux_syn":
+                pending = b"".join(yamux_header(1, 1, i, 0) for i in range(next_id, next_id + 8192, 2))
+                next_id += 8192
             else:
                 # One encryption call per 4096 pings keeps the flooder ahead of frps.  Over
                 # tcpMux frps grants window as it consumes; a flooder that never reads assumes so.
@@ -138,7 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--go", default=None, help="path of a Go frps binary to measure instead")
-    ap.add_argument("--floods", default="yamux_ping,ctl_ping_nomux,ctl_ping_mux")
+    ap.add_argument("--floods", default="yamux_ping,yamux_syn,ctl_ping_nomux,ctl_ping_mux")
     ap.add_argument("--keep", default=None, help="keep frps configs and logs in this directory")
     args = ap.parse_args()
     if args.keep:
@@ -151,9 +158,13 @@ def main() -> None:
             try:
                 p = psutil.Process(frps.pid)
                 base = p.memory_info().rss / 2**20
+                log_path = Path(workdir) / f"frps-{port}.log"
+                log_before = log_path.stat().st_size
                 r = run_flood(kind, port, args.seconds, p)
+                log_bytes = log_path.stat().st_size - log_before
                 print(f"{kind:16s} {'go' if args.go else 'frptx':5s} idle {base:6.1f} MiB  peak {r['peak_mib']:7.1f} MiB"
-                      f"  after close {r['after_close_mib']:7.1f} MiB  flooder wrote {r['sent_mib']:8.1f} MiB",
+                      f"  after close {r['after_close_mib']:7.1f} MiB  flooder wrote {r['sent_mib']:8.1f} MiB"
+                      f"  frps log +{log_bytes / 1024:.0f} KiB",
                       flush=True)
             finally:
                 frps.terminate()

@@ -85,6 +85,8 @@ DEFAULT_MAX_STREAM_WINDOW = 6 * 1024 * 1024
 #: and the queued write allow; the cap only bounds how long one stream's frame can hold
 #: the shared connection (and a Go peer's per-frame read) when the window is huge.
 MAX_DATA_FRAME = 1024 * 1024
+#: Live peer-opened streams per session beyond which new ones are reset (see YamuxSession).
+DEFAULT_MAX_PEER_STREAMS = 16384
 _U32 = 0xFFFFFFFF
 #: Below this size a payload is copied behind its header into one bytes object: one
 #: small allocation is cheaper than an extra transport buffer entry.
@@ -274,6 +276,11 @@ class YamuxSession:
     while the frames are read), so a burst of SYNs in one read is never refused for
     being a burst -- only an application that stops accepting fills the backlog.
 
+    ``max_peer_streams`` (extra, Go has no such limit) bounds the live streams the peer
+    opened; beyond it new ones are reset.  Each costs about 1 KiB here, and since the
+    backlog above no longer refuses bursts, a peer flooding SYNs without reading would
+    otherwise open hundreds of thousands of them before its unread ACKs fill the socket.
+
     Unknown streams: Data on a stream id that was never opened is a protocol error; Data
     on a stream that existed but is forgotten (we reset it, or both FINs were exchanged)
     is discarded silently, because the peer may have had it in flight when we reset --
@@ -286,12 +293,16 @@ class YamuxSession:
         is_client: bool,
         max_stream_window: int = DEFAULT_MAX_STREAM_WINDOW,
         accept_backlog: int = 256,
+        max_peer_streams: int = DEFAULT_MAX_PEER_STREAMS,
     ) -> None:
         if not INITIAL_STREAM_WINDOW <= max_stream_window <= _U32:
             raise ValueError(f"max_stream_window must be in [{INITIAL_STREAM_WINDOW}, 2**32-1]")
         self.is_client = is_client
         self.max_stream_window = max_stream_window
         self.accept_backlog = accept_backlog
+        self.max_peer_streams = max_peer_streams
+        #: live streams the peer opened
+        self._peer_streams = 0
         self._streams: dict[int, _Stream] = {}
         self._next_id = 1 if is_client else 2
         #: Highest stream id the peer has opened (for "ever existed" checks).
@@ -461,6 +472,7 @@ class YamuxSession:
         self._open = False
         self._streams.clear()
         self._pending_accept = 0
+        self._peer_streams = 0
 
     # -- input ----------------------------------------------------------------------------
 
@@ -554,10 +566,13 @@ class YamuxSession:
             self._forget(st)
 
     def _forget(self, st: _Stream) -> None:
-        if self._streams.pop(st.stream_id, None) is not None and not st.accepted:
-            self._pending_accept -= 1
-            if st.stream_id > self._max_announced_id:  # opened and gone within this call
-                self._opened_now -= 1
+        if self._streams.pop(st.stream_id, None) is not None:
+            if not st.local:
+                self._peer_streams -= 1
+            if not st.accepted:
+                self._pending_accept -= 1
+                if st.stream_id > self._max_announced_id:  # opened and gone within this call
+                    self._opened_now -= 1
         if self._body_stream is st:
             self._body_stream = None
 
@@ -606,8 +621,17 @@ class YamuxSession:
             if stream_id == 0 or (stream_id & 1) == (self._next_id & 1):
                 raise YamuxProtocolError(f"peer opened stream {stream_id} with our id parity")
             self._max_remote_id = max(self._max_remote_id, stream_id)
-            if self.local_go_away or self._pending_accept - self._opened_now >= self.accept_backlog:
-                why = "go-away sent" if self.local_go_away else "accept backlog full"
+            if (
+                self.local_go_away
+                or self._pending_accept - self._opened_now >= self.accept_backlog
+                or self._peer_streams >= self.max_peer_streams
+            ):
+                if self.local_go_away:
+                    why = "go-away sent"
+                elif self._peer_streams >= self.max_peer_streams:
+                    why = f"{self._peer_streams} streams open"
+                else:
+                    why = "accept backlog full"
                 logs.throttle.warn(log, "yamux refusing stream", "yamux: refusing stream {stream_id}: {why}",
                                    stream_id=stream_id, why=why)
                 self._out.append(encode_header(WINDOW_UPDATE, RST, stream_id, 0))
@@ -618,6 +642,7 @@ class YamuxSession:
             self._streams[stream_id] = st
             self._pending_accept += 1
             self._opened_now += 1
+            self._peer_streams += 1
             self._events.append(StreamOpened(stream_id))
         elif st is None:
             if body and not self._ever_opened(stream_id):

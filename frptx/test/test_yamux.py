@@ -559,6 +559,21 @@ class SessionBehaviourTests(SynchronousTestCase):
         self.assertEqual(server.receive_data(data), [])
         self.assertEqual(server.stream_count, 2)
 
+    def test_max_peer_streams(self) -> None:
+        """Live peer streams are capped (a SYN flood no longer stops at the backlog)."""
+        server = YamuxSession(is_client=False, max_peer_streams=3)
+        local = server.open_stream()  # ours do not count
+        out(server)
+        events = server.receive_data(b"".join(encode_header(WINDOW_UPDATE, SYN, i, 0) for i in (1, 3, 5, 7, 9)))
+        self.assertEqual(events, [StreamOpened(1), StreamOpened(3), StreamOpened(5)])
+        self.assertEqual(out(server), encode_header(WINDOW_UPDATE, RST, 7, 0) + encode_header(WINDOW_UPDATE, RST, 9, 0))
+        for i in (1, 3, 5):
+            server.accept_stream(i)
+        server.reset_stream(3)
+        self.assertEqual(server.receive_data(encode_header(WINDOW_UPDATE, SYN, 11, 0)), [StreamOpened(11)])
+        self.assertEqual(server.stream_count, 4)
+        self.assertTrue(server.has_stream(local))
+
     def test_syn_flood_logs_one_line_per_interval(self) -> None:
         """1000 refused SYNs make one log line, and the next one carries the count
         (issue 10, item 6: a pre-login SYN flood wrote 27 MB of warnings in 10 s)."""
