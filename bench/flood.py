@@ -42,7 +42,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_frps(go: str | None, tcp_mux: bool, workdir: str) -> tuple[subprocess.Popen, int]:
+def start_frps(go: str | None, tcp_mux: bool, workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cfg = Path(workdir) / f"frps-{port}.toml"
     cfg.write_text(f'bindAddr = "127.0.0.1"\nbindPort = {port}\nauth.token = "{TOKEN}"\n'
@@ -162,7 +162,8 @@ def main() -> None:
                 log_before = log_path.stat().st_size
                 r = run_flood(kind, port, args.seconds, p)
                 log_bytes = log_path.stat().st_size - log_before
-                print(f"{kind:16s} {'go' if args.go else 'frptx':5s} idle {base:6.1f} MiB  peak {r['peak_mib']:7.1f} MiB"
+                who = "go" if args.go else "frptx"
+                print(f"{kind:16s} {who:5s} idle {base:6.1f} MiB  peak {r['peak_mib']:7.1f} MiB"
                       f"  after close {r['after_close_mib']:7.1f} MiB  flooder wrote {r['sent_mib']:8.1f} MiB"
                       f"  frps log +{log_bytes / 1024:.0f} KiB",
                       flush=True)

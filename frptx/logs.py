@@ -8,7 +8,8 @@ frptx's loggers publish through ``observer`` below, whose level follows the
 from __future__ import annotations
 
 import time
-from typing import IO, Any, Hashable
+from collections.abc import Hashable
+from typing import IO, Any
 
 from twisted.logger import (
     FilteringLogObserver,

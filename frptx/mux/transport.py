@@ -301,7 +301,8 @@ class YamuxStream:
         self._close_call = None
         if self._mux.session.has_stream(self.stream_id):
             logs.throttle.info(self.log, "yamux stream close timeout",
-                               "yamux stream {stream_id}: no FIN from peer in time, resetting", stream_id=self.stream_id)
+                               "yamux stream {stream_id}: no FIN from peer in time, resetting",
+                               stream_id=self.stream_id)
             self._mux.session.reset_stream(self.stream_id)
             self._mux._flush()
         self._mux._remove(self)
@@ -771,7 +772,7 @@ class YamuxProtocol(Protocol):
         # its producer unregisters, so a registered session kept it open until the
         # abort grace below (10 s after a protocol error over TLS; TCP closed at once).
         try:
-            transport.unregisterProducer()
+            transport.unregisterProducer()  # type: ignore[attr-defined]  # an IConsumer (connectionMade)
         except Exception:  # a transport already torn down may refuse; nothing to undo
             pass
         transport.loseConnection()

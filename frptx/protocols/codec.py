@@ -87,7 +87,8 @@ class CodecRelayEnd(RelayEnd):
             plain = self.codec.decode(data)
         except ProtocolError as e:
             logs.throttle.warn(self.log, "corrupt tunnel stream",
-                               "closing a tunnel: corrupt {what} stream from {peer}: {why}", what="encrypted/compressed", peer=self.transport.getPeer(), why=str(e))
+                               "closing a tunnel: corrupt {what} stream from {peer}: {why}",
+                               what="encrypted/compressed", peer=self.transport.getPeer(), why=str(e))
             self.relay.abort()
             return
         if plain:

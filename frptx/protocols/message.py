@@ -34,7 +34,6 @@ from frptx.wire import (
     ProtocolError,
 )
 
-
 #: Bytes of messages waiting in the write buffer beyond which we stop reading the peer.
 MAX_UNREAD_REPLIES = 1024 * 1024
 
@@ -55,7 +54,7 @@ class _ReadGate:
     def pauseProducing(self) -> None:
         if not self.stopped_reading and not self.protocol.closed:
             self.stopped_reading = True
-            self.protocol.transport.pauseProducing()
+            self.protocol.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
 
     def resumeProducing(self) -> None:
         self.protocol._open_gate()
@@ -154,17 +153,17 @@ class MessageProtocol(Protocol):
                 # Registered before the write, so the write that finds the buffer full
                 # pauses the gate (TCP and TLS pause a producer only in write).
                 self._gate = _ReadGate(self)
-                self.transport.registerProducer(self._gate, True)
+                self.transport.registerProducer(self._gate, True)  # type: ignore[attr-defined]  # an IConsumer
             write_now(self.transport, data)
 
     def _open_gate(self) -> None:
         """The write buffer drained (or the connection changes hands): read on."""
         gate, self._gate = self._gate, None
-        if gate is None:
+        if gate is None or self.transport is None:
             return
         unregister_producer(self.transport)
         if gate.stopped_reading and not self.closed and not self._raw:
-            self.transport.resumeProducing()
+            self.transport.resumeProducing()  # type: ignore[attr-defined]  # an IPushProducer
 
     def start_encryption(self, key: bytes) -> None:
         """Both directions continue as AES-128-CFB streams (control channel after login)."""

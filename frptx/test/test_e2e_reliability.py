@@ -8,7 +8,8 @@ events (a connection's ``connectionLost``), each bounded by a timeout far below 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -17,7 +18,6 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from frptx.transport import tls
 from frptx.test.support import (
     Collector,
     Echo,
@@ -27,6 +27,7 @@ from frptx.test.support import (
     tcp_proxy,
     with_timeout,
 )
+from frptx.transport import tls
 
 
 def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.internet.protocol import Factory
 from twisted.trial.unittest import SynchronousTestCase
 
 from frptx.mux import YamuxProtocol

@@ -79,7 +79,7 @@ def pending_write_bytes(transport: Any) -> int:
             return total + int(queued())
         buffer = getattr(transport, "dataBuffer", None)
         if isinstance(buffer, (bytes, bytearray, memoryview)):
-            return total + len(buffer) - transport.offset + transport._tempDataLen
+            return total + len(buffer) - int(transport.offset) + int(transport._tempDataLen)
         held = getattr(transport, "_appSendBuffer", None)
         if held:
             total += sum(map(len, held))
