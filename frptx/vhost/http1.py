@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Union
+from typing import Final
 
 __all__ = [
     "CONTINUE_RESPONSE",
@@ -187,7 +187,7 @@ class ProtocolSwitch:
     """From here on the stream is a tunnel; later bytes come as :class:`Data`."""
 
 
-Event = Union[RequestHead, ResponseHead, Data, EndOfMessage, ProtocolSwitch]
+Event = RequestHead | ResponseHead | Data | EndOfMessage | ProtocolSwitch
 
 
 # ---------------------------------------------------------------- headers
