@@ -10,6 +10,7 @@ knows the one below it::
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
@@ -18,7 +19,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.config import ServerConfig
-from frptx.protocols.server import ServerConnectionProtocol
+from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtocol
 from frptx.protocols.tuning import tune
 from frptx.server.registry import FrpServer
 
@@ -26,6 +27,25 @@ log = logs.logger()
 
 #: seconds a new yamux session may stay without opening a stream
 FIRST_STREAM_TIMEOUT = 10.0
+#: seconds an accepted connection may stay silent before its first byte
+SNIFF_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BindPortTimeouts:
+    """How long frps waits for a new bind-port connection to show what it is.
+
+    Not frp settings (frp hard-codes them too), so not in the config: the defaults
+    are what frps uses; tests pass shorter ones so a silent peer costs them
+    milliseconds, not ten seconds.
+    """
+
+    #: nothing at all received (``TLSSniffingFactory``)
+    sniff: float = SNIFF_TIMEOUT
+    #: no complete first frp message (Login, NewWorkConn, NewVisitorConn)
+    first_message: float = FIRST_MESSAGE_TIMEOUT
+    #: a yamux session that opens no stream
+    first_stream: float = FIRST_STREAM_TIMEOUT
 
 
 class ServerConnectionFactory(Factory):
@@ -33,26 +53,29 @@ class ServerConnectionFactory(Factory):
 
     noisy = False
 
-    def __init__(self, server: FrpServer) -> None:
+    def __init__(self, server: FrpServer, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
         self.server = server
+        self.first_message_timeout = first_message_timeout
 
     def buildProtocol(self, addr: object) -> ServerConnectionProtocol:
-        return ServerConnectionProtocol(self.server)
+        return ServerConnectionProtocol(self.server, self.first_message_timeout)
 
 
 class YamuxServerFactory(Factory):
     """A yamux session per TCP connection; every stream gets a dispatcher.
 
-    A session that opens no stream within ``FIRST_STREAM_TIMEOUT`` is closed, the
+    A session that opens no stream within ``first_stream_timeout`` is closed, the
     mux counterpart of the first-message timeout: frpc opens its control stream
     at once, so an idle session is a scanner or a client with the wrong settings.
     """
 
     noisy = False
 
-    def __init__(self, server: FrpServer, streams: IProtocolFactory) -> None:
+    def __init__(self, server: FrpServer, streams: IProtocolFactory,
+                 first_stream_timeout: float = FIRST_STREAM_TIMEOUT) -> None:
         self.server = server
         self.streams = streams
+        self.first_stream_timeout = first_stream_timeout
 
     def buildProtocol(self, addr: object) -> Protocol:
         from frptx.mux import YamuxProtocol
@@ -68,10 +91,10 @@ class YamuxServerFactory(Factory):
                 assert session.transport is not None  # is_open: connected
                 log.warn("closing yamux session from {peer}: no stream within {t:g}s (is frpc's "
                          "transport.tcpMux true like frps's?)", peer=session.transport.getPeer(),
-                         t=FIRST_STREAM_TIMEOUT)
+                         t=self.first_stream_timeout)
                 session.close()
 
-        timer = reactor.callLater(FIRST_STREAM_TIMEOUT, no_stream)
+        timer = reactor.callLater(self.first_stream_timeout, no_stream)
         session.when_closed().addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
         return session
 
@@ -95,12 +118,13 @@ class _FirstStreamWatch:
         self.streams.doStop()
 
 
-def bind_port_factory(server: FrpServer, reactor: Any) -> IProtocolFactory:
+def bind_port_factory(server: FrpServer, reactor: Any,
+                      timeouts: BindPortTimeouts = BindPortTimeouts()) -> IProtocolFactory:
     """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
     config: ServerConfig = server.config
-    factory: IProtocolFactory = ServerConnectionFactory(server)
+    factory: IProtocolFactory = ServerConnectionFactory(server, timeouts.first_message)
     if config.transport.tcp_mux:
-        factory = YamuxServerFactory(server, factory)
+        factory = YamuxServerFactory(server, factory, timeouts.first_stream)
     from frptx.transport.tls import TLSSniffingFactory, server_context_factory
 
     class TrackedSniffingFactory(TLSSniffingFactory):
@@ -118,4 +142,5 @@ def bind_port_factory(server: FrpServer, reactor: Any) -> IProtocolFactory:
     tls = config.transport.tls
     context = server_context_factory(cert_file=tls.cert_file, key_file=tls.key_file,
                                      trusted_ca_file=tls.trusted_ca_file)
-    return TrackedSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor)
+    return TrackedSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor,
+                                   sniff_timeout=timeouts.sniff)

@@ -1,7 +1,7 @@
 # -*- test-case-name: frptx.test.test_protocols_server -*-
 """The protocol of every connection (or yamux stream) accepted on frps's bind port.
 
-It reads the first message within 10 s and hands the connection to a handler by
+It reads the first message within ``first_message_timeout`` (10 s) and hands the connection to a handler by
 an explicit swap: Login -> the client's ``ServerControl``; NewWorkConn -> a
 ``ServerWorkConnection`` in that client's pool; NewVisitorConn -> checked and joined to
 its stcp/sudp proxy.  Anything else closes this connection only.
@@ -30,18 +30,20 @@ class ConnectionHandler(TypingProtocol):
 class ServerConnectionProtocol(MessageProtocol):
     """Bytes <-> messages for one accepted frp connection; the role lives in ``handler``."""
 
-    def __init__(self, server: FrpServer) -> None:
+    def __init__(self, server: FrpServer, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
         super().__init__()
         self.server = server
+        #: seconds a new connection may take to send its first message (tests shorten it)
+        self.first_message_timeout = first_message_timeout
         self.handler: ConnectionHandler | None = None
         self._first_timer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
-        self._first_timer = self.server.reactor.callLater(FIRST_MESSAGE_TIMEOUT, self._first_timeout)
+        self._first_timer = self.server.reactor.callLater(self.first_message_timeout, self._first_timeout)
 
     def _first_timeout(self) -> None:
         self._first_timer = None
-        self.protocol_error(f"no first message within {FIRST_MESSAGE_TIMEOUT:g}s")
+        self.protocol_error(f"no first message within {self.first_message_timeout:g}s")
 
     def message_received(self, msg: Message) -> None:
         if self.handler is not None:

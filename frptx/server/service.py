@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IListeningPort
 
 from frptx import logs
 from frptx.config import ServerConfig
-from frptx.factories.server import bind_port_factory
+from frptx.factories.server import BindPortTimeouts, bind_port_factory
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.registry import FrpServer
 from frptx.transport.address import bound_port
@@ -31,7 +31,8 @@ class FrpsService(Service):
     name = "frps"
 
     def __init__(self, config: ServerConfig, reactor: Any = None,
-                 on_fatal: Callable[[str], None] | None = None) -> None:
+                 on_fatal: Callable[[str], None] | None = None,
+                 timeouts: BindPortTimeouts = BindPortTimeouts()) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -41,6 +42,8 @@ class FrpsService(Service):
         self.server = FrpServer(config, reactor)
         self.port: IListeningPort | None = None
         self._on_fatal = on_fatal
+        #: bind-port timeouts (frps's defaults; tests shorten them)
+        self.timeouts = timeouts
 
     @property
     def bound_port(self) -> int:
@@ -52,9 +55,9 @@ class FrpsService(Service):
         super().startService()
         cfg = self.config
         try:
-            factory = bind_port_factory(self.server, self.reactor)
+            factory = bind_port_factory(self.server, self.reactor, self.timeouts)
             self.port = self.reactor.listenTCP(cfg.bind_port, factory, interface=cfg.bind_addr,
-                                           backlog=LISTEN_BACKLOG)
+                                               backlog=LISTEN_BACKLOG)
         except (CannotListenError, TLSConfigError) as e:
             if isinstance(e, CannotListenError):
                 message = f"frps cannot listen on {cfg.bind_addr}:{cfg.bind_port}: {e.socketError}"

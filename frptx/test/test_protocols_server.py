@@ -439,3 +439,88 @@ class GoldenLoginTests(unittest.TestCase):
         self.assertEqual(len(rest), 16 + 11)  # IV then one encrypted 11-byte ReqWorkConn frame
         dec = CfbDecryptor(derive_key("abc"))
         self.assertEqual(dec.decrypt(rest), bytes.fromhex("7200000000000000027b7d"))
+
+
+class BindPortTimeoutTests(unittest.TestCase):
+    """The bind port's three timeouts, defaults and injected values, on a fake clock."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def accept(self, factory: Any) -> tuple[Any, StringTransport]:
+        from twisted.internet.address import IPv4Address
+
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50000))
+        proto = factory.buildProtocol(transport.getPeer())
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def assert_closes_after(self, transport: StringTransport, seconds: float) -> None:
+        self.reactor.advance(seconds - 0.1)
+        self.assertFalse(transport.disconnecting, f"closed before {seconds}s")
+        self.reactor.advance(0.2)
+        self.assertTrue(transport.disconnecting, f"still open after {seconds}s")
+
+    def test_defaults_are_frps_values(self) -> None:
+        from frptx.factories.server import BindPortTimeouts
+
+        self.assertEqual(BindPortTimeouts(), BindPortTimeouts(sniff=10.0, first_message=10.0, first_stream=10.0))
+        server = FrpServer(server_config(False), self.reactor)
+        self.assertEqual(ServerConnectionProtocol(server).first_message_timeout, 10.0)
+
+    def test_first_message_timeout_injected(self) -> None:
+        server = FrpServer(server_config(False), self.reactor)
+        proto = ServerConnectionProtocol(server, first_message_timeout=0.5)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        self.assert_closes_after(transport, 0.5)
+
+    def yamux_session(self, first_stream_timeout: float | None) -> tuple[Any, StringTransport]:
+        from frptx.factories.server import ServerConnectionFactory, YamuxServerFactory
+
+        server = FrpServer(server_config(True), self.reactor)
+        kw = {} if first_stream_timeout is None else {"first_stream_timeout": first_stream_timeout}
+        return self.accept(YamuxServerFactory(server, ServerConnectionFactory(server), **kw))
+
+    def test_yamux_session_without_stream_closed_after_default(self) -> None:
+        _, transport = self.yamux_session(None)
+        self.assert_closes_after(transport, 10.0)
+
+    def test_yamux_session_without_stream_closed_after_injected(self) -> None:
+        _, transport = self.yamux_session(1.5)
+        self.assert_closes_after(transport, 1.5)
+
+    def test_yamux_session_with_a_stream_stays(self) -> None:
+        from frptx.mux.yamux import SYN, WINDOW_UPDATE, encode_header
+
+        session, transport = self.yamux_session(1.5)
+        session.dataReceived(encode_header(WINDOW_UPDATE, SYN, 1, 0))  # frpc opens its control stream
+        self.reactor.advance(1.6)
+        self.assertFalse(transport.disconnecting)
+        # the stream itself still has its first-message timeout (10 s by default)
+        self.reactor.advance(10)
+        self.assertFalse(transport.disconnecting, "a stream's timeout must not close the session")
+
+    def test_bind_port_factory_passes_every_timeout_on(self) -> None:
+        """``FrpsService(timeouts=...)`` reaches every layer of the bind-port stack."""
+        from frptx.factories.server import BindPortTimeouts, bind_port_factory
+
+        timeouts = BindPortTimeouts(sniff=1.0, first_message=2.0, first_stream=3.0)
+        for tcp_mux, first_byte_then, closes_after in ((False, b"", 1.0), (False, b"o", 2.0), (True, b"\x00", 3.0)):
+            server = FrpServer(server_config(tcp_mux), self.reactor)
+            proto, transport = self.accept(bind_port_factory(server, self.reactor, timeouts))
+            if first_byte_then:
+                proto.dataReceived(first_byte_then)  # an incomplete message / yamux header
+            self.assert_closes_after(transport, closes_after)
+
+    def test_service_hands_its_timeouts_to_the_bind_port(self) -> None:
+        from frptx.factories.server import BindPortTimeouts
+        from frptx.server.service import FrpsService
+
+        timeouts = BindPortTimeouts(sniff=0.25)
+        service = FrpsService(server_config(False), self.reactor, timeouts=timeouts)
+        service.startService()
+        self.addCleanup(service.stopService)
+        [(_, factory, _, _)] = self.reactor.tcpServers
+        self.assertEqual(factory.sniff_timeout, 0.25)
+        self.assertEqual(FrpsService(server_config(False), self.reactor).timeouts, BindPortTimeouts())
