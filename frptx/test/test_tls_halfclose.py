@@ -413,6 +413,28 @@ class _HalfCloseTestsMixin:
         self.assertDone(client)
         self.assertIsInstance(server.reason.value, (ConnectionDone, ConnectionLost))  # type: ignore[union-attr]
 
+    # loseConnection while the application had paused reading
+
+    @inlineCallbacks
+    def test_lose_connection_while_paused(self) -> Any:
+        """
+        A protocol that paused its transport (frpc's work connection does while
+        it dials the local service) and then closes must still read the peer's
+        C{close_notify}: otherwise the TLS shutdown waits forever, and the
+        connection is only freed when a service stop aborts it.
+        """
+
+        def pause_and_close(p: _Peer) -> None:
+            p.transport.pauseProducing()  # type: ignore[union-attr]
+            p.transport.loseConnection()  # type: ignore[union-attr]
+
+        for server in (_Peer(on_connect=_send(b"hi")),
+                       _HalfPeer(on_connect=_send(b"hi"), on_read_lost=_send_and_close(b"late"))):
+            client = _Peer(on_data=_once(pause_and_close))
+            yield self.run_pair(server, client)
+            self.assertEqual(client.received, b"hi")
+            self.assertDone(server, client)
+
 
 class CustomFirstByteHalfCloseTests(_HalfCloseTestsMixin, TestCase):
     """frpc's default: C{0x17}, then the ClientHello."""
