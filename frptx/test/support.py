@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from frptx.client.service import FrpcService
 from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
+from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 
 TOKEN = "test-token"
@@ -112,6 +113,7 @@ class Collector(Protocol):
         self.received = bytearray()
         self.done: Deferred[bytes] = Deferred()
         self.made: Deferred[None] = Deferred()
+        self._wanted: list[tuple[int, Deferred[bytes]]] = []
 
     def connectionMade(self) -> None:
         self.made.callback(None)
@@ -122,6 +124,18 @@ class Collector(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
+        ready = [w for w in self._wanted if len(self.received) >= w[0]]
+        for w in ready:
+            self._wanted.remove(w)
+            w[1].callback(bytes(self.received))
+
+    def received_at_least(self, count: int) -> Deferred[bytes]:
+        """Fires with what arrived once ``count`` bytes did (fails if the connection ends first)."""
+        if len(self.received) >= count:
+            return defer.succeed(bytes(self.received))
+        d: Deferred[bytes] = Deferred()
+        self._wanted.append((count, d))
+        return d
 
     def readConnectionLost(self) -> None:
         self.transport.loseConnection()
@@ -130,6 +144,9 @@ class Collector(Protocol):
         pass
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        wanted, self._wanted = self._wanted, []
+        for count, d in wanted:
+            d.errback(AssertionError(f"connection closed after {len(self.received)} of {count} bytes"))
         if not self.done.called:
             self.done.callback(bytes(self.received))
 
@@ -149,27 +166,61 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class Fatal(list):  # type: ignore[type-arg]
+    """What frpc reported through ``on_fatal``; ``next()`` fires on the next report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiters: list[Deferred[str]] = []
+
+    def append(self, message: str) -> None:
+        super().append(message)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            d.callback(message)
+
+    def first(self) -> Deferred[str]:
+        """The first report (at once if there is one already)."""
+        if self:
+            return defer.succeed(self[0])
+        d: Deferred[str] = Deferred()
+        self._waiters.append(d)
+        return d
+
+
 class Tunnel:
-    """An frps + frpc pair running in this process, torn down by the test's cleanup."""
+    """An frps + frpc pair running in this process, torn down by the test's cleanup.
+
+    The cleanup stops every service started through it and fails the test if
+    stopping had to abort a connection: a clean stop closes everything gracefully.
+    """
 
     def __init__(self, testcase: Any, mode: dict[str, bool]) -> None:
         self.testcase = testcase
         self.mode = mode
         self.frps: FrpsService | None = None
         self.frpc: FrpcService | None = None
-        self.fatal: list[str] = []
+        self.fatal: Fatal = Fatal()
 
-    def start_server(self, **extra: Any) -> FrpsService:
-        self.frps = FrpsService(server_config(self.mode["tcp_mux"], **extra), reactor)
-        self.frps.startService()
-        self.testcase.addCleanup(self._stop_server)
-        return self.frps
+    def start_server(self, timeouts: BindPortTimeouts | None = None, bind_port: int = 0,
+                     **extra: Any) -> FrpsService:
+        """Start frps (on ``bind_port``, 0 for any); ``timeouts`` are the bind port's, frps's by default."""
+        cfg = dataclasses.replace(server_config(self.mode["tcp_mux"], **extra), bind_port=bind_port)
+        frps = FrpsService(cfg, reactor, timeouts=timeouts or BindPortTimeouts())
+        frps.startService()
+        self.frps = frps
+        self.testcase.addCleanup(self._stop, frps, frps.server.connections)
+        return frps
 
-    def _stop_server(self) -> Deferred[None]:
-        assert self.frps is not None
-        if self.frps.running:
-            return self.frps.stopService()
-        return defer.succeed(None)
+    def _stop(self, service: FrpsService | FrpcService, connections: Any) -> Deferred[None]:
+        d = service.stopService() if service.running else defer.succeed(None)
+
+        def check(_: object) -> None:
+            if connections.aborted:
+                raise AssertionError(f"{service.name} had to abort {connections.aborted} connection(s) "
+                                     "instead of closing them")
+
+        return d.addCallback(check)
 
     def start_client(self, proxies: list[dict[str, Any]], config_path: str | None = None,
                      **extra: Any) -> FrpcService:
@@ -178,7 +229,7 @@ class Tunnel:
         frpc = FrpcService(cfg, reactor, config_path=config_path, on_fatal=self.fatal.append)
         frpc.startService()
         self.frpc = frpc
-        self.testcase.addCleanup(lambda: frpc.stopService() if frpc.running else None)
+        self.testcase.addCleanup(self._stop, frpc, frpc.client.connections)
         return frpc
 
     async def remote_port(self, name: str, frpc: FrpcService | None = None) -> int:
@@ -188,6 +239,53 @@ class Tunnel:
         if status.phase != "running":
             raise AssertionError(f"proxy {name} not running: {status.error}")
         return int(status.remote_addr.rsplit(":", 1)[1])
+
+
+class LogWatch:
+    """frptx's log lines while a test runs; ``next(text)`` fires on the next line containing ``text``."""
+
+    def __init__(self, testcase: Any) -> None:
+        from twisted.logger import globalLogPublisher
+
+        self.lines: list[str] = []
+        self._waiters: list[tuple[str, Deferred[str]]] = []
+        globalLogPublisher.addObserver(self)
+        testcase.addCleanup(globalLogPublisher.removeObserver, self)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        from twisted.logger import formatEvent
+
+        line = formatEvent(event) or ""
+        self.lines.append(line)
+        for waiter in [w for w in self._waiters if w[0] in line]:
+            self._waiters.remove(waiter)
+            waiter[1].callback(line)
+
+    def matching(self, text: str) -> list[str]:
+        return [line for line in self.lines if text in line]
+
+    def next(self, text: str) -> Deferred[str]:
+        """Fires with the next line (logged from now on) that contains ``text``."""
+        d: Deferred[str] = Deferred()
+        self._waiters.append((text, d))
+        return d
+
+
+async def until(predicate: Callable[[], bool], what: str, seconds: float = 20, interval: float = 0.01) -> None:
+    """Wait until ``predicate()`` holds, checking every ``interval``; fail after ``seconds``.
+
+    Only for states that announce themselves with no event.  The interval only
+    sets how soon the test notices; ``seconds`` is a generous bound for a hung
+    test, never what decides the result.
+    """
+    from twisted.internet.task import deferLater as _later
+
+    for _ in range(int(seconds / interval) + 1):
+        if predicate():
+            return
+        await _later(reactor, interval, lambda: None)
+    if not predicate():
+        raise AssertionError(f"not {what} within {seconds}s")
 
 
 def listen_local(testcase: Any, factory: Factory) -> int:

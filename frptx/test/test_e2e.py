@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
@@ -20,14 +20,15 @@ from frptx.test.support import (
     Collector,
     Echo,
     EchoFactory,
+    LogWatch,
     Tunnel,
     connect,
-    deferLater,
     digest,
     listen_local,
     mode_cases,
     roundtrip,
     tcp_proxy,
+    until,
     with_timeout,
 )
 
@@ -44,11 +45,40 @@ class Sink(Protocol):
     """Counts what arrives; the test pauses and resumes its transport."""
 
     def connectionMade(self) -> None:
-        self.factory.sinks.append(self)
         self.received = 0
+        self.wanted: list[tuple[int, Deferred[None]]] = []
+        self.factory.sinks.append(self)
+        waiters, self.factory.waiters = self.factory.waiters, []
+        for d in waiters:
+            d.callback(self)
 
     def dataReceived(self, data: bytes) -> None:
         self.received += len(data)
+        ready = [w for w in self.wanted if self.received >= w[0]]
+        for w in ready:
+            self.wanted.remove(w)
+            w[1].callback(None)
+
+    def received_at_least(self, count: int) -> Deferred[None]:
+        if self.received >= count:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self.wanted.append((count, d))
+        return d
+
+
+class SinkFactory(Factory):
+    protocol = Sink
+
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.waiters: list[Deferred[Sink]] = []
+
+    def next_sink(self) -> Deferred[Sink]:
+        """Fires with the next sink that connects."""
+        d: Deferred[Sink] = Deferred()
+        self.waiters.append(d)
+        return d
 
 
 class TcpTunnelMixin:
@@ -86,39 +116,29 @@ class TcpTunnelMixin:
 
         (nomux: in the kernel, through the splice relay; the other modes through Twisted's
         producers, TLS and yamux windows.)"""
-        sinks: list[Sink] = []
-        factory = Factory.forProtocol(Sink)
-        factory.sinks = sinks  # type: ignore[attr-defined]
+        factory = SinkFactory()
         local = listen_local(self, factory)
         t = self.tunnel()
         t.start_client([tcp_proxy("p", local)])
         port = await t.remote_port("p")
         from frptx.test.test_process import Pusher
 
+        limit = 64 * 1024 * 1024
         pusher = Pusher(256 * 1024 * 1024)
-        await connect(port, Collector(b""))  # warm the pool
-        await deferLater(0.2)
+        connected = factory.next_sink()
         await connect(port, pusher)
-        await deferLater(0.5)
-        sink = sinks[-1]
+        sink = await with_timeout(connected, 10)
         sink.transport.pauseProducing()
-        # the kernel buffers (autotuned) fill up, then the pusher must stop: wait for a stable count
-        previous, stable = -1, 0
-        for _ in range(40):
-            await deferLater(0.25)
-            stable = stable + 1 if pusher.sent == previous else 0
-            previous = pusher.sent
-            if stable >= 4:
-                break
-        self.assertGreaterEqual(stable, 4, "the pusher kept sending to a reader that does not read")
-        self.assertTrue(pusher.paused)
-        self.assertLess(pusher.sent - sink.received, 64 * 1024 * 1024)
+        # Every write is checked: the pusher may never get further ahead of the paused reader.
+        pusher.ahead_limit = (lambda: sink.received, limit)
+        # The buffers on the way (kernel ones autotuned) fill up, then the pusher must stop.
+        await pusher.stalled()
+        self.assertEqual(pusher.too_far_ahead, [])
+        self.assertLess(pusher.sent - sink.received, limit)
         sink.transport.resumeProducing()
-        for _ in range(600):
-            if sink.received >= pusher.total:
-                break
-            await deferLater(0.1)
+        await with_timeout(sink.received_at_least(pusher.total), 60)
         self.assertEqual(sink.received, pusher.total)
+        self.assertEqual(pusher.too_far_ahead, [])
 
     @async_test
     async def test_100_concurrent_connections(self) -> None:
@@ -194,10 +214,7 @@ class TcpTunnelMixin:
     async def test_wrong_token_refused(self) -> None:
         t = self.tunnel()
         t.start_client([], token="not-the-token")
-        for _ in range(50):
-            if t.fatal:
-                break
-            await deferLater(0.1)
+        await with_timeout(t.fatal.first(), 10)
         self.assertEqual(len(t.fatal), 1)
         self.assertIn("token in login doesn't match token from configuration", t.fatal[0])
         self.assertEqual(t.frps.server.controls, {})
@@ -238,24 +255,20 @@ class TcpTunnelMixin:
         held = Collector(b"")
         await connect(keep_port, held)
         held.transport.write(b"before ")
-        await deferLater(0.2)
+        await with_timeout(held.received_at_least(len(b"before ")), 10)  # the relay is up
+        gone_connections = echo_a.connections
 
         change2 = tcp_proxy("change", b)
         added = tcp_proxy("added", b)
         write([keep, change2, added])
         self.assertTrue(frpc.proxy_manager.reload())
         added_port = await t.remote_port("added")
-        await deferLater(0.3)
         change_port = await t.remote_port("change")
+        await until(lambda: "gone" not in t.frps.server.proxies, "proxy [gone] closed on frps")
 
         # removed proxy: its port no longer accepts tunnelled connections
-        self.assertNotIn("gone", t.frps.server.proxies)
-        c = Collector(b"x")
-        try:
-            await connect(gone_port, c)
-            self.assertEqual(await with_timeout(c.done, 5), b"")
-        except Exception:
-            pass  # connection refused is just as good
+        await self.assert_not_relayed(gone_port)
+        self.assertEqual(echo_a.connections, gone_connections)
         # changed proxy now reaches service b
         before_b = echo_b.connections
         self.assertEqual(await roundtrip(change_port, b"changed", 5), b"changed")
@@ -265,6 +278,17 @@ class TcpTunnelMixin:
         held.transport.write(b"after")
         held.transport.loseWriteConnection()
         self.assertEqual(await with_timeout(held.done, 5), b"before after")
+
+    async def assert_not_relayed(self, port: int) -> None:
+        """Nothing listens on ``port`` any more, or what accepts closes without relaying."""
+        from twisted.internet.error import ConnectionRefusedError
+
+        c = Collector(b"x", half_close=True)
+        try:
+            await connect(port, c)
+        except ConnectionRefusedError:
+            return
+        self.assertEqual(await with_timeout(c.done, 10), b"", "a removed proxy still relays")
 
     @async_test
     async def test_invalid_reload_keeps_running_proxies(self) -> None:
@@ -280,10 +304,6 @@ class TcpTunnelMixin:
 
     @async_test
     async def test_frps_restart_client_logs_in_again(self) -> None:
-        import dataclasses
-
-        from frptx.server.service import FrpsService
-
         remote = free_port()
         local = listen_local(self, EchoFactory())
         t = self.tunnel()
@@ -291,11 +311,10 @@ class TcpTunnelMixin:
         self.assertEqual(await t.remote_port("echo"), remote)
         bind_port = t.frps.bound_port
         first_run_id = t.frpc.client.run_id
+        lost = LogWatch(self).next("control connection to frps lost")
         await t.frps.stopService()
-        await deferLater(0.5)
-        cfg = dataclasses.replace(t.frps.config, bind_port=bind_port)
-        t.frps = FrpsService(cfg, reactor)
-        t.frps.startService()
+        await with_timeout(lost, 10)
+        t.start_server(bind_port=bind_port)
         await with_timeout(t.frpc.client.when_logged_in(), 30)
         self.assertEqual(t.frpc.client.run_id, first_run_id)
         self.assertEqual(await t.remote_port("echo"), remote)
@@ -309,7 +328,7 @@ class TcpTunnelMixin:
         held = Collector(b"")
         await connect(port, held)
         held.transport.write(b"open")
-        await deferLater(0.2)
+        await with_timeout(held.received_at_least(4), 10)  # echoed: the relay is up end to end
         await t.frpc.stopService()
         await t.frps.stopService()
         self.assertEqual((len(t.frpc.client.connections), len(t.frps.server.connections)), (0, 0))
@@ -323,18 +342,31 @@ class TcpTunnelMixin:
         held = Collector(b"")
         await connect(port, held)
         held.transport.write(b"held ")
+        await with_timeout(held.received_at_least(len(b"held ")), 10)
         bind = t.frps.bound_port
-        for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"o" + (10241).to_bytes(8, "big") + b"{" * 64,
-                     b"\x00" * 64, b"\x17" + os.urandom(200), b"\x16\x03\x01" + os.urandom(300)):
+        # Rejected on sight: frps closes these without waiting for more.
+        for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # not frp at all
+                     b"o" + (10241).to_bytes(8, "big") + b"{" * 64,  # a Login frame over the size limit
+                     b"\x17" + b"\x00" * 200,  # frpc's TLS byte, then no TLS record
+                     b"\x16\x03\x01\x00\x40" + b"\xee" * 64):  # a TLS record that is no handshake
             bad = Collector(junk)
             await connect(bind, bad)
+            await with_timeout(bad.done, 15)  # (after a GoAway or a TLS alert, maybe)
+        # Incomplete (frames that open no stream, a partial TLS record, nothing at all):
+        # frps waits for more, for its bind-port timeouts (tested on a fake clock); the
+        # peer's EOF must free the connection at once.
+        for junk in (b"\x00" * 64, b"\x16\x03\x01\x40\x00" + os.urandom(300), b"", b"\x17"):
+            bad = Collector(junk, half_close=True)
+            await connect(bind, bad)
             await with_timeout(bad.done, 15)
-        # a user that vanishes mid-stream (RST after 1 MiB)
+        # a user that vanishes mid-stream (RST with the echo of its 1 MiB still coming)
+        users = t.frps.server.proxies["echo"].users
         vanishing = Collector(os.urandom(1024 * 1024))
         await connect(port, vanishing)
-        await deferLater(0.1)
+        await with_timeout(vanishing.received_at_least(64 * 1024), 10)
+        self.assertEqual(len(users), 2)
         vanishing.transport.abortConnection()
-        await deferLater(0.3)
+        await until(lambda: len(users) == 1, "the vanished user's connection closed on frps")
         self.assertEqual(await roundtrip(port, b"fresh"), b"fresh")
         held.transport.write(b"still")
         held.transport.loseWriteConnection()
@@ -366,10 +398,7 @@ class MisconfigurationTests(unittest.TestCase):
         t.start_server(**(server_extra or {}))
         t.mode = client_mode
         t.start_client([], **client_extra)
-        for _ in range(150):
-            if t.fatal:
-                break
-            await deferLater(0.1)
+        await with_timeout(t.fatal.first(), 15)
         self.assertEqual(len(t.fatal), 1, "frpc did not give up on the first login")
         self.assertEqual(t.frps.server.controls, {})
         return t.fatal[0]

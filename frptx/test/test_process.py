@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
@@ -77,7 +78,12 @@ class VerifyTests(unittest.TestCase):
 
 @implementer(IPushProducer)
 class Pusher(Protocol):
-    """Pushes ``total`` bytes as fast as the transport accepts them (a streaming producer)."""
+    """Pushes ``total`` bytes as fast as the transport accepts them (a streaming producer).
+
+    With ``ahead_limit = (received, limit)`` every write checks that the bytes sent
+    are never ``limit`` or more ahead of ``received()``; violations are recorded in
+    ``too_far_ahead`` (whatever the timing, unbounded buffering shows there).
+    """
 
     CHUNK = b"\xab" * 65536
 
@@ -85,6 +91,10 @@ class Pusher(Protocol):
         self.total = total
         self.sent = 0
         self.paused = False
+        self.pauses = 0
+        self.ahead_limit: tuple[Callable[[], int], int] | None = None
+        self.too_far_ahead: list[int] = []
+        self._paused_waiters: list[Deferred[None]] = []
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
@@ -92,12 +102,44 @@ class Pusher(Protocol):
 
     def pauseProducing(self) -> None:
         self.paused = True
+        self.pauses += 1
+        waiters, self._paused_waiters = self._paused_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    async def stalled(self, quiet: float = 0.3, bound: float = 60) -> None:
+        """Wait until the transport paused the pusher and kept it paused for ``quiet`` seconds.
+
+        No event says "every buffer on the way is full", so the pause is the event
+        and the quiet period only decides when to look; the test's verdict comes
+        from ``too_far_ahead`` and the counts, not from how long this took.
+        """
+        from twisted.internet import reactor
+
+        async def paused() -> None:
+            if not self.paused:
+                d: Deferred[None] = Deferred()
+                self._paused_waiters.append(d)
+                await d
+
+        deadline = reactor.seconds() + bound
+        while reactor.seconds() < deadline:
+            await with_timeout(Deferred.fromCoroutine(paused()), max(deadline - reactor.seconds(), 0.1))
+            mark = (self.pauses, self.sent)
+            await deferLater(quiet)
+            if self.paused and (self.pauses, self.sent) == mark:
+                return
+        raise AssertionError(f"the pusher kept sending to a reader that does not read ({self.sent} bytes sent)")
 
     def resumeProducing(self) -> None:
         self.paused = False
         while not self.paused and self.sent < self.total:
             self.transport.write(self.CHUNK)
             self.sent += len(self.CHUNK)
+            if self.ahead_limit is not None:
+                received, limit = self.ahead_limit
+                if self.sent - received() >= limit:
+                    self.too_far_ahead.append(self.sent - received())
         if self.sent >= self.total:
             self.transport.unregisterProducer()
             self.transport.loseWriteConnection()
