@@ -374,6 +374,23 @@ class TcpTunnelMixin:
         self.assertEqual(len(t.frps.server.controls), 1)
 
 
+    @async_test
+    async def test_silent_peers_closed_by_bind_port_timeouts(self) -> None:
+        """``FrpsService(timeouts=...)`` reaches the bind port: peers that never say enough are closed.
+
+        (The timeouts themselves are tested on a fake clock; no frpc here, so short ones hurt nobody.)"""
+        from frptx.factories.server import BindPortTimeouts
+
+        t = Tunnel(self, self.mode)
+        t.start_server(timeouts=BindPortTimeouts(sniff=0.05, first_message=0.05, first_stream=0.05))
+        # nothing; half a frp message; an empty yamux window update on stream 0; a TLS byte, no hello
+        for junk in (b"", b"o\x00\x00", bytes([0, 1, 0, 0]) + bytes(8), b"\x17"):
+            silent = Collector(junk)
+            await connect(t.frps.bound_port, silent)
+            await with_timeout(silent.done, 10)
+        await until(lambda: len(t.frps.server.connections) == 0, "every silent connection gone on frps")
+
+
 def free_port() -> int:
     """A port nothing listens on right now (closed again before use)."""
     import socket
