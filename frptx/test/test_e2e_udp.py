@@ -16,17 +16,17 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from frptx.client.service import FrpcService
 from frptx.client.udp import SudpVisitor, handlers_of
 from frptx.protocols.packets import max_udp_payload
 from frptx.test.support import (
+    LogWatch,
     Tunnel,
     client_config,
-    deferLater,
     mode_cases,
+    until,
     with_timeout,
 )
 from frptx.test.test_e2e import async_test
@@ -109,21 +109,6 @@ def udp_proxy(name: str, local_port: int, **extra: Any) -> dict[str, Any]:
     return doc
 
 
-class LogCapture:
-    """frptx's log lines while a test runs."""
-
-    def __init__(self, testcase: unittest.TestCase) -> None:
-        self.lines: list[str] = []
-        globalLogPublisher.addObserver(self)
-        testcase.addCleanup(globalLogPublisher.removeObserver, self)
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.lines.append(formatEvent(event) or "")
-
-    def matching(self, text: str) -> list[str]:
-        return [line for line in self.lines if text in line]
-
-
 class UdpTunnelMixin:
     """udp and sudp behaviours for one transport mode."""
 
@@ -150,7 +135,7 @@ class UdpTunnelMixin:
         cfg = dataclasses.replace(cfg, visitors=tuple(dataclasses.replace(v, bind_port=0) for v in cfg.visitors))
         frpc = FrpcService(cfg, reactor, on_fatal=t.fatal.append)
         frpc.startService()
-        self.addCleanup(lambda: frpc.stopService() if frpc.running else None)  # type: ignore[attr-defined]
+        self.addCleanup(t._stop, frpc, frpc.client.connections)  # type: ignore[attr-defined]
         return frpc
 
     async def exchange(self, port: int, payload_sets: list[list[bytes]], timeout: float = 30) -> None:
@@ -214,11 +199,8 @@ class UdpTunnelMixin:
         sender.next = len(sender.payloads)  # sent by hand below, not by the window
         sender.transport.write(too_big)
         sender.transport.write(largest)
-        for _ in range(100):
-            if sender.replies:
-                break
-            await deferLater(0.05)
-        await deferLater(0.2)
+        # one socket, one work connection: had the big one passed, it would have come back first
+        await until(lambda: sender.replies > 0 or sender.foreign, "a reply")
         self.assertEqual((sender.replies, sender.foreign), (1, []))  # type: ignore[attr-defined]
         proxy = t.frps.server.proxies["echo"]  # type: ignore[union-attr]
         self.assertEqual(proxy.channel.dropped_oversize, 1)  # type: ignore[attr-defined, union-attr]
@@ -232,19 +214,14 @@ class UdpTunnelMixin:
         proxy = t.frps.server.proxies["echo"]  # type: ignore[union-attr]
         old = proxy.channel  # type: ignore[attr-defined]
         old.protocol.transport.abortConnection()
-        for _ in range(100):
-            if proxy.channel is not None and proxy.channel is not old:  # type: ignore[attr-defined]
-                break
-            await deferLater(0.05)
-        self.assertIsNot(proxy.channel, None)  # type: ignore[attr-defined]
+        await until(lambda: proxy.channel is not None and proxy.channel is not old,  # type: ignore[attr-defined]
+                    "a new work connection on frps")
         self.assertIs(t.frps.server.proxies["echo"], proxy)  # type: ignore[union-attr, attr-defined]
         await self.exchange(port, [mixed_payloads(b"B", 50, rng), mixed_payloads(b"C", 50, rng)])
         self.assertEqual(proxy.channels_used, 2)  # type: ignore[attr-defined]
-        for _ in range(40):  # frpc drops the handler of the aborted connection
-            if len(handlers_of(t.frpc.client, "echo")) == 1:  # type: ignore[union-attr]
-                break
-            await deferLater(0.05)
-        self.assertEqual(len(handlers_of(t.frpc.client, "echo")), 1)  # type: ignore[union-attr, attr-defined]
+        # frpc drops the handler of the aborted connection
+        await until(lambda: len(handlers_of(t.frpc.client, "echo")) == 1,  # type: ignore[union-attr]
+                    "one udp handler left on frpc")
 
     # -- sudp ------------------------------------------------------------------------------
     async def sudp_pair(self, visitor_sk: str, **visitor_extra: Any) -> tuple[Tunnel, SudpVisitor, UdpEcho]:
@@ -273,16 +250,15 @@ class UdpTunnelMixin:
 
     @async_test
     async def test_sudp_wrong_secret_no_traffic_refusal_logged(self) -> None:
-        logs = LogCapture(self)  # type: ignore[arg-type]
+        logs = LogWatch(self)
         _, visitor, echo = await self.sudp_pair("wrong")
         sender = WindowedSender(visitor.port.getHost().port, [b"hello"])
         self.listen_udp(sender)
+        refused = logs.next("auth failed")
         sender.go()
-        for _ in range(100):
-            if logs.matching("auth failed") and visitor.dropped:
-                break
-            await deferLater(0.05)
-        await deferLater(0.2)
+        await with_timeout(refused, 10)
+        # the datagram is dropped, not queued: nothing can reach the service any more
+        await until(lambda: visitor.dropped > 0, "the datagram dropped by the visitor")
         self.assertEqual((sender.replies, echo.received), (0, 0))  # type: ignore[attr-defined]
         self.assertTrue(logs.matching("sudp visitor [sv]: cannot open the visitor connection: "  # type: ignore
                                       "visitor connection of [secret] auth failed"), logs.lines[-20:])

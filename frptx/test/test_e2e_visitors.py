@@ -11,7 +11,6 @@ from frptx.test.support import (
     EchoFactory,
     Tunnel,
     connect,
-    deferLater,
     digest,
     listen_local,
     mode_cases,
@@ -110,7 +109,7 @@ class SecureTunnelMixin:
         held = Collector(b"")
         await connect(port, held)
         held.transport.write(b"ok ")
-        await deferLater(0.2)
+        await with_timeout(held.received_at_least(3), 10)  # echoed: the relay is up
         # inject bytes that are not a snappy stream into the frps side of one work connection
         user = next(iter(t.frps.server.proxies["z"].users))
         user.relay.b.transport._transport.write(b"not snappy at all")

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from twisted.internet.defer import Deferred
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -51,12 +53,21 @@ def run_twistd(tapname: str, config: str, *extra: str, timeout: float = 30) -> s
 
 
 class VerifyTests(unittest.TestCase):
-    def test_verify_examples(self) -> None:
-        for name in ("frps", "frpc"):
-            for ext in ("yaml", "toml", "json"):
-                r = run_twistd(name, os.path.join(examples_dir(), f"{name}.{ext}"), "--verify")
-                self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
-                self.assertIn("config is valid", r.stdout)
+    @async_test
+    async def test_verify_examples(self) -> None:
+        """Every example verifies (the six processes run side by side)."""
+        from twisted.internet.utils import getProcessOutputAndValue
+
+        examples = [Path(examples_dir()) / f"{name}.{ext}"
+                    for name in ("frps", "frpc") for ext in ("yaml", "toml", "json")]
+        argv = [*twistd(), "-n", "--pidfile="]
+        runs = [getProcessOutputAndValue(argv[0], [*argv[1:], path.name.split(".")[0], "--config", str(path),
+                                                   "--verify"], env=env(), path=RUN_DIR)
+                for path in examples]
+        results = await with_timeout(gatherResults(runs), 60)
+        for path, (out, err, code) in zip(examples, results):
+            self.assertEqual(code, 0, f"{path.name}: {(err + out).decode()}")
+            self.assertIn(b"config is valid", out, path.name)
 
     def test_config_error_exits_nonzero_with_path_and_no_traceback(self) -> None:
         path = os.path.abspath(self.mktemp()) + ".yaml"
@@ -155,6 +166,7 @@ class SlowReader(Protocol):
     def __init__(self) -> None:
         self.received = 0
         self.eof = None
+        self._wanted: list[tuple[int, Deferred[None]]] = []
 
     def connectionMade(self) -> None:
         self.transport.pauseProducing()
@@ -164,6 +176,16 @@ class SlowReader(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.received += len(data)
+        for wanted in [w for w in self._wanted if self.received >= w[0]]:
+            self._wanted.remove(wanted)
+            wanted[1].callback(None)
+
+    def received_at_least(self, count: int) -> Deferred[None]:
+        if self.received >= count:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._wanted.append((count, d))
+        return d
 
     def readConnectionLost(self) -> None:
         self.transport.loseConnection()
@@ -172,57 +194,89 @@ class SlowReader(Protocol):
         pass
 
 
+class Twistd(ProcessProtocol):
+    """One ``twistd -n`` child logging to its stdout; its output and its end are events."""
+
+    def __init__(self) -> None:
+        self.output = ""
+        self.ended: Deferred[None] = Deferred()
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self._waiters: list[tuple[str, Deferred[str]]] = []
+
+    @property
+    def pid(self) -> int:
+        return self.transport.pid  # type: ignore[union-attr, no-any-return]
+
+    @property
+    def running(self) -> bool:
+        return not self.ended.called
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data.decode("utf-8", "replace")
+        for waiter in [w for w in self._waiters if w[0] in self.output]:
+            self._waiters.remove(waiter)
+            waiter[1].callback(self.output)
+
+    errReceived = outReceived
+
+    def wait_for(self, text: str, seconds: float = 30) -> Deferred[str]:
+        """Fires once ``text`` is in the output (fails if the process ends first)."""
+        if text in self.output:
+            return succeed(self.output)
+        d: Deferred[str] = Deferred()
+        self._waiters.append((text, d))
+        return with_timeout(d, seconds).addErrback(self._missing, text)
+
+    def _missing(self, failure: Failure, text: str) -> Failure:
+        failure.trap(Exception)
+        raise AssertionError(f"{text!r} not in the output:\n{self.output}")
+
+    def processEnded(self, reason: Failure) -> None:
+        self.exit_code = reason.value.exitCode
+        self.signal = reason.value.signal
+        waiters, self._waiters = self._waiters, []
+        for _, d in waiters:
+            d.errback(AssertionError("the process ended"))
+        self.ended.callback(None)
+
+    def stopped_cleanly(self) -> bool:
+        """Exit status 0, or -SIGTERM: twistd re-raises SIGTERM after a clean shutdown."""
+        return self.exit_code == 0 or self.signal == signal.SIGTERM
+
+
 class ProcessTunnelTests(unittest.TestCase):
     timeout = 120
 
-    def spawn(self, tapname: str, config: dict[str, Any]) -> tuple[subprocess.Popen[str], str]:
+    def spawn(self, tapname: str, config: dict[str, Any]) -> tuple[Twistd, str]:
         path = os.path.abspath(self.mktemp()) + ".yaml"
         with open(path, "w") as f:
             yaml.safe_dump(config, f)
-        log = path + ".log"
-        proc = subprocess.Popen([*twistd(), "-n", "--pidfile=", "--logfile", log, tapname, "--config", path],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(), cwd=RUN_DIR)
+        proc = Twistd()
+        argv = [*twistd(), "-n", "--pidfile=", "--logfile=-", tapname, "--config", path]
+        reactor.spawnProcess(proc, argv[0], argv, env=env(), path=RUN_DIR)
 
-        def stop() -> None:
-            if proc.poll() is None:
-                proc.terminate()
+        async def stop() -> None:
+            if proc.running:
+                proc.transport.signalProcess("TERM")  # type: ignore[union-attr]
                 try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+                    await with_timeout(proc.ended, 10)
+                except Exception:
+                    proc.transport.signalProcess("KILL")  # type: ignore[union-attr]
+                    await proc.ended
 
-        self.addCleanup(stop)
+        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
         return proc, path
 
-    async def wait_for_log(self, path: str, text: str, seconds: float = 20) -> str:
-        for _ in range(int(seconds * 10)):
-            if os.path.exists(path + ".log"):
-                content = Path(path + ".log").read_text()
-                if text in content:
-                    return content
-            await deferLater(0.1)
-        content = Path(path + ".log").read_text() if os.path.exists(path + ".log") else "(no log)"
-        raise AssertionError(f"{text!r} not in log of {path}:\n{content}")
-
-    async def start_pair(self, proxies: list[dict[str, Any]], **client_extra: Any) -> tuple[Any, Any, str, int]:
+    async def start_pair(self, proxies: list[dict[str, Any]], **client_extra: Any) -> tuple[Twistd, Twistd, str, int]:
         bind = free_port()
         frps, _ = self.spawn("frps", {"bindAddr": "127.0.0.1", "bindPort": bind, "proxyBindAddr": "127.0.0.1",
                                       "auth": {"token": "proc-token"}})
+        # frpc starts once frps listens (loginFailExit would end it otherwise)
+        await frps.wait_for(f"frps listening on 127.0.0.1:{bind}")
         client_cfg = {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "proc-token"},
                       "proxies": proxies}
         client_cfg.update(client_extra)
-        # wait for frps before starting frpc (loginFailExit would end frpc otherwise)
-        for _ in range(100):
-            try:
-                import socket
-
-                with socket.create_connection(("127.0.0.1", bind), timeout=0.5):
-                    break
-            except OSError:
-                await deferLater(0.1)
         frpc, frpc_path = self.spawn("frpc", client_cfg)
         return frps, frpc, frpc_path, bind
 
@@ -237,7 +291,8 @@ class ProcessTunnelTests(unittest.TestCase):
         proxies = [{"name": "echo", "type": "tcp", "localPort": echo, "remotePort": p_echo},
                    {"name": "slow", "type": "tcp", "localPort": slow_port, "remotePort": p_slow}]
         frps, frpc, frpc_path, bind = await self.start_pair(proxies)
-        await self.wait_for_log(frpc_path, "proxy [slow] started")
+        await frpc.wait_for("proxy [slow] started")
+        await frpc.wait_for("proxy [echo] started")
 
         c = Collector(b"through real processes", half_close=True)
         await connect(p_echo, c)
@@ -247,19 +302,18 @@ class ProcessTunnelTests(unittest.TestCase):
         rss = {name: psutil.Process(p.pid) for name, p in (("frps", frps), ("frpc", frpc))}
         before = {name: p.memory_info().rss for name, p in rss.items()}
         pusher = Pusher(64 * 1024 * 1024)
+        pusher.ahead_limit = (lambda: slow.received, 48 * 1024 * 1024)
         await connect(p_slow, pusher)
-        await deferLater(3.0)
+        await pusher.stalled()
         stalled = pusher.sent
         during = {name: p.memory_info().rss for name, p in rss.items()}
+        self.assertEqual(pusher.too_far_ahead, [], "the pusher was never paused")
         self.assertLess(stalled, 48 * 1024 * 1024, "the pusher was never paused")
         for name in rss:
             grown = during[name] - before[name]
             self.assertLess(grown, 24 * 1024 * 1024, f"{name} grew by {grown} bytes while the reader stalled")
         slow.release()
-        for _ in range(600):
-            if slow.received >= pusher.total:
-                break
-            await deferLater(0.1)
+        await with_timeout(slow.received_at_least(pusher.total), 60)
         self.assertEqual(slow.received, 64 * 1024 * 1024)
 
         # SIGHUP reload: add a proxy
@@ -269,36 +323,29 @@ class ProcessTunnelTests(unittest.TestCase):
         cfg["proxies"].append({"name": "added", "type": "tcp", "localPort": echo, "remotePort": p_new})
         with open(frpc_path, "w") as f:
             yaml.safe_dump(cfg, f)
-        frpc.send_signal(signal.SIGHUP)
-        await self.wait_for_log(frpc_path, "proxy [added] started")
+        frpc.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await frpc.wait_for("proxy [added] started")
         c2 = Collector(b"reloaded", half_close=True)
         await connect(p_new, c2)
         self.assertEqual(await with_timeout(c2.done, 10), b"reloaded")
 
-        frpc.terminate()
-        frps.terminate()
-        # twistd re-raises SIGTERM after a clean shutdown, so the status is -SIGTERM
-        self.assertIn(frpc.wait(15), (0, -signal.SIGTERM))
-        self.assertIn(frps.wait(15), (0, -signal.SIGTERM))
+        frpc.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        frps.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        await with_timeout(gatherResults([frpc.ended, frps.ended]), 15)
+        self.assertTrue(frpc.stopped_cleanly(), (frpc.exit_code, frpc.signal, frpc.output))
+        self.assertTrue(frps.stopped_cleanly(), (frps.exit_code, frps.signal, frps.output))
 
     @async_test
     async def test_login_fail_exit_wrong_token(self) -> None:
         frps, frpc, frpc_path, _ = await self.start_pair([], auth={"token": "wrong"})
-        for _ in range(150):
-            if frpc.poll() is not None:
-                break
-            await deferLater(0.1)
-        self.assertEqual(frpc.returncode, 1)
-        log = Path(frpc_path + ".log").read_text()
-        self.assertIn("token in login doesn't match token from configuration", log)
-        self.assertIsNone(frps.poll(), "frps must keep running")
+        await with_timeout(frpc.ended, 20)
+        self.assertEqual(frpc.exit_code, 1)
+        self.assertIn("token in login doesn't match token from configuration", frpc.output)
+        self.assertTrue(frps.running, "frps must keep running")
 
     @async_test
     async def test_login_fail_exit_server_unreachable(self) -> None:
         frpc, path = self.spawn("frpc", {"serverAddr": "127.0.0.1", "serverPort": free_port(), "proxies": []})
-        for _ in range(150):
-            if frpc.poll() is not None:
-                break
-            await deferLater(0.1)
-        self.assertEqual(frpc.returncode, 1)
-        self.assertIn("cannot connect", Path(path + ".log").read_text())
+        await with_timeout(frpc.ended, 20)
+        self.assertEqual(frpc.exit_code, 1)
+        self.assertIn("cannot connect", frpc.output)

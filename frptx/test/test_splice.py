@@ -16,10 +16,10 @@ from frptx.test.support import (
     EchoFactory,
     Tunnel,
     connect,
-    deferLater,
     digest,
     listen_local,
     tcp_proxy,
+    until,
     with_timeout,
 )
 from frptx.test.test_e2e import async_test
@@ -48,7 +48,7 @@ class SpliceTests(unittest.TestCase):
         held = Collector(b"")
         await connect(port, held)
         held.transport.write(b"warm up")
-        await deferLater(0.3)
+        await with_timeout(held.received_at_least(7), 10)  # echoed: both relays are up
         [relay] = self.relays(t)
         self.assertIsNotNone(relay.spliced, "frps did not switch to splice")
         work = [p for p in t.frpc.client.connections._live if getattr(p, "relay", None) is not None]
@@ -61,8 +61,7 @@ class SpliceTests(unittest.TestCase):
         proxy = t.frps.server.proxies["p"]
         self.assertEqual(proxy.counter.inbound, len(payload) + 7)
         self.assertEqual(proxy.counter.outbound, len(payload) + 7)
-        await deferLater(0.2)
-        self.assertEqual(proxy.users, set())
+        await until(lambda: not proxy.users, "the user connection gone from frps")
 
     @async_test
     async def test_user_reset_closes_the_tunnel(self) -> None:
@@ -70,15 +69,11 @@ class SpliceTests(unittest.TestCase):
         c = Collector(b"")
         await connect(port, c)
         c.transport.write(b"x" * 1000)
-        await deferLater(0.3)
+        await with_timeout(c.received_at_least(1000), 10)
         [relay] = self.relays(t)
         self.assertIsNotNone(relay.spliced)
         c.transport.abortConnection()
-        for _ in range(50):
-            if not t.frps.server.proxies["p"].users:
-                break
-            await deferLater(0.1)
-        self.assertEqual(t.frps.server.proxies["p"].users, set())
+        await until(lambda: not t.frps.server.proxies["p"].users, "the reset user connection gone from frps")
         fresh = Collector(b"after reset", half_close=True)
         await connect(port, fresh)
         self.assertEqual(await with_timeout(fresh.done, 10), b"after reset")
@@ -90,7 +85,7 @@ class SpliceTests(unittest.TestCase):
             c = Collector(b"")
             await connect(port, c)
             c.transport.write(b"hello")
-            await deferLater(0.3)
+            await with_timeout(c.received_at_least(5), 10)
             [relay] = self.relays(t)
             self.assertIsNone(relay.spliced, mode)
             c.transport.loseWriteConnection()
