@@ -191,9 +191,16 @@ class TcpTunnelMixin:
         t.start_client([tcp_proxy("down", closed_port), tcp_proxy("up", dead)])
         down = await t.remote_port("down")
         up = await t.remote_port("up")
+        # "promptly": the refused dial itself closes the user, not a timeout later on; what
+        # ends the user connection is told by the order of events, not by a stopwatch
+        logs = LogWatch(self)
+        refused = logs.next(f"connect to local service [127.0.0.1:{closed_port}] error")
         c = Collector(b"hello")
         await connect(down, c)
-        self.assertEqual(await with_timeout(c.done, 5), b"")
+        await with_timeout(refused, 10)
+        self.assertFalse(c.done.called, "the user was closed before frpc's dial failed")
+        self.assertEqual(await with_timeout(c.done, 10), b"")
+        self.assertEqual([line for line in logs.lines if "within" in line], [], "a timeout fired")
         # the other proxy of the same client is unaffected
         self.assertEqual(await roundtrip(up, b"still works", 5), b"still works")
 

@@ -6,9 +6,11 @@ import socket
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
+from zope.interface import implementer
 
 from frptx.test.support import digest, with_timeout
 from frptx.test.test_e2e import async_test
@@ -66,21 +68,35 @@ class InlineWriteTests(unittest.TestCase):
         peer.setblocking(False)
         done: Deferred[None] = Deferred()
 
-        def drain() -> None:
-            try:
-                while True:
-                    data = peer.recv(1 << 20)
-                    if not data:
-                        break
-                    received.extend(data)
-            except BlockingIOError:
-                pass
-            if len(received) >= len(payload):
-                done.callback(None)
-            else:
-                reactor.callLater(0.001, drain)
+        @implementer(IReadDescriptor)
+        class Drain:
+            """Reads the raw peer whenever the reactor says it is readable."""
 
-        drain()
+            def fileno(self) -> int:
+                return peer.fileno()
+
+            def logPrefix(self) -> str:
+                return "drain"
+
+            def connectionLost(self, reason: object) -> None:
+                pass
+
+            def doRead(self) -> None:
+                try:
+                    while True:
+                        data = peer.recv(1 << 20)
+                        if not data:
+                            break
+                        received.extend(data)
+                except BlockingIOError:
+                    pass
+                if len(received) >= len(payload) and not done.called:
+                    reactor.removeReader(self)
+                    done.callback(None)
+
+        drain = Drain()
+        reactor.addReader(drain)
+        self.addCleanup(lambda: reactor.removeReader(drain))
         await with_timeout(done, 20)
         self.assertEqual(digest(bytes(received)), digest(payload))
 
