@@ -124,7 +124,7 @@ class TcpTunnelMixin:
         from frptx.test.test_process import Pusher
 
         limit = 64 * 1024 * 1024
-        pusher = Pusher(256 * 1024 * 1024)
+        pusher = Pusher(2 * limit)  # without backpressure it would get all of it ahead
         connected = factory.next_sink()
         await connect(port, pusher)
         sink = await with_timeout(connected, 10)

@@ -64,6 +64,9 @@ class InlineWriteTests(unittest.TestCase):
         self.assertTrue(protocol.transport.dataBuffer or protocol.transport._tempDataBuffer)
         chunks = [payload[3 * 1024 * 1024 + i:3 * 1024 * 1024 + i + 65536] for i in range(0, 1024 * 1024, 65536)]
         write_sequence_now(protocol.transport, chunks)  # queued behind the buffered bytes, not sent first
+        # Everything is written or buffered now; a normal send buffer drains it quickly
+        # (through a 4 KiB one the kernel paces loopback by delayed ACKs: seconds of idling).
+        protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         received = bytearray()
         peer.setblocking(False)
         done: Deferred[None] = Deferred()
