@@ -48,6 +48,10 @@ class BindPortTimeouts:
     first_stream: float = FIRST_STREAM_TIMEOUT
 
 
+#: frps's own values
+DEFAULT_TIMEOUTS = BindPortTimeouts()
+
+
 class ServerConnectionFactory(Factory):
     """One ``ServerConnectionProtocol`` per accepted connection or yamux stream."""
 
@@ -119,7 +123,7 @@ class _FirstStreamWatch:
 
 
 def bind_port_factory(server: FrpServer, reactor: Any,
-                      timeouts: BindPortTimeouts = BindPortTimeouts()) -> IProtocolFactory:
+                      timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> IProtocolFactory:
     """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
     config: ServerConfig = server.config
     factory: IProtocolFactory = ServerConnectionFactory(server, timeouts.first_message)

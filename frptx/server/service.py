@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IListeningPort
 
 from frptx import logs
 from frptx.config import ServerConfig
-from frptx.factories.server import BindPortTimeouts, bind_port_factory
+from frptx.factories.server import DEFAULT_TIMEOUTS, BindPortTimeouts, bind_port_factory
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.registry import FrpServer
 from frptx.transport.address import bound_port
@@ -32,7 +32,7 @@ class FrpsService(Service):
 
     def __init__(self, config: ServerConfig, reactor: Any = None,
                  on_fatal: Callable[[str], None] | None = None,
-                 timeouts: BindPortTimeouts = BindPortTimeouts()) -> None:
+                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from twisted.internet import reactor
@@ -65,7 +66,7 @@ class VerifyTests(unittest.TestCase):
                                                    "--verify"], env=env(), path=RUN_DIR)
                 for path in examples]
         results = await with_timeout(gatherResults(runs), 60)
-        for path, (out, err, code) in zip(examples, results):
+        for path, (out, err, code) in zip(examples, results, strict=True):
             self.assertEqual(code, 0, f"{path.name}: {(err + out).decode()}")
             self.assertIn(b"config is valid", out, path.name)
 

@@ -625,7 +625,7 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
             # The shutdown now waits for the peer's close_notify: read it even if
             # the application had paused us (nothing reaches it any more, see
             # _deliver), or the connection stays open until someone aborts it.
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            self.transport.resumeProducing()  # type: ignore[attr-defined]  # a TCP transport: a push producer
 
     def _shutdownTLS(self) -> None:
         """
