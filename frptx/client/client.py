@@ -101,7 +101,7 @@ class FrpClient:
     log = logs.logger()
 
     def __init__(self, config: ClientConfig, reactor: Any, on_fatal: Callable[[str], None] | None = None,
-                 tls_wrap: Any = None) -> None:
+                 tls_wrap: Any = None, login_backoff: BackoffPolicy = LOGIN_BACKOFF) -> None:
         self.config = config
         self.reactor = reactor
         self.run_id = ""
@@ -110,7 +110,7 @@ class FrpClient:
         self.stopping = False
         self.on_fatal = on_fatal
         self.dialer = Dialer(config, reactor, tls_wrap)
-        self.factory = LoginFactory(self)
+        self.factory = LoginFactory(self, login_backoff)
         self.connector: Any = None
         #: why the last yamux session ended (its streams only see "session lost")
         self.session_failure: Failure | None = None

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.application.service import MultiService
 
 from frptx import logs
+from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.client import FrpClient
 from frptx.config import ClientConfig
 
@@ -39,14 +40,16 @@ class FrpcService(MultiService):
     name = "frpc"
 
     def __init__(self, config: ClientConfig, reactor: Any = None, config_path: str | None = None,
-                 on_fatal: Callable[[str], None] | None = None, install_sighup: bool = False) -> None:
+                 on_fatal: Callable[[str], None] | None = None, install_sighup: bool = False,
+                 login_backoff: BackoffPolicy = LOGIN_BACKOFF) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
         self.reactor = reactor
-        self.client = FrpClient(config, reactor, on_fatal=on_fatal, tls_wrap=tls_wrapper(config))
+        self.client = FrpClient(config, reactor, on_fatal=on_fatal, tls_wrap=tls_wrapper(config),
+                                login_backoff=login_backoff)
         self.proxy_manager = self.client.proxy_manager
         self.proxy_manager.config_path = config_path
         self.proxy_manager.setServiceParent(self)

@@ -18,12 +18,16 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.service import FrpcService
 from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
 from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 
 TOKEN = "test-token"
+
+#: a re-login schedule for tests that restart frps: the same steps, in milliseconds
+QUICK_BACKOFF = BackoffPolicy(initial=0.02, factor=2.0, maximum=0.5, jitter=0.1)
 
 #: the transport modes every end-to-end tunnel test runs in
 MODES: dict[str, dict[str, bool]] = {
@@ -223,10 +227,11 @@ class Tunnel:
         return d.addCallback(check)
 
     def start_client(self, proxies: list[dict[str, Any]], config_path: str | None = None,
-                     **extra: Any) -> FrpcService:
+                     login_backoff: BackoffPolicy = LOGIN_BACKOFF, **extra: Any) -> FrpcService:
         assert self.frps is not None
         cfg = client_config(self.frps.bound_port, self.mode["tcp_mux"], self.mode["tls"], proxies, **extra)
-        frpc = FrpcService(cfg, reactor, config_path=config_path, on_fatal=self.fatal.append)
+        frpc = FrpcService(cfg, reactor, config_path=config_path, on_fatal=self.fatal.append,
+                           login_backoff=login_backoff)
         frpc.startService()
         self.frpc = frpc
         self.testcase.addCleanup(self._stop, frpc, frpc.client.connections)

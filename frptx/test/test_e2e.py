@@ -17,6 +17,7 @@ from twisted.trial import unittest
 
 from frptx.test.support import (
     MODES,
+    QUICK_BACKOFF,
     Collector,
     Echo,
     EchoFactory,
@@ -314,7 +315,7 @@ class TcpTunnelMixin:
         remote = free_port()
         local = listen_local(self, EchoFactory())
         t = self.tunnel()
-        t.start_client([tcp_proxy("echo", local, remote)])
+        t.start_client([tcp_proxy("echo", local, remote)], login_backoff=QUICK_BACKOFF)
         self.assertEqual(await t.remote_port("echo"), remote)
         bind_port = t.frps.bound_port
         first_run_id = t.frpc.client.run_id

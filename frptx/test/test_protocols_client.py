@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from frptx import FRP_PROTOCOL_VERSION
+from frptx.client.backoff import LOGIN_BACKOFF
 from frptx.client.client import FrpClient
 from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
 from frptx.test.support import TOKEN, client_config, tcp_proxy
@@ -201,6 +202,16 @@ class BackoffTests(ClientTestBase):
         server.accept_login()
         # the control connection of that login is lost: the same schedule from its start
         self.assertEqual(self.retry_delays(factory, connector, 7, lost=True), [1, 2, 4, 8, 16, 20, 20])
+
+    def test_injected_schedule(self) -> None:
+        """``FrpcService(login_backoff=...)`` reaches the login factory (tests use a quick one)."""
+        from frptx.client.backoff import BackoffPolicy
+        from frptx.client.service import FrpcService
+
+        policy = BackoffPolicy(initial=0.05, factor=2, maximum=0.2, jitter=0)
+        service = FrpcService(self.config(loginFailExit=False), self.reactor, login_backoff=policy)
+        self.assertEqual(self.retry_delays(service.client.factory, _Connector(), 4), [0.05, 0.1, 0.2, 0.2])
+        self.assertIs(FrpcService(self.config(), self.reactor).client.factory.policy, LOGIN_BACKOFF)
 
     def test_jitter_spreads_each_delay_within_ten_percent(self) -> None:
         factory = self.make_client().factory
