@@ -21,12 +21,12 @@ import yaml
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
-from twisted.python.failure import Failure
+from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 from zope.interface import implementer
 
 from frptx.test.support import Collector, EchoFactory, connect, deferLater, examples_dir, listen_local, with_timeout
+from frptx.test.test_cli import Outcome, WatchedProcess
 from frptx.test.test_e2e import async_test, free_port
 
 #: where the child processes run (they write nothing there: no pid file, logs in temp files)
@@ -195,15 +195,8 @@ class SlowReader(Protocol):
         pass
 
 
-class Twistd(ProcessProtocol):
-    """One ``twistd -n`` child logging to its stdout; its output and its end are events."""
-
-    def __init__(self) -> None:
-        self.output = ""
-        self.ended: Deferred[None] = Deferred()
-        self.exit_code: int | None = None
-        self.signal: int | None = None
-        self._waiters: list[tuple[str, Deferred[str]]] = []
+class Twistd(WatchedProcess):
+    """One ``twistd -n`` child logging to its stdout (``test_cli``'s watched process)."""
 
     @property
     def pid(self) -> int:
@@ -213,37 +206,9 @@ class Twistd(ProcessProtocol):
     def running(self) -> bool:
         return not self.ended.called
 
-    def outReceived(self, data: bytes) -> None:
-        self.output += data.decode("utf-8", "replace")
-        for waiter in [w for w in self._waiters if w[0] in self.output]:
-            self._waiters.remove(waiter)
-            waiter[1].callback(self.output)
-
-    errReceived = outReceived
-
-    def wait_for(self, text: str, seconds: float = 30) -> Deferred[str]:
-        """Fires once ``text`` is in the output (fails if the process ends first)."""
-        if text in self.output:
-            return succeed(self.output)
-        d: Deferred[str] = Deferred()
-        self._waiters.append((text, d))
-        return with_timeout(d, seconds).addErrback(self._missing, text)
-
-    def _missing(self, failure: Failure, text: str) -> Failure:
-        failure.trap(Exception)
-        raise AssertionError(f"{text!r} not in the output:\n{self.output}")
-
-    def processEnded(self, reason: Failure) -> None:
-        self.exit_code = reason.value.exitCode
-        self.signal = reason.value.signal
-        waiters, self._waiters = self._waiters, []
-        for _, d in waiters:
-            d.errback(AssertionError("the process ended"))
-        self.ended.callback(None)
-
-    def stopped_cleanly(self) -> bool:
+    def stopped_cleanly(self, outcome: Outcome) -> bool:
         """Exit status 0, or -SIGTERM: twistd re-raises SIGTERM after a clean shutdown."""
-        return self.exit_code == 0 or self.signal == signal.SIGTERM
+        return outcome.status in (0, -signal.SIGTERM)
 
 
 class ProcessTunnelTests(unittest.TestCase):
@@ -332,21 +297,21 @@ class ProcessTunnelTests(unittest.TestCase):
 
         frpc.transport.signalProcess("TERM")  # type: ignore[union-attr]
         frps.transport.signalProcess("TERM")  # type: ignore[union-attr]
-        await with_timeout(gatherResults([frpc.ended, frps.ended]), 15)
-        self.assertTrue(frpc.stopped_cleanly(), (frpc.exit_code, frpc.signal, frpc.output))
-        self.assertTrue(frps.stopped_cleanly(), (frps.exit_code, frps.signal, frps.output))
+        frpc_end, frps_end = await with_timeout(gatherResults([frpc.ended, frps.ended]), 15)
+        self.assertTrue(frpc.stopped_cleanly(frpc_end), (frpc_end.status, frpc.output))
+        self.assertTrue(frps.stopped_cleanly(frps_end), (frps_end.status, frps.output))
 
     @async_test
     async def test_login_fail_exit_wrong_token(self) -> None:
         frps, frpc, frpc_path, _ = await self.start_pair([], auth={"token": "wrong"})
-        await with_timeout(frpc.ended, 20)
-        self.assertEqual(frpc.exit_code, 1)
+        outcome = await with_timeout(frpc.ended, 20)
+        self.assertEqual(outcome.status, 1)
         self.assertIn("token in login doesn't match token from configuration", frpc.output)
         self.assertTrue(frps.running, "frps must keep running")
 
     @async_test
     async def test_login_fail_exit_server_unreachable(self) -> None:
         frpc, path = self.spawn("frpc", {"serverAddr": "127.0.0.1", "serverPort": free_port(), "proxies": []})
-        await with_timeout(frpc.ended, 20)
-        self.assertEqual(frpc.exit_code, 1)
+        outcome = await with_timeout(frpc.ended, 20)
+        self.assertEqual(outcome.status, 1)
         self.assertIn("cannot connect", frpc.output)
