@@ -213,10 +213,11 @@ class Tunnel:
         frps = FrpsService(cfg, reactor, timeouts=timeouts or BindPortTimeouts())
         frps.startService()
         self.frps = frps
-        self.testcase.addCleanup(self._stop, frps, frps.server.connections)
+        self.testcase.addCleanup(self.stop_checked, frps, frps.server.connections)
         return frps
 
-    def _stop(self, service: FrpsService | FrpcService, connections: Any) -> Deferred[None]:
+    def stop_checked(self, service: FrpsService | FrpcService, connections: Any) -> Deferred[None]:
+        """Stop ``service`` (unless the test did) and fail if any of its connections was aborted."""
         d = service.stopService() if service.running else defer.succeed(None)
 
         def check(_: object) -> None:
@@ -234,7 +235,7 @@ class Tunnel:
                            login_backoff=login_backoff)
         frpc.startService()
         self.frpc = frpc
-        self.testcase.addCleanup(self._stop, frpc, frpc.client.connections)
+        self.testcase.addCleanup(self.stop_checked, frpc, frpc.client.connections)
         return frpc
 
     async def remote_port(self, name: str, frpc: FrpcService | None = None) -> int:

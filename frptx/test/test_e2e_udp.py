@@ -135,7 +135,7 @@ class UdpTunnelMixin:
         cfg = dataclasses.replace(cfg, visitors=tuple(dataclasses.replace(v, bind_port=0) for v in cfg.visitors))
         frpc = FrpcService(cfg, reactor, on_fatal=t.fatal.append)
         frpc.startService()
-        self.addCleanup(t._stop, frpc, frpc.client.connections)  # type: ignore[attr-defined]
+        self.addCleanup(t.stop_checked, frpc, frpc.client.connections)  # type: ignore[attr-defined]
         return frpc
 
     async def exchange(self, port: int, payload_sets: list[list[bytes]], timeout: float = 30) -> None:

@@ -29,7 +29,7 @@ from frptx.test.support import Collector, EchoFactory, connect, deferLater, exam
 from frptx.test.test_cli import Outcome, WatchedProcess
 from frptx.test.test_e2e import async_test, free_port
 
-#: where the child processes run (they write nothing there: no pid file, logs in temp files)
+#: where the child processes run (they write nothing there: no pid file, logs on their stdout)
 RUN_DIR = tempfile.gettempdir()
 
 
