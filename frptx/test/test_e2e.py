@@ -88,15 +88,15 @@ class TcpTunnelMixin:
     mode: dict[str, bool]
     timeout = 45
 
-    def tunnel(self) -> Tunnel:
+    def tunnel(self, **server: Any) -> Tunnel:
         t = Tunnel(self, self.mode)
-        t.start_server()
+        t.start_server(**server)
         return t
 
-    async def echo_tunnel(self) -> tuple[Tunnel, int, EchoFactory]:
+    async def echo_tunnel(self, **server: Any) -> tuple[Tunnel, int, EchoFactory]:
         echo = EchoFactory()
         local = listen_local(self, echo)
-        t = self.tunnel()
+        t = self.tunnel(**server)
         t.start_client([tcp_proxy("echo", local)])
         self.current = t
         return t, await t.remote_port("echo"), echo
@@ -346,7 +346,12 @@ class TcpTunnelMixin:
     @async_test
     async def test_bad_peers_cost_only_their_own_connection(self) -> None:
         """Garbage, oversized frames and vanishing users must not disturb other tunnels."""
-        t, port, _ = await self.echo_tunnel()
+        from frptx.factories.server import BindPortTimeouts
+
+        # bind-port timeouts far beyond the waits here: every close below is frps's
+        # answer to what it got, never a timeout running out
+        hour = 3600.0
+        t, port, _ = await self.echo_tunnel(timeouts=BindPortTimeouts(hour, hour, hour))
         held = Collector(b"")
         await connect(port, held)
         held.transport.write(b"held ")
@@ -380,7 +385,6 @@ class TcpTunnelMixin:
         held.transport.loseWriteConnection()
         self.assertEqual(await with_timeout(held.done, 10), b"held still")
         self.assertEqual(len(t.frps.server.controls), 1)
-
 
     @async_test
     async def test_silent_peers_closed_by_bind_port_timeouts(self) -> None:
