@@ -115,6 +115,9 @@ class Pusher(Protocol):
     def pauseProducing(self) -> None:
         self.paused = True
         self.pauses += 1
+        self._wake()
+
+    def _wake(self) -> None:
         waiters, self._paused_waiters = self._paused_waiters, []
         for d in waiters:
             d.callback(None)
@@ -129,7 +132,7 @@ class Pusher(Protocol):
         from twisted.internet import reactor
 
         async def paused() -> None:
-            if not self.paused:
+            if not self.paused and self.sent < self.total:
                 d: Deferred[None] = Deferred()
                 self._paused_waiters.append(d)
                 await d
@@ -137,6 +140,8 @@ class Pusher(Protocol):
         deadline = reactor.seconds() + bound
         while reactor.seconds() < deadline:
             await with_timeout(Deferred.fromCoroutine(paused()), max(deadline - reactor.seconds(), 0.1))
+            if self.sent >= self.total:
+                raise AssertionError(f"the pusher sent all {self.total} bytes to a reader that does not read")
             mark = (self.pauses, self.sent)
             await deferLater(quiet)
             if self.paused and (self.pauses, self.sent) == mark:
@@ -155,6 +160,7 @@ class Pusher(Protocol):
         if self.sent >= self.total:
             self.transport.unregisterProducer()
             self.transport.loseWriteConnection()
+            self._wake()
 
     def stopProducing(self) -> None:
         self.paused = True
