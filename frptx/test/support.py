@@ -295,7 +295,9 @@ async def until(predicate: Callable[[], bool], what: str, seconds: float = 20, i
 
 
 def listen_local(testcase: Any, factory: Factory) -> int:
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    # a real service's accept queue (nginx: 511), not Twisted's 50: frpc dials it once per
+    # user, and a burst beyond the queue waits out a 1 s SYN retransmit
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=1024)
     testcase.addCleanup(port.stopListening)
     return port.getHost().port
 
