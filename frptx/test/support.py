@@ -22,6 +22,7 @@ from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.service import FrpcService
 from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
 from frptx.factories.server import BindPortTimeouts
+from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.service import FrpsService
 
 TOKEN = "test-token"
@@ -295,9 +296,9 @@ async def until(predicate: Callable[[], bool], what: str, seconds: float = 20, i
 
 
 def listen_local(testcase: Any, factory: Factory) -> int:
-    # a real service's accept queue (nginx: 511), not Twisted's 50: frpc dials it once per
-    # user, and a burst beyond the queue waits out a 1 s SYN retransmit
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=1024)
+    # a real service's accept queue, not Twisted's 50: frpc dials it once per user, and a
+    # burst beyond the queue waits out a 1 s SYN retransmit
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=LISTEN_BACKLOG)
     testcase.addCleanup(port.stopListening)
     return port.getHost().port
 
