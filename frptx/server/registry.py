@@ -36,6 +36,8 @@ from frptx.wire import (
 
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
+    from frptx.server.udp import UdpTiming
+
 
 class LoginRefused(Exception):
     """Login failed; ``str()`` is the text sent in LoginResp.error."""
@@ -47,9 +49,14 @@ class FrpServer:
     log = logs.logger()
 
     # An intersection for the reader; Python typing has none, so mypy takes it as Any.
-    def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime) -> None:  # type: ignore[valid-type]
+    def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime,  # type: ignore[valid-type]
+                 udp_timing: UdpTiming | None = None) -> None:
+        from frptx.server.udp import DEFAULT_UDP_TIMING
+
         self.config = config
         self.reactor = reactor
+        #: when udp proxies take work connections (frps's values unless a test shortens them)
+        self.udp_timing = udp_timing or DEFAULT_UDP_TIMING
         self.controls: dict[str, ServerControl] = {}
         self.proxies: dict[str, ProxyBase] = {}
         self._pending_names: set[str] = set()

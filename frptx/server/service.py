@@ -20,6 +20,7 @@ from frptx.config import ServerConfig
 from frptx.factories.server import DEFAULT_TIMEOUTS, BindPortTimeouts, bind_port_factory
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.registry import FrpServer
+from frptx.server.udp import UdpTiming
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
 
@@ -32,14 +33,14 @@ class FrpsService(Service):
 
     def __init__(self, config: ServerConfig, reactor: Any = None,
                  on_fatal: Callable[[str], None] | None = None,
-                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> None:
+                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS, udp_timing: UdpTiming | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
         self.config = config
         self.reactor = reactor
-        self.server = FrpServer(config, reactor)
+        self.server = FrpServer(config, reactor, udp_timing=udp_timing)
         self.port: IListeningPort | None = None
         self._on_fatal = on_fatal
         #: bind-port timeouts (frps's defaults; tests shorten them)

@@ -13,6 +13,7 @@ more are dropped and counted, like frp's 1024-packet channels.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError as DeferredTimeout
@@ -42,6 +43,18 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 MIN_LIFETIME = 1.0
 
 
+@dataclasses.dataclass(frozen=True)
+class UdpTiming:
+    """When a udp proxy takes a work connection: frps's values by default, shorter in tests
+    (``FrpServer(udp_timing=...)``) so a tunnel does not sit out half a second."""
+
+    start_delay: float = START_DELAY
+    retry_delays: tuple[float, ...] = RETRY_DELAYS
+
+
+DEFAULT_UDP_TIMING = UdpTiming()
+
+
 class _PublicDatagrams(DatagramProtocol):
     """The public UDP port: every datagram goes to the proxy."""
 
@@ -62,6 +75,7 @@ class UdpProxy(ProxyBase):
     def __init__(self, control: ServerControl, msg: NewProxy) -> None:
         super().__init__(control, msg)
         self.reactor = control.server.reactor
+        self.timing: UdpTiming = control.server.udp_timing
         self.port: Any = None
         self.channel: PacketChannel | None = None
         self.pending: collections.deque[UDPPacket] = collections.deque()
@@ -87,7 +101,7 @@ class UdpProxy(ProxyBase):
         """Called once frpc has been sent the NewProxyResp: take a work connection shortly."""
         if self.closed or self._retry is not None:
             return
-        self._retry = self.reactor.callLater(START_DELAY, self._take_work_connection)
+        self._retry = self.reactor.callLater(self.timing.start_delay, self._take_work_connection)
 
     def close(self) -> Deferred[None] | None:
         """Stop the public port and the work connection; fires when the port is closed."""
@@ -171,7 +185,8 @@ class UdpProxy(ProxyBase):
     def _schedule_retry(self) -> None:
         if self.closed or self._retry is not None:
             return
-        delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
+        delays = self.timing.retry_delays
+        delay = delays[min(self._failures, len(delays) - 1)]
         self._failures += 1
         self._retry = self.reactor.callLater(delay, self._take_work_connection)
 

@@ -24,11 +24,15 @@ from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_
 from frptx.factories.server import BindPortTimeouts
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.service import FrpsService
+from frptx.server.udp import UdpTiming
 
 TOKEN = "test-token"
 
 #: a re-login schedule for tests that restart frps: the same steps, in milliseconds
 QUICK_BACKOFF = BackoffPolicy(initial=0.02, factor=2.0, maximum=0.5, jitter=0.1)
+
+#: a udp proxy's work-connection timing for tests: frpc's own order needs no head start
+QUICK_UDP_TIMING = UdpTiming(start_delay=0.01, retry_delays=(0.01, 0.02, 0.05))
 
 #: the transport modes every end-to-end tunnel test runs in
 MODES: dict[str, dict[str, bool]] = {
@@ -208,10 +212,10 @@ class Tunnel:
         self.fatal: Fatal = Fatal()
 
     def start_server(self, timeouts: BindPortTimeouts | None = None, bind_port: int = 0,
-                     **extra: Any) -> FrpsService:
-        """Start frps (on ``bind_port``, 0 for any); ``timeouts`` are the bind port's, frps's by default."""
+                     udp_timing: UdpTiming | None = None, **extra: Any) -> FrpsService:
+        """Start frps (on ``bind_port``, 0 for any); ``timeouts`` and ``udp_timing`` are frps's by default."""
         cfg = dataclasses.replace(server_config(self.mode["tcp_mux"], **extra), bind_port=bind_port)
-        frps = FrpsService(cfg, reactor, timeouts=timeouts or BindPortTimeouts())
+        frps = FrpsService(cfg, reactor, timeouts=timeouts or BindPortTimeouts(), udp_timing=udp_timing)
         frps.startService()
         self.frps = frps
         self.testcase.addCleanup(self.stop_checked, frps, frps.server.connections)

@@ -22,6 +22,7 @@ from frptx.client.service import FrpcService
 from frptx.client.udp import SudpVisitor, handlers_of
 from frptx.protocols.packets import max_udp_payload
 from frptx.test.support import (
+    QUICK_UDP_TIMING,
     LogWatch,
     Tunnel,
     client_config,
@@ -122,7 +123,7 @@ class UdpTunnelMixin:
 
     def tunnel(self, **server: Any) -> Tunnel:
         t = Tunnel(self, self.mode)
-        t.start_server(**server)
+        t.start_server(udp_timing=QUICK_UDP_TIMING, **server)
         return t
 
     def start_frpc(self, t: Tunnel, proxies: list[dict[str, Any]], visitors: list[dict[str, Any]] | None = None,

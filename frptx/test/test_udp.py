@@ -36,6 +36,7 @@ from frptx.protocols.relay import TrafficCounter
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server import udp as server_udp
 from frptx.server.control import ServerWorkConnection
+from frptx.server.registry import FrpServer
 from frptx.server.udp import UdpProxy
 from frptx.wire import (
     MAX_MESSAGE_SIZE,
@@ -413,8 +414,8 @@ class FakePool:
 
 
 class FakeControl:
-    def __init__(self, clock: UdpClock) -> None:
-        self.server = SimpleNamespace(config=ServerConfig(), reactor=clock, connections=None)
+    def __init__(self, clock: UdpClock, timing: server_udp.UdpTiming = server_udp.DEFAULT_UDP_TIMING) -> None:
+        self.server = SimpleNamespace(config=ServerConfig(), reactor=clock, connections=None, udp_timing=timing)
         self.pool = FakePool()
         self.requests: list[Deferred[Any]] = []
         self.run_id = "r"
@@ -481,6 +482,30 @@ class UdpProxyTests(unittest.TestCase):
         self.assertEqual(len(self.control.requests), 2)
         self.clock.advance(server_udp.RETRY_DELAYS[0])
         self.assertEqual(len(self.control.requests), 3)
+
+    def test_frps_timing_by_default(self) -> None:
+        self.assertEqual(server_udp.DEFAULT_UDP_TIMING,
+                         server_udp.UdpTiming(start_delay=0.5, retry_delays=(0.5, 1.0, 2.0, 5.0, 10.0)))
+        self.assertIs(FrpServer(ServerConfig(), self.clock).udp_timing, server_udp.DEFAULT_UDP_TIMING)
+
+    def test_injected_timing(self) -> None:
+        """``FrpServer(udp_timing=...)``: when the first work connection is taken, and retaken."""
+        control = FakeControl(self.clock, server_udp.UdpTiming(start_delay=0.05, retry_delays=(0.2, 0.3)))
+        proxy = UdpProxy(control, NewProxy(proxy_name="q", proxy_type="udp"))  # type: ignore[arg-type]
+        proxy.listen(0, "127.0.0.1")
+        proxy.start()
+        self.clock.advance(0.04)
+        self.assertEqual(control.requests, [])
+        self.clock.advance(0.01)
+        self.assertEqual(len(control.requests), 1)
+        for retry, delay in enumerate((0.2, 0.3, 0.3)):
+            control.requests[-1].errback(Failure(Exception("no work connection")))
+            self.clock.advance(delay - 0.01)
+            self.assertEqual(len(control.requests), retry + 1)
+            self.clock.advance(0.01)
+            self.assertEqual(len(control.requests), retry + 2)
+        proxy.close()
+        self.flushLoggedErrors()
 
     def test_read_deadline_60s(self) -> None:
         work = self.give_work()
