@@ -299,12 +299,66 @@ async def until(predicate: Callable[[], bool], what: str, seconds: float = 20, i
         raise AssertionError(f"not {what} within {seconds}s")
 
 
+class _LocalService(Factory):
+    """Builds the test's protocols and knows which of their connections are still open."""
+
+    noisy = False
+
+    def __init__(self, factory: Factory) -> None:
+        self.factory = factory
+        self.live: set[Any] = set()
+        self._idle: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        protocol = self.factory.buildProtocol(addr)
+        if protocol is None:
+            return None
+        self.live.add(protocol)
+        lost = protocol.connectionLost
+
+        def connection_lost(reason: Failure | None = None) -> None:
+            try:
+                lost(reason)  # type: ignore[arg-type]
+            finally:
+                self.live.discard(protocol)
+                if not self.live:
+                    idle, self._idle = self._idle, []
+                    for d in idle:
+                        d.callback(None)
+
+        protocol.connectionLost = connection_lost  # type: ignore[method-assign]
+        return protocol
+
+    def all_closed(self) -> Deferred[None]:
+        if not self.live:
+            return defer.succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+
 def listen_local(testcase: Any, factory: Factory) -> int:
+    """A local service on 127.0.0.1; the cleanup waits until its connections are closed.
+
+    (Registered before the tunnel, it runs after frpc stopped: every connection frpc
+    made to the service ends with frpc's close, as an event, not at some later turn.)
+    """
+    service = _LocalService(factory)
     # a real service's accept queue, not Twisted's 50: frpc dials it once per user, and a
     # burst beyond the queue waits out a 1 s SYN retransmit
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=LISTEN_BACKLOG)
-    testcase.addCleanup(port.stopListening)
-    return port.getHost().port
+    port = reactor.listenTCP(0, service, interface="127.0.0.1", backlog=LISTEN_BACKLOG)
+
+    async def stop() -> None:
+        await port.stopListening()
+        try:
+            await with_timeout(service.all_closed(), 10)
+        except defer.TimeoutError:
+            for protocol in list(service.live):
+                protocol.transport.abortConnection()
+            raise AssertionError(f"{len(service.live)} connection(s) to the local service still open") from None
+
+    testcase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    return int(port.getHost().port)
 
 
 def with_timeout(d: Deferred[Any], seconds: float) -> Deferred[Any]:
