@@ -140,6 +140,7 @@ class TcpTunnelMixin:
         await with_timeout(sink.received_at_least(pusher.total), 60)
         self.assertEqual(sink.received, pusher.total)
         self.assertEqual(pusher.too_far_ahead, [])
+        await with_timeout(pusher.closed, 10)  # the sink's close came all the way back
 
     @async_test
     async def test_100_concurrent_connections(self) -> None:

@@ -22,6 +22,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
@@ -107,6 +108,8 @@ class Pusher(Protocol):
         self.ahead_limit: tuple[Callable[[], int], int] | None = None
         self.too_far_ahead: list[int] = []
         self._paused_waiters: list[Deferred[None]] = []
+        #: fires when the connection is gone (after the far end closed it)
+        self.closed: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
@@ -164,6 +167,9 @@ class Pusher(Protocol):
 
     def stopProducing(self) -> None:
         self.paused = True
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.closed.callback(None)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -287,6 +293,7 @@ class ProcessTunnelTests(unittest.TestCase):
         slow.release()
         await with_timeout(slow.received_at_least(pusher.total), 60)
         self.assertEqual(slow.received, 64 * 1024 * 1024)
+        await with_timeout(pusher.closed, 10)  # the reader's close came all the way back
 
         # SIGHUP reload: add a proxy
         p_new = free_port()
