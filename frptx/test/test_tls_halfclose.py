@@ -419,9 +419,8 @@ class _HalfCloseTestsMixin:
     def test_lose_connection_while_paused(self) -> Any:
         """
         A protocol that paused its transport (frpc's work connection does while
-        it dials the local service) and then closes must still read the peer's
-        C{close_notify}: otherwise the TLS shutdown waits forever, and the
-        connection is only freed when a service stop aborts it.
+        it dials the local service) and then closes is closed at once, whatever
+        the peer does: it does not wait for a C{close_notify} it will not read.
         """
 
         def pause_and_close(p: _Peer) -> None:
@@ -433,7 +432,9 @@ class _HalfCloseTestsMixin:
             client = _Peer(on_data=_once(pause_and_close))
             yield self.run_pair(server, client)
             self.assertEqual(client.received, b"hi")
-            self.assertDone(server, client)
+            self.assertDone(client)
+            # the server's answer may meet the closed socket (a reset), as over TCP
+            self.assertIsInstance(server.reason.value, (ConnectionDone, ConnectionLost))  # type: ignore[union-attr]
 
 
 class CustomFirstByteHalfCloseTests(_HalfCloseTestsMixin, TestCase):

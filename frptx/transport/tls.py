@@ -621,11 +621,6 @@ class _HalfCloseableTLSTransport(TLSMemoryBIOProtocol):
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         super().loseConnection()
-        if self.disconnecting and not self._lostTLSConnection and self.transport is not None:
-            # The shutdown now waits for the peer's close_notify: read it even if
-            # the application had paused us (nothing reaches it any more, see
-            # _deliver), or the connection stays open until someone aborts it.
-            self.transport.resumeProducing()  # type: ignore[attr-defined]  # a TCP transport: a push producer
 
     def _shutdownTLS(self) -> None:
         """
