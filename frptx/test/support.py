@@ -402,3 +402,22 @@ def examples_dir() -> str:
         raise FileNotFoundError(f"example configs not found at {path}; set FRPTX_EXAMPLES_DIR to the "
                                 "checkout's examples/ directory")
     return str(path)
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python (twistd, the console scripts) that must run this frptx.
+
+    The directory holding this ``frptx`` package comes first: the checkout for a source or
+    editable run (it also holds ``twisted/plugins``, which an editable install's import hook
+    does not expose to twistd's plugin scan), site-packages for an installed one.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    import frptx
+
+    home = str(Path(frptx.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([home, *(p for p in sys.path if p and p != home)])
+    return env

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from frptx import __version__, cli
-from frptx.test.support import Collector, EchoFactory, connect, listen_local, with_timeout
+from frptx.test.support import Collector, EchoFactory, child_env, connect, listen_local, with_timeout
 from frptx.test.test_e2e import async_test, free_port
 
 
@@ -77,9 +77,7 @@ class ProcessTestCase(unittest.TestCase):
     def spawn(self, tapname: str, *args: str) -> WatchedProcess:
         proto = WatchedProcess()
         argv = [*command(tapname), *args]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        transport = reactor.spawnProcess(proto, argv[0], argv, env=env, path=self.mktemp_dir())
+        transport = reactor.spawnProcess(proto, argv[0], argv, env=child_env(), path=self.mktemp_dir())
 
         def stop() -> Deferred[Any] | None:
             if proto.ended.called:

@@ -26,7 +26,16 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from frptx.test.support import Collector, EchoFactory, connect, deferLater, examples_dir, listen_local, with_timeout
+from frptx.test.support import (
+    Collector,
+    EchoFactory,
+    child_env,
+    connect,
+    deferLater,
+    examples_dir,
+    listen_local,
+    with_timeout,
+)
 from frptx.test.test_cli import Outcome, WatchedProcess
 from frptx.test.test_e2e import async_test, free_port
 
@@ -43,10 +52,7 @@ def twistd() -> list[str]:
 
 
 def env() -> dict[str, str]:
-    e = dict(os.environ)
-    # the child imports the same frptx as this process: the checkout or the installed package
-    e["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    return e
+    return child_env()
 
 
 def run_twistd(tapname: str, config: str, *extra: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
