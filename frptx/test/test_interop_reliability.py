@@ -8,124 +8,22 @@ killed in the test's cleanup.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import DatagramProtocol, ProcessProtocol, Protocol
+from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
+from frptx.test.gofrp import READY_TIMEOUT, ChildProcess, GoFrp
 from frptx.test.support import TOKEN, EchoFactory, Tunnel, connect, listen_local, tcp_proxy, with_timeout
 from frptx.test.test_e2e import async_test, free_port
 
-DIR_ENV = "FRPTX_GO_FRP_DIR"
-REQUIRE_ENV = "FRPTX_REQUIRE_GO_FRP"
-#: bound on waiting for a line from a Go process
-LINE_TIMEOUT = 20.0
 
-
-def go_binary(name: str) -> str:
-    """Path of Go ``frps``/``frpc``; SkipTest without ``FRPTX_GO_FRP_DIR`` (a failure if it is required)."""
-    directory = os.environ.get(DIR_ENV, "")
-    path = Path(directory) / name
-    if directory and path.is_file() and os.access(path, os.X_OK):
-        return str(path)
-    why = f"{DIR_ENV} is not set" if not directory else f"{path} is missing or not executable"
-    message = f"live Go frp test: {why} (a directory with Go frp 0.65.0's frps and frpc)"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        raise AssertionError(f"{REQUIRE_ENV}=1 but {message}")
-    raise unittest.SkipTest(message)
-
-
-def toml(doc: dict[str, Any]) -> str:
-    """frp's config as TOML: nested dicts as dotted keys, ``proxies`` as ``[[proxies]]``."""
-    def lines(prefix: str, d: dict[str, Any]) -> list[str]:
-        out = []
-        for key, value in d.items():
-            if isinstance(value, dict):
-                out += lines(f"{prefix}{key}.", value)
-            else:
-                out.append(f"{prefix}{key} = {json.dumps(value)}")  # JSON scalars/strings are valid TOML here
-        return out
-
-    body = lines("", {k: v for k, v in doc.items() if k != "proxies"})
-    for proxy in doc.get("proxies", []):
-        body += ["", "[[proxies]]"] + lines("", proxy)
-    return "\n".join(body) + "\n"
-
-
-class GoProcess(ProcessProtocol):
-    """A running Go frps/frpc: its output lines, and Deferreds waiting for one."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self._buffer = b""
-        self._waiters: list[tuple[str, Deferred[str]]] = []
-        self.ended: Deferred[None] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        *complete, self._buffer = (self._buffer + data).split(b"\n")
-        for raw in complete:
-            line = raw.decode("utf-8", "replace")
-            self.lines.append(line)
-            still = []
-            for text, d in self._waiters:
-                if text in line:
-                    d.callback(line)
-                else:
-                    still.append((text, d))
-            self._waiters = still
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        waiters, self._waiters = self._waiters, []
-        for text, d in waiters:
-            d.errback(AssertionError(f"{self.name} exited before printing {text!r}:\n" + "\n".join(self.lines)))
-        self.ended.callback(None)
-
-    def wait_for(self, text: str) -> Deferred[str]:
-        """The first line (already printed or to come) containing ``text``, within ``LINE_TIMEOUT``."""
-        for line in self.lines:
-            if text in line:
-                d: Deferred[str] = Deferred()
-                d.callback(line)
-                return d
-        d = Deferred()
-        self._waiters.append((text, d))
-
-        def timed_out(f: Failure) -> Failure:
-            if f.check(Exception) and not f.check(AssertionError):
-                raise AssertionError(f"{self.name}: no line {text!r} within {LINE_TIMEOUT:g}s:\n"
-                                     + "\n".join(self.lines[-30:]))
-            return f
-
-        return d.addTimeout(LINE_TIMEOUT, reactor).addErrback(timed_out)
-
-    def kill(self) -> Deferred[None]:
-        if not self.ended.called:
-            self.transport.signalProcess("KILL")
-        return self.ended
-
-
-def spawn(testcase: unittest.TestCase, binary: str, config: dict[str, Any]) -> GoProcess:
-    """Run Go ``binary -c <config as TOML>``, logging to stdout; killed in cleanup."""
-    executable = go_binary(binary)
-    config = dict(config, log={"to": "console", "level": "info", "disablePrintColor": True})
-    tmp = Path(tempfile.mkdtemp(prefix="frptx-go-"))
-    path = tmp / f"{binary}.toml"
-    path.write_text(toml(config))
-    proc = GoProcess(binary)
-    reactor.spawnProcess(proc, executable, [executable, "-c", str(path)], env={"PATH": "/usr/bin:/bin"})
-    testcase.addCleanup(lambda: path.unlink(missing_ok=True) or tmp.rmdir())
-    testcase.addCleanup(proc.kill)
-    return proc
+def spawn(testcase: unittest.TestCase, binary: str, config: dict[str, Any]) -> ChildProcess:
+    """Run Go ``binary`` with ``config`` (as TOML, logging to stdout); killed in cleanup."""
+    return GoFrp(testcase).spawn(binary, config)
 
 
 def go_frpc_config(server_port: int, proxies: list[dict[str, Any]], tcp_mux: bool = True) -> dict[str, Any]:
@@ -239,10 +137,10 @@ class FrptxFrpcAgainstGoFrps(unittest.TestCase):
         frpc = FrpcService(client_config(bind, True, False, [tcp_proxy("web", local, remote)]), reactor)
         frpc.startService()
         self.addCleanup(frpc.stopService)
-        status = await with_timeout(frpc.proxy_manager.wait_settled("web"), LINE_TIMEOUT)
+        status = await with_timeout(frpc.proxy_manager.wait_settled("web"), READY_TIMEOUT)
         self.assertEqual((status.phase, status.error), ("start error", "proxy [web] already exists"))
         await holder.kill()
-        status = await with_timeout(frpc.proxy_manager.when_running("web"), LINE_TIMEOUT)
+        status = await with_timeout(frpc.proxy_manager.when_running("web"), READY_TIMEOUT)
         self.assertEqual(status.remote_addr, f":{remote}")
         self.assertEqual(await echoed(remote, b"mine now"), b"mine now")
         self.assertEqual(mine.connections, 1)
