@@ -71,7 +71,7 @@ def describe_client(cfg: ClientConfig) -> str:
     ]
     active = cfg.active_proxies()
     for p in active:
-        remote = p.remote_port or "server picks"
+        remote = getattr(p, "remote_port", 0) or "server picks"  # only tcp and udp proxies have one
         lines.append(f"  proxy {cfg.wire_name(p.name)} ({p.type}): {p.local_ip}:{p.local_port} -> remote port {remote}")
     if not active:
         lines.append("  no proxies")

@@ -26,6 +26,7 @@ from .loader import (
     render_template,
 )
 from .model import (
+    PROXY_CONFIG_TYPES,
     AuthConfig,
     ClientConfig,
     ClientTLSConfig,
@@ -33,6 +34,8 @@ from .model import (
     ConfigError,
     FrozenMap,
     HealthCheckConfig,
+    HttpProxyConfig,
+    HttpsProxyConfig,
     LoadBalancerConfig,
     LogConfig,
     PluginConfig,
@@ -42,9 +45,15 @@ from .model import (
     ServerConfig,
     ServerTLSConfig,
     ServerTransportConfig,
+    StcpProxyConfig,
+    SudpProxyConfig,
+    TcpmuxProxyConfig,
+    TcpProxyConfig,
+    UdpProxyConfig,
     VisitorConfig,
     VisitorTransportConfig,
     WebServerConfig,
+    XtcpProxyConfig,
 )
 from .schema import UNSUPPORTED_FEATURES
 
@@ -65,6 +74,15 @@ __all__ = [
     "HealthCheckConfig",
     "PluginConfig",
     "ProxyConfig",
+    "TcpProxyConfig",
+    "UdpProxyConfig",
+    "StcpProxyConfig",
+    "SudpProxyConfig",
+    "XtcpProxyConfig",
+    "HttpProxyConfig",
+    "HttpsProxyConfig",
+    "TcpmuxProxyConfig",
+    "PROXY_CONFIG_TYPES",
     "VisitorTransportConfig",
     "VisitorConfig",
     "ClientConfig",

@@ -11,10 +11,11 @@ sees all problems at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .model import (
+    PROXY_CONFIG_TYPES,
     AuthConfig,
     ClientConfig,
     ClientTLSConfig,
@@ -329,6 +330,71 @@ def _client_transport(errors: Errors, t: Doc) -> ClientTransportConfig:
     )
 
 
+def _remote_port_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    """tcp, udp: the port frps listens on."""
+    _port(errors, join(path, "remotePort"), doc.get("remotePort"), allow_zero=True)
+    return {"remote_port": doc.get("remotePort", 0)}
+
+
+def _secret_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    """stcp, sudp (and xtcp): the visitors' shared secret and who may visit."""
+    return {"secret_key": doc.get("secretKey", ""), "allow_users": _strings(doc.get("allowUsers"))}
+
+
+def _xtcp_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    return {
+        **_secret_fields(errors, doc, path),
+        "nat_traversal_disable_assisted_addrs": _sub(doc, "natTraversal").get("disableAssistedAddrs", False),
+    }
+
+
+def _domain_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    """http, https, tcpmux: the names frps routes to the proxy."""
+    if not doc.get("customDomains") and not doc.get("subdomain"):
+        errors.append((join(path, "customDomains"), "customDomains and subdomain must not both be empty"))
+    return {"custom_domains": _strings(doc.get("customDomains")), "subdomain": doc.get("subdomain", "")}
+
+
+def _http_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    return {
+        **_domain_fields(errors, doc, path),
+        "locations": _strings(doc.get("locations")),
+        "http_user": doc.get("httpUser", ""),
+        "http_password": doc.get("httpPassword", ""),
+        "host_header_rewrite": doc.get("hostHeaderRewrite", ""),
+        "request_headers": FrozenMap(_sub(doc, "requestHeaders").get("set") or {}),
+        "response_headers": FrozenMap(_sub(doc, "responseHeaders").get("set") or {}),
+        "route_by_http_user": doc.get("routeByHTTPUser", ""),
+    }
+
+
+def _tcpmux_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
+    fields = _domain_fields(errors, doc, path)
+    _one_of(errors, join(path, "multiplexer"), doc.get("multiplexer", ""), ("httpconnect",))
+    return {
+        **fields,
+        "http_user": doc.get("httpUser", ""),
+        "http_password": doc.get("httpPassword", ""),
+        "route_by_http_user": doc.get("routeByHTTPUser", ""),
+        "multiplexer": doc.get("multiplexer", ""),
+    }
+
+
+FieldBuilder = Callable[[Errors, Doc, str], dict[str, Any]]
+
+#: proxy type -> the checks and fields of that type (its class: L{PROXY_CONFIG_TYPES})
+PROXY_FIELDS: dict[str, FieldBuilder] = {
+    "tcp": _remote_port_fields,
+    "udp": _remote_port_fields,
+    "stcp": _secret_fields,
+    "sudp": _secret_fields,
+    "xtcp": _xtcp_fields,
+    "http": _http_fields,
+    "https": _domain_fields,
+    "tcpmux": _tcpmux_fields,
+}
+
+
 def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
     ptype = doc.get("type")
     if ptype is None:
@@ -340,7 +406,8 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
         _port(errors, join(path, "localPort"), local_port, allow_zero=False, required=True)
     else:
         _port(errors, join(path, "localPort"), local_port, allow_zero=True)
-    _port(errors, join(path, "remotePort"), doc.get("remotePort"), allow_zero=True)
+    build_fields = PROXY_FIELDS.get(ptype)
+    kind_fields = build_fields(errors, doc, path) if build_fields is not None else {}
 
     t = _sub(doc, "transport")
     limit = t.get("bandwidthLimit", "")
@@ -359,21 +426,16 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
         if hc_type == "http" and not hc.get("path"):
             errors.append((join(path, "healthCheck.path"), "required when healthCheck.type is http"))
 
-    if ptype in ("http", "https", "tcpmux") and not doc.get("customDomains") and not doc.get("subdomain"):
-        errors.append((join(path, "customDomains"), "customDomains and subdomain must not both be empty"))
-    if ptype == "tcpmux":
-        _one_of(errors, join(path, "multiplexer"), doc.get("multiplexer", ""), ("httpconnect",))
-
     lb = _sub(doc, "loadBalancer")
     headers = tuple(
         (h.get("name", ""), h.get("value", "")) for h in (hc.get("httpHeaders") or []) if h is not None
     )
-    return ProxyConfig(
+    config_type = PROXY_CONFIG_TYPES.get(ptype, ProxyConfig)
+    return config_type(
         name=doc.get("name", ""),
         type=ptype,
         local_ip=_or(doc.get("localIP"), "127.0.0.1"),
         local_port=local_port or 0,
-        remote_port=doc.get("remotePort", 0),
         enabled=doc.get("enabled", True),
         transport=ProxyTransportConfig(
             use_encryption=t.get("useEncryption", False),
@@ -384,19 +446,6 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
         ),
         metadatas=FrozenMap(doc.get("metadatas") or {}),
         annotations=FrozenMap(doc.get("annotations") or {}),
-        secret_key=doc.get("secretKey", ""),
-        allow_users=_strings(doc.get("allowUsers")),
-        custom_domains=_strings(doc.get("customDomains")),
-        subdomain=doc.get("subdomain", ""),
-        locations=_strings(doc.get("locations")),
-        http_user=doc.get("httpUser", ""),
-        http_password=doc.get("httpPassword", ""),
-        host_header_rewrite=doc.get("hostHeaderRewrite", ""),
-        request_headers=FrozenMap(_sub(doc, "requestHeaders").get("set") or {}),
-        response_headers=FrozenMap(_sub(doc, "responseHeaders").get("set") or {}),
-        route_by_http_user=doc.get("routeByHTTPUser", ""),
-        multiplexer=doc.get("multiplexer", ""),
-        nat_traversal_disable_assisted_addrs=_sub(doc, "natTraversal").get("disableAssistedAddrs", False),
         load_balancer=LoadBalancerConfig(group=lb.get("group", ""), group_key=lb.get("groupKey", "")),
         health_check=HealthCheckConfig(
             type=hc_type,
@@ -407,6 +456,7 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
             http_headers=headers,
         ),
         plugin=plugin,
+        **kind_fields,
     )
 
 

@@ -33,6 +33,15 @@ __all__ = [
     "HealthCheckConfig",
     "PluginConfig",
     "ProxyConfig",
+    "TcpProxyConfig",
+    "UdpProxyConfig",
+    "StcpProxyConfig",
+    "SudpProxyConfig",
+    "XtcpProxyConfig",
+    "HttpProxyConfig",
+    "HttpsProxyConfig",
+    "TcpmuxProxyConfig",
+    "PROXY_CONFIG_TYPES",
     "VisitorTransportConfig",
     "VisitorConfig",
     "ClientConfig",
@@ -311,25 +320,94 @@ class PluginConfig:
 @dataclass(frozen=True)
 class ProxyConfig:
     """
-    One entry of C{proxies}.  Fields of every proxy type live here; those
-    that do not apply to C{type} keep their defaults.
+    One entry of C{proxies}: the fields every proxy type has (frp's
+    C{ProxyBaseConfig} and backend).  Each type has its own subclass with its
+    own fields (L{TcpProxyConfig}, L{StcpProxyConfig}, ...), found by type in
+    L{PROXY_CONFIG_TYPES}.
+
+    Like C{pathlib.Path}, calling C{ProxyConfig(name=..., type=t, ...)}
+    builds the registered class for C{t} (so C{ProxyConfig(name="dns",
+    type="udp", local_port=53)} is a L{UdpProxyConfig}); an unregistered
+    type gets this base class.
     """
 
     name: str
     type: str
     local_ip: str = "127.0.0.1"
     local_port: int = 0
-    remote_port: int = 0
     enabled: bool = True
     transport: ProxyTransportConfig = field(default_factory=ProxyTransportConfig)
     metadatas: Mapping[str, str] = field(default_factory=_empty_map)
     annotations: Mapping[str, str] = field(default_factory=_empty_map)
-    # stcp / sudp / xtcp
+    load_balancer: LoadBalancerConfig = field(default_factory=LoadBalancerConfig)
+    health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
+    plugin: PluginConfig = field(default_factory=PluginConfig)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ProxyConfig:
+        if cls is ProxyConfig:
+            kind = kwargs.get("type", args[1] if len(args) > 1 else None)
+            cls = PROXY_CONFIG_TYPES.get(kind, ProxyConfig) if isinstance(kind, str) else ProxyConfig
+        return object.__new__(cls)
+
+
+@dataclass(frozen=True)
+class _RemotePortFields(ProxyConfig):
+    remote_port: int = 0
+
+
+@dataclass(frozen=True)
+class _SecretFields(ProxyConfig):
     secret_key: str = ""
     allow_users: tuple[str, ...] = ()
-    # http / https / tcpmux
+
+
+@dataclass(frozen=True)
+class _DomainFields(ProxyConfig):
     custom_domains: tuple[str, ...] = ()
     subdomain: str = ""
+
+
+@dataclass(frozen=True)
+class TcpProxyConfig(_RemotePortFields):
+    """C{type: tcp}: frps listens on C{remotePort} (0: frps picks one)."""
+
+    type: str = "tcp"
+
+
+@dataclass(frozen=True)
+class UdpProxyConfig(_RemotePortFields):
+    """C{type: udp}: frps listens for datagrams on C{remotePort}."""
+
+    type: str = "udp"
+
+
+@dataclass(frozen=True)
+class StcpProxyConfig(_SecretFields):
+    """C{type: stcp}: reachable only through visitors that know C{secretKey}."""
+
+    type: str = "stcp"
+
+
+@dataclass(frozen=True)
+class SudpProxyConfig(_SecretFields):
+    """C{type: sudp}: the datagram counterpart of stcp."""
+
+    type: str = "sudp"
+
+
+@dataclass(frozen=True)
+class XtcpProxyConfig(_SecretFields):
+    """C{type: xtcp} (P2P; refused by frptx for now)."""
+
+    type: str = "xtcp"
+    nat_traversal_disable_assisted_addrs: bool = False
+
+
+@dataclass(frozen=True)
+class HttpProxyConfig(_DomainFields):
+    """C{type: http}: routed by frps's HTTP virtual host."""
+
+    type: str = "http"
     locations: tuple[str, ...] = ()
     http_user: str = ""
     http_password: str = ""
@@ -337,13 +415,37 @@ class ProxyConfig:
     request_headers: Mapping[str, str] = field(default_factory=_empty_map)
     response_headers: Mapping[str, str] = field(default_factory=_empty_map)
     route_by_http_user: str = ""
+
+
+@dataclass(frozen=True)
+class HttpsProxyConfig(_DomainFields):
+    """C{type: https}: routed by SNI on frps's HTTPS virtual host."""
+
+    type: str = "https"
+
+
+@dataclass(frozen=True)
+class TcpmuxProxyConfig(_DomainFields):
+    """C{type: tcpmux}: routed by an HTTP CONNECT multiplexer on frps."""
+
+    type: str = "tcpmux"
+    http_user: str = ""
+    http_password: str = ""
+    route_by_http_user: str = ""
     multiplexer: str = ""
-    # xtcp
-    nat_traversal_disable_assisted_addrs: bool = False
-    # features common to all types
-    load_balancer: LoadBalancerConfig = field(default_factory=LoadBalancerConfig)
-    health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
-    plugin: PluginConfig = field(default_factory=PluginConfig)
+
+
+#: proxy type -> its config class (what C{ProxyConfig(type=...)} and the loader build)
+PROXY_CONFIG_TYPES: dict[str, type[ProxyConfig]] = {
+    "tcp": TcpProxyConfig,
+    "udp": UdpProxyConfig,
+    "stcp": StcpProxyConfig,
+    "sudp": SudpProxyConfig,
+    "xtcp": XtcpProxyConfig,
+    "http": HttpProxyConfig,
+    "https": HttpsProxyConfig,
+    "tcpmux": TcpmuxProxyConfig,
+}
 
 
 @dataclass(frozen=True)
