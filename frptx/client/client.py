@@ -18,29 +18,23 @@ from twisted.internet.protocol import Protocol, ReconnectingClientFactory, conne
 from twisted.python.failure import Failure
 
 from frptx import logs
+from frptx.client import kinds
 from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.dialer import Dialer
+from frptx.client.failures import describe_failure
+from frptx.client.proxy_manager import ProxyManager
+from frptx.client.session import LoginSession
 from frptx.config import ClientConfig
 from frptx.protocols.client import ClientControlProtocol, ClientWorkProtocol
+from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
-from frptx.wire import LoginResp
+from frptx.wire import LoginResp, NewProxyResp, NewWorkConn, StartWorkConn, privilege_key
 
 if TYPE_CHECKING:
     from frptx.mux import YamuxProtocol
 
-
-def describe_failure(reason: Failure | None) -> str:
-    """A one-line reason for a failed connection, with TLS errors made readable."""
-    if reason is None:
-        return "connection closed"
-    from OpenSSL.SSL import Error as SSLError
-
-    from frptx.transport.tls import TLSVerificationError, describe_tls_error
-
-    if reason.check(SSLError, TLSVerificationError):
-        return describe_tls_error(reason)
-    return reason.getErrorMessage()
+__all__ = ["FrpClient", "LoginFactory", "describe_failure"]
 
 
 class LoginFactory(ReconnectingClientFactory):
@@ -96,7 +90,13 @@ class LoginFactory(ReconnectingClientFactory):
 
 
 class FrpClient:
-    """frpc's core: login, proxies via ``proxy_manager``, work connections."""
+    """frpc's core: login, proxies via ``proxy_manager``, work connections.
+
+    It is the ``ControlHandler`` of its control connections (each gets a
+    ``LoginSession``) and the ``WorkDispatcher`` of its work connections (a started
+    one goes to its proxy kind's handler, ``frptx.client.kinds``); proxy kinds and
+    visitors see it as a ``ClientContext``.
+    """
 
     log = logs.logger()
 
@@ -105,7 +105,8 @@ class FrpClient:
         self.config = config
         self.reactor = reactor
         self.run_id = ""
-        self.control: ClientControlProtocol | None = None
+        #: the live login session (its control connection is ``control.control``)
+        self.control: LoginSession | None = None
         self.ever_logged_in = False
         self.stopping = False
         self.on_fatal = on_fatal
@@ -114,11 +115,9 @@ class FrpClient:
         self.connector: Any = None
         #: why the last yamux session ended (its streams only see "session lost")
         self.session_failure: Failure | None = None
-        self._login_waiters: list[Deferred[ClientControlProtocol]] = []
+        self._login_waiters: list[Deferred[LoginSession]] = []
         #: every open connection of frpc (control, work, local services, yamux session)
         self.connections = ConnectionSet(reactor)
-        from frptx.client.proxy_manager import ProxyManager
-
         self.proxy_manager: ProxyManager = ProxyManager(self)
 
     # -- lifecycle --------------------------------------------------------------
@@ -135,9 +134,9 @@ class FrpClient:
             self.connector.stopConnecting()
         return self.connections.close_all()
 
-    def when_logged_in(self) -> Deferred[ClientControlProtocol]:
-        """Fires with the control protocol at the next successful login (or now)."""
-        d: Deferred[ClientControlProtocol] = Deferred()
+    def when_logged_in(self) -> Deferred[LoginSession]:
+        """Fires with the login session at the next successful login (or now)."""
+        d: Deferred[LoginSession] = Deferred()
         if self.control is not None and self.control.logged_in:
             d.callback(self.control)
         else:
@@ -170,8 +169,12 @@ class FrpClient:
         return ClientSession(is_client=True, reactor=self.reactor, coalesce_over_tls=True,
                              keepalive_interval=float(self.config.transport.tcp_mux_keepalive_interval))
 
-    # -- login outcome ------------------------------------------------------------
-    def logged_in(self, control: ClientControlProtocol, resp: LoginResp) -> None:
+    # -- ControlHandler ---------------------------------------------------------------
+    def open_session(self, control: ClientControlProtocol) -> LoginSession:
+        return LoginSession(self, control)
+
+    # -- login outcome (SessionOwner) -----------------------------------------------------
+    def logged_in(self, control: LoginSession, resp: LoginResp) -> None:
         first = not self.ever_logged_in
         self.ever_logged_in = True
         control.outcome_reported = True
@@ -187,7 +190,7 @@ class FrpClient:
         for d in waiters:
             d.callback(control)
 
-    def login_failed(self, control: ClientControlProtocol | None, why: str) -> None:
+    def login_failed(self, control: LoginSession | None, why: str) -> None:
         if control is not None:
             if control.outcome_reported:
                 return
@@ -200,7 +203,7 @@ class FrpClient:
     def connection_failed(self, reason: Failure) -> None:
         self.login_failed(None, f"cannot connect: {describe_failure(reason)}")
 
-    def control_lost(self, control: ClientControlProtocol, reason: Failure | None) -> None:
+    def control_lost(self, control: LoginSession, reason: Failure | None) -> None:
         if self.config.transport.tcp_mux and self.session_failure is not None:
             reason = self.session_failure
         if not control.logged_in:
@@ -223,11 +226,39 @@ class FrpClient:
         if self.on_fatal is not None:
             self.on_fatal(message)
 
-    # -- work connections --------------------------------------------------------
+    def new_proxy_response(self, msg: NewProxyResp) -> None:
+        self.proxy_manager.new_proxy_response(msg)
+
+    # -- work connections (WorkDispatcher) ------------------------------------------
     def open_work_connection(self) -> None:
         d = self.dialer.dial(ClientWorkProtocol(self))
         d.addErrback(lambda f: self.log.warn("cannot open a work connection: {why}",
                                              why=describe_failure(f)))
+
+    def new_work_conn(self) -> NewWorkConn:
+        cfg = self.config
+        if "NewWorkConns" in cfg.auth.additional_scopes:
+            timestamp = int(self.reactor.seconds())
+            return NewWorkConn(run_id=self.run_id, privilege_key=privilege_key(cfg.auth.token, timestamp),
+                               timestamp=timestamp)
+        return NewWorkConn(run_id=self.run_id)
+
+    def work_started(self, work: ClientWorkProtocol, msg: StartWorkConn) -> None:
+        """Hand a started work connection to its proxy kind (raw, paused, with its codec)."""
+        proxy = self.proxy_manager.by_wire_name(msg.proxy_name)
+        if proxy is None:
+            work.log.warn("StartWorkConn for unknown proxy [{name}]", name=msg.proxy_name)
+            work.close()
+            return
+        kind = kinds.kind_for(proxy.type)
+        if kind is None:
+            work.log.warn("proxy [{name}]: frpc cannot run {type} proxies", name=proxy.name, type=proxy.type)
+            work.close()
+            return
+        work.switch_to_raw()
+        codec = stream_codec(self.config.auth.token, proxy.transport.use_encryption,
+                             proxy.transport.use_compression)
+        kind.work_started(self, proxy, work, codec)
 
     def connect_local(self, host: str, port: int, protocol: IProtocol, timeout: float) -> Deferred[IProtocol]:
         from frptx.client.dialer import connect_tcp

@@ -15,20 +15,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 
 from frptx import logs
+from frptx.client.context import LoginState
+from frptx.client.dialer import Dialer
+from frptx.client.kinds.registry import new_proxy_message
 from frptx.config import ClientConfig, ConfigError, ProxyConfig, load_client_config
 from frptx.protocols.relay import TrafficCounter
-from frptx.wire import CloseProxy, NewProxy, NewProxyResp
+from frptx.wire import CloseProxy, NewProxyResp
 
-if TYPE_CHECKING:
-    from frptx.client.client import FrpClient
-    from frptx.protocols.client import ClientControlProtocol
+__all__ = ["RETRY_DELAYS", "ProxyManager", "ProxyOwner", "ProxyStatus", "new_proxy_message"]
+
+
+class ProxyOwner(Protocol):
+    """What the proxy manager uses of the client (``FrpClient``)."""
+
+    config: ClientConfig
+
+    @property
+    def reactor(self) -> Any: ...
+
+    @property
+    def dialer(self) -> Dialer: ...
+
+    @property
+    def control(self) -> LoginState | None: ...
 
 
 #: seconds before NewProxy is sent again after the 1st, 2nd, ... refusal (then the last, for good)
@@ -48,29 +64,13 @@ class ProxyStatus:
     failures: int = 0
 
 
-def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewProxy:
-    """The NewProxy registering ``proxy`` (wire name carries the ``user.`` prefix)."""
-    t = proxy.transport
-    return NewProxy(
-        proxy_name=client_config.wire_name(proxy.name),
-        proxy_type=proxy.type,
-        use_encryption=t.use_encryption,
-        use_compression=t.use_compression,
-        metas=dict(proxy.metadatas),
-        annotations=dict(proxy.annotations),
-        remote_port=proxy.remote_port,
-        sk=proxy.secret_key,
-        allow_users=tuple(proxy.allow_users),
-    )
-
-
 class ProxyManager(Service):
     """Owns the client's proxy configs and their registration state."""
 
     log = logs.logger()
     name = "proxy-manager"
 
-    def __init__(self, client: FrpClient, config_path: str | None = None,
+    def __init__(self, client: ProxyOwner, config_path: str | None = None,
                  loader: Callable[[str], ClientConfig] = load_client_config) -> None:
         self.client = client
         self.config_path = config_path
@@ -114,11 +114,11 @@ class ProxyManager(Service):
         return d
 
     # -- registration ------------------------------------------------------------
-    def logged_in(self, control: ClientControlProtocol) -> None:
+    def logged_in(self, control: LoginState) -> None:
         for proxy in self.proxies.values():
             self._register(control, proxy)
 
-    def _register(self, control: ClientControlProtocol | None, proxy: ProxyConfig, failures: int = 0) -> None:
+    def _register(self, control: LoginState | None, proxy: ProxyConfig, failures: int = 0) -> None:
         self._cancel_timer(proxy.name)
         status = ProxyStatus(phase="wait start", failures=failures)
         self.status[proxy.name] = status

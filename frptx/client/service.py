@@ -1,9 +1,10 @@
 # -*- test-case-name: frptx.test.test_e2e -*-
 """``FrpcService``: the frpc process as a Twisted service.
 
-It owns the ``FrpClient`` (login connector) and its ``ProxyManager``; SIGHUP
-reloads the proxies.  Visitor ports open after the first successful login.
-``stopService`` stops reconnecting and closes the session.
+It owns the ``FrpClient`` (login connector); its children are the listeners:
+the ``ProxyManager`` (SIGHUP reloads the proxies) and, once the first login
+succeeded, one child per visitor (``StcpVisitor``, ``SudpVisitor``).
+``stopService`` stops the children, stops reconnecting and closes the session.
 """
 from __future__ import annotations
 
@@ -11,12 +12,22 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.error import CannotListenError
 
 from frptx import logs
 from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.client import FrpClient
-from frptx.config import ClientConfig
+from frptx.client.udp import SudpVisitor
+from frptx.client.visitors import StcpVisitor
+from frptx.config import ClientConfig, VisitorConfig
+
+#: visitor type -> its listener service
+VISITOR_TYPES: dict[str, Callable[[FrpClient, VisitorConfig], Service]] = {
+    "stcp": StcpVisitor,
+    "sudp": SudpVisitor,
+}
 
 
 def tls_wrapper(config: ClientConfig) -> Any:
@@ -77,22 +88,14 @@ class FrpcService(MultiService):
         if not self.running or self._visitors_started:
             return
         self._visitors_started = True
-        from twisted.internet.error import CannotListenError
-
-        from frptx.client.visitors import StcpVisitor
-
         for v in self.client.config.active_visitors():
-            if v.type == "sudp":
-                from frptx.client.udp import SudpVisitor
-
-                visitor: Any = SudpVisitor(self.client, v)
-            else:
-                visitor = StcpVisitor(self.client, v)
+            visitor = VISITOR_TYPES.get(v.type, StcpVisitor)(self.client, v)
             try:
-                visitor.start()
+                visitor.setServiceParent(self)
             except CannotListenError as e:
                 self.log.error("visitor [{name}] cannot listen on {addr}:{port}: {why}", name=v.name,
                                addr=v.bind_addr, port=v.bind_port, why=e.socketError)
+                visitor.disownServiceParent()
                 continue
             self.visitors[v.name] = visitor
 
@@ -100,11 +103,10 @@ class FrpcService(MultiService):
         if self._previous_sighup is not None:
             signal.signal(signal.SIGHUP, self._previous_sighup)
             self._previous_sighup = None
-        from twisted.internet.defer import gatherResults, maybeDeferred
-
-        pending = [maybeDeferred(v.stop) for v in self.visitors.values()]
-        self.visitors = {}
+        # the children (visitors, proxy manager) stop first, then the login and its connections
+        stopped = maybeDeferred(super().stopService)
+        visitors, self.visitors = list(self.visitors.values()), {}
         self._visitors_started = False
-        pending.append(self.client.stop())
-        super().stopService()
-        return gatherResults(pending).addCallback(lambda _: None)
+        for visitor in visitors:
+            visitor.disownServiceParent()  # a restart opens them again after its first login
+        return gatherResults([stopped, self.client.stop()]).addCallback(lambda _: None)

@@ -22,6 +22,7 @@ import ipaddress
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
@@ -34,7 +35,7 @@ from frptx.protocols.packets import DROP_LOG_INTERVAL, PacketChannel
 from frptx.wire import UDPPacket
 
 if TYPE_CHECKING:
-    from frptx.client.client import FrpClient
+    from frptx.client.context import ClientContext
     from frptx.client.visitors import VisitorConnectionProtocol
     from frptx.config import ProxyConfig, VisitorConfig
 
@@ -68,12 +69,12 @@ Address = tuple[str, int]
 _handlers: weakref.WeakKeyDictionary[Any, dict[str, list[UdpWorkHandler]]] = weakref.WeakKeyDictionary()
 
 
-def handlers_of(client: FrpClient, proxy_name: str) -> list[UdpWorkHandler]:
+def handlers_of(client: ClientContext, proxy_name: str) -> list[UdpWorkHandler]:
     """The live handlers of ``proxy_name`` on ``client`` (for tests and status)."""
     return list(_handlers.get(client, {}).get(proxy_name, []))
 
 
-def attach_udp_work(client: FrpClient, proxy: ProxyConfig, work_protocol: Any, codec: StreamCodec | None) -> None:
+def attach_udp_work(client: ClientContext, proxy: ProxyConfig, work_protocol: Any, codec: StreamCodec | None) -> None:
     """Run a udp/sudp work connection (already in raw mode) for ``proxy``."""
     by_name = _handlers.setdefault(client, {})
     if proxy.type == "udp":
@@ -187,7 +188,7 @@ class _TrackedSocket:
 class UdpWorkHandler:
     """One udp/sudp work connection on frpc and the local sockets of its users."""
 
-    def __init__(self, client: FrpClient, proxy: ProxyConfig, work_protocol: Any,
+    def __init__(self, client: ClientContext, proxy: ProxyConfig, work_protocol: Any,
                  codec: StreamCodec | None) -> None:
         self.client = client
         self.proxy = proxy
@@ -364,12 +365,16 @@ class _VisitorDatagrams(DatagramProtocol):
         self.visitor.local_datagram(datagram, addr)
 
 
-class SudpVisitor:
-    """Listens on ``bindAddr:bindPort`` (UDP) and reaches an sudp proxy through frps."""
+class SudpVisitor(Service):
+    """Listens on ``bindAddr:bindPort`` (UDP) and reaches an sudp proxy through frps.
+
+    A child service of ``FrpcService`` (added after the first login);
+    ``startService`` raises ``CannotListenError`` when the port is taken.
+    """
 
     log = logs.logger()
 
-    def __init__(self, client: FrpClient, visitor: VisitorConfig) -> None:
+    def __init__(self, client: ClientContext, visitor: VisitorConfig) -> None:
         self.client = client
         self.visitor = visitor
         self.clock = client.reactor
@@ -386,9 +391,13 @@ class SudpVisitor:
         self._pinger: LoopingCall | None = None
         self._last_drop_log = float("-inf")
 
-    @property
-    def name(self) -> str:
-        return self.visitor.name
+    def startService(self) -> None:
+        self.start()
+        super().startService()
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        return self.stop()
 
     def start(self) -> None:
         """Listen (raises ``CannotListenError``); the visitor connection opens on the first datagram."""
@@ -462,7 +471,7 @@ class SudpVisitor:
             d.addCallback(lambda _: open_visitor_connection(client, self.visitor))
         self._opening = d
         d.addCallbacks(self._opened, self._failed)
-        d.addErrback(lambda f: self.log.failure("sudp visitor [{name}]: setup failed", f, name=self.name))
+        d.addErrback(lambda f: self.log.failure("sudp visitor [{name}]: setup failed", f, name=self.visitor.name))
 
     def _opened(self, conn: VisitorConnectionProtocol) -> None:
         self._opening = None
@@ -472,12 +481,12 @@ class SudpVisitor:
         self._failures = 0
         self.connections_opened += 1
         channel = PacketChannel(conn, conn.codec, self._from_provider, self.clock, on_lost=self._lost,
-                                description=f"sudp visitor [{self.name}] connection")
+                                description=f"sudp visitor [{self.visitor.name}] connection")
         self.channel = channel
         channel.start()
         if self.channel is not channel:
             return
-        self.log.info("sudp visitor [{name}]: connected to its proxy", name=self.name)
+        self.log.info("sudp visitor [{name}]: connected to its proxy", name=self.visitor.name)
         self._pinger = LoopingCall(channel.send_ping)
         self._pinger.clock = self.clock
         self._pinger.start(PING_INTERVAL, now=False)
@@ -497,7 +506,7 @@ class SudpVisitor:
         self.dropped += n
         self.log.warn("sudp visitor [{name}]: cannot open the visitor connection: {why} "
                       "({n} datagrams dropped; next attempt in {delay:g}s at the earliest)",
-                      name=self.name, why=_describe(failure), n=n, delay=delay)
+                      name=self.visitor.name, why=_describe(failure), n=n, delay=delay)
 
     def _lost(self, channel: PacketChannel) -> None:
         if self.channel is not channel:
@@ -507,7 +516,7 @@ class SudpVisitor:
         self.dropped += channel.dropped
         if not self.stopped:
             self.log.info("sudp visitor [{name}]: visitor connection closed; reopening on the next datagram",
-                          name=self.name)
+                          name=self.visitor.name)
 
     def _stop_pinger(self) -> None:
         pinger, self._pinger = self._pinger, None
@@ -520,7 +529,7 @@ class SudpVisitor:
         if now - self._last_drop_log >= DROP_LOG_INTERVAL:
             self._last_drop_log = now
             self.log.warn("sudp visitor [{name}]: dropped a datagram ({why}); {n} dropped so far",
-                          name=self.name, why=why, n=self.dropped)
+                          name=self.visitor.name, why=why, n=self.dropped)
 
 
 def _describe(failure: Failure) -> str:
@@ -528,6 +537,6 @@ def _describe(failure: Failure) -> str:
 
     if failure.check(DeferredTimeout):
         return f"not logged in to frps within {LOGIN_WAIT:g}s"
-    from frptx.client.client import describe_failure
+    from frptx.client.failures import describe_failure
 
     return describe_failure(failure)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory
@@ -28,7 +29,7 @@ from frptx.transport.address import bound_port
 from frptx.wire import Message, NewVisitorConn, NewVisitorConnResp, sign_key
 
 if TYPE_CHECKING:
-    from frptx.client.client import FrpClient
+    from frptx.client.context import ClientContext
 
 VISITOR_RESPONSE_TIMEOUT = 10.0
 #: how long a local connection may wait for frpc to be logged in (again) before it is closed
@@ -39,7 +40,7 @@ class VisitorRefused(Exception):
     """frps refused the visitor connection; ``str()`` is its reason."""
 
 
-def target_name(client: FrpClient, visitor: VisitorConfig) -> str:
+def target_name(client: ClientContext, visitor: VisitorConfig) -> str:
     """The wire name of the proxy a visitor reaches: ``user.serverName`` when a user applies."""
     user = visitor.server_user or client.config.user
     return f"{user}.{visitor.server_name}" if user else visitor.server_name
@@ -48,7 +49,7 @@ def target_name(client: FrpClient, visitor: VisitorConfig) -> str:
 class VisitorConnectionProtocol(MessageProtocol):
     """NewVisitorConn out, NewVisitorConnResp in, then raw (encoded) bytes."""
 
-    def __init__(self, client: FrpClient, visitor: VisitorConfig) -> None:
+    def __init__(self, client: ClientContext, visitor: VisitorConfig) -> None:
         super().__init__()
         self.client = client
         self.visitor = visitor
@@ -95,7 +96,7 @@ class VisitorConnectionProtocol(MessageProtocol):
             self.ready.errback(VisitorRefused("the connection to frps closed before its answer"))
 
 
-def open_visitor_connection(client: FrpClient, visitor: VisitorConfig) -> Deferred[VisitorConnectionProtocol]:
+def open_visitor_connection(client: ClientContext, visitor: VisitorConfig) -> Deferred[VisitorConnectionProtocol]:
     """A visitor connection to ``visitor``'s target, ready for raw bytes (paused)."""
     protocol = VisitorConnectionProtocol(client, visitor)
     dialed = client.dialer.dial(protocol)
@@ -103,17 +104,29 @@ def open_visitor_connection(client: FrpClient, visitor: VisitorConfig) -> Deferr
     return protocol.ready
 
 
-class StcpVisitor:
-    """Listens on ``bindAddr:bindPort``; each local connection is relayed to the stcp proxy."""
+class StcpVisitor(Service):
+    """Listens on ``bindAddr:bindPort``; each local connection is relayed to the stcp proxy.
+
+    A child service of ``FrpcService`` (added after the first login);
+    ``startService`` raises ``CannotListenError`` when the port is taken.
+    """
 
     log = logs.logger()
 
-    def __init__(self, client: FrpClient, visitor: VisitorConfig) -> None:
+    def __init__(self, client: ClientContext, visitor: VisitorConfig) -> None:
         self.client = client
         self.visitor = visitor
         self.port: IListeningPort | None = None
         #: frps's last refusal, as shown in the log
         self.last_error = ""
+
+    def startService(self) -> None:
+        self.start()
+        super().startService()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        return self.stop()
 
     def start(self) -> None:
         v = self.visitor

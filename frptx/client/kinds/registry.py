@@ -1,0 +1,64 @@
+# -*- test-case-name: frptx.test.test_protocols_client -*-
+"""The table of proxy kinds frpc runs: ``kind name -> ClientKind``.
+
+Each kind module (``frptx.client.kinds.tcp``, ...) registers one ``ClientKind``
+at import; ``frptx.client.kinds`` imports the built-in ones.  Later client
+plugins register the same way.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from frptx.client.context import ClientContext
+from frptx.config import ClientConfig, ProxyConfig
+from frptx.protocols.client import ClientWorkProtocol
+from frptx.protocols.codec import StreamCodec
+from frptx.wire import NewProxy
+
+#: runs a work connection frps started for a proxy (already switched to raw bytes, paused)
+WorkHandler = Callable[[ClientContext, ProxyConfig, ClientWorkProtocol, "StreamCodec | None"], None]
+
+
+@dataclass(frozen=True)
+class ClientKind:
+    """One proxy kind on frpc: what its NewProxy carries and what its work connections do."""
+
+    name: str
+    #: the NewProxy fields of this kind, from its config (the common ones are added for it)
+    new_proxy_fields: Callable[[Any], dict[str, Any]]
+    work_started: WorkHandler
+
+
+_KINDS: dict[str, ClientKind] = {}
+
+
+def register(kind: ClientKind) -> ClientKind:
+    """Make ``kind`` the handler of proxies whose ``type`` is ``kind.name``."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kind_for(name: str) -> ClientKind | None:
+    """The registered kind called ``name``, if any."""
+    return _KINDS.get(name)
+
+
+def registered() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewProxy:
+    """The NewProxy registering ``proxy`` (wire name carries the ``user.`` prefix)."""
+    t = proxy.transport
+    kind = kind_for(proxy.type)
+    return NewProxy(
+        proxy_name=client_config.wire_name(proxy.name),
+        proxy_type=proxy.type,
+        use_encryption=t.use_encryption,
+        use_compression=t.use_compression,
+        metas=dict(proxy.metadatas),
+        annotations=dict(proxy.annotations),
+        **(kind.new_proxy_fields(proxy) if kind is not None else {}),
+    )
