@@ -74,10 +74,15 @@ def handlers_of(client: ClientContext, proxy_name: str) -> list[UdpWorkHandler]:
     return list(_handlers.get(client, {}).get(proxy_name, []))
 
 
-def attach_udp_work(client: ClientContext, proxy: ProxyConfig, work_protocol: Any, codec: StreamCodec | None) -> None:
-    """Run a udp/sudp work connection (already in raw mode) for ``proxy``."""
+def attach_udp_work(client: ClientContext, proxy: ProxyConfig, work_protocol: Any, codec: StreamCodec | None,
+                    exclusive: bool | None = None) -> None:
+    """Run a udp/sudp work connection (already in raw mode) for ``proxy``.
+
+    ``exclusive``: the new work connection replaces the proxy's previous ones (udp;
+    by default when ``proxy.type`` is udp) instead of running beside them (sudp).
+    """
     by_name = _handlers.setdefault(client, {})
-    if proxy.type == "udp":
+    if exclusive if exclusive is not None else proxy.type == "udp":
         for old in list(by_name.get(proxy.name, [])):
             old.close("replaced by a new work connection")
     live = by_name.setdefault(proxy.name, [])

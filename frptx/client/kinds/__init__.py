@@ -24,6 +24,7 @@ The frps side has its own kind module (``frptx/server/kinds/``).
 from __future__ import annotations
 
 from frptx.client.kinds import stcp, sudp, tcp, udp
-from frptx.client.kinds.registry import ClientKind, kind_for, new_proxy_message, register, registered
+from frptx.client.kinds.registry import ClientKind, kind_for, new_proxy_message, register, registered, unregister
 
-__all__ = ["ClientKind", "kind_for", "new_proxy_message", "register", "registered", "stcp", "sudp", "tcp", "udp"]
+__all__ = ["ClientKind", "kind_for", "new_proxy_message", "register", "registered", "unregister",
+           "stcp", "sudp", "tcp", "udp"]

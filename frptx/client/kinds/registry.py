@@ -40,6 +40,11 @@ def register(kind: ClientKind) -> ClientKind:
     return kind
 
 
+def unregister(name: str) -> None:
+    """Forget kind ``name`` (a plugin unloading; tests)."""
+    _KINDS.pop(name, None)
+
+
 def kind_for(name: str) -> ClientKind | None:
     """The registered kind called ``name``, if any."""
     return _KINDS.get(name)

@@ -13,8 +13,14 @@ from frptx.protocols.codec import StreamCodec
 
 def packet_channel(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,
                    codec: StreamCodec | None) -> None:
-    """Run the work connection as a UDPPacket channel to ``localIP:localPort`` (udp, sudp)."""
-    attach_udp_work(client, proxy, work, codec)
+    """Run the work connection as a UDPPacket channel to ``localIP:localPort``, beside the proxy's others (sudp)."""
+    attach_udp_work(client, proxy, work, codec, exclusive=False)
 
 
-KIND = register(ClientKind("udp", remote_port_fields, packet_channel))
+def _work_started(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,
+                  codec: StreamCodec | None) -> None:
+    # a udp proxy has exactly one work connection: a new one replaces the previous (as in frp)
+    attach_udp_work(client, proxy, work, codec, exclusive=True)
+
+
+KIND = register(ClientKind("udp", remote_port_fields, _work_started))
