@@ -20,7 +20,8 @@ LOCAL_DIAL_TIMEOUT = 10.0
 log = logs.logger()
 
 
-def relay_to_local(client: ClientContext, proxy: Any, work: ClientWorkProtocol, codec: StreamCodec | None) -> None:
+def relay_to_local(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,
+                   codec: StreamCodec | None) -> None:
     """Dial ``localIP:localPort`` and relay the work connection to it (tcp, stcp)."""
     local = LocalServiceProtocol()
     local.tracker = client.connections
@@ -53,9 +54,4 @@ def remote_port_fields(proxy: Any) -> dict[str, Any]:
     return {"remote_port": proxy.remote_port}
 
 
-def _work_started(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,
-                  codec: StreamCodec | None) -> None:
-    relay_to_local(client, proxy, work, codec)
-
-
-KIND = register(ClientKind("tcp", remote_port_fields, _work_started))
+KIND = register(ClientKind("tcp", remote_port_fields, relay_to_local))
