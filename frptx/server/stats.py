@@ -7,8 +7,9 @@ collector *pulls* from those counters when somebody asks (a scrape, an API call)
 at each day boundary, so it costs nothing per byte, and a long-lived connection's
 bytes show up while it is still open.
 
-Per proxy it keeps frp's shape: seven days of daily bytes in and out, current
-connections, last start and close time, and the proxy's registration; the record
+Per proxy it keeps frp's shape: seven days of daily bytes in and out (plus a
+lifetime total each way, which never goes down: what Prometheus counters need, as
+a seven-day sum drops when a day leaves the window), current connections, last start and close time, and the proxy's registration; the record
 outlives the proxy (status "offline") so the dashboard can show what was there, up
 to ``max_offline`` records (the oldest closed ones go first), as frp keeps offline
 proxies until they are pruned.
@@ -84,6 +85,9 @@ class ProxyStats:
     seen_in: int = 0
     seen_out: int = 0
     closed_connections: int = 0
+    #: bytes since this record was created (it outlives restarts of the proxy); never decreases
+    total_in: int = 0
+    total_out: int = 0
 
     @property
     def online(self) -> bool:
@@ -169,5 +173,7 @@ class StatsCollector:
         stats.seen_in, stats.seen_out = counter.inbound, counter.outbound
         stats.traffic_in.add(new_in, day)
         stats.traffic_out.add(new_out, day)
+        stats.total_in += new_in
+        stats.total_out += new_out
         self.total_in.add(new_in, day)
         self.total_out.add(new_out, day)

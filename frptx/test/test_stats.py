@@ -97,3 +97,21 @@ class CollectorTests(unittest.TestCase):
         self.assertEqual(self.stats.prune_offline(), 1)
         self.assertEqual([p.name for p in self.stats.proxies()], ["b"])
         self.assertIsNone(self.stats.proxy("a"))
+
+    def test_lifetime_totals_never_go_down(self) -> None:
+        """A Prometheus counter must not decrease: the seven-day sum does, the lifetime total does not."""
+        counter = TrafficCounter()
+        self.stats.proxy_opened("web", "tcp", counter)
+        counter.inbound, counter.outbound = 100, 1000
+        web = self.stats.proxy("web")
+        assert web is not None
+        self.assertEqual((web.total_in, web.total_out), (100, 1000))
+        self.stats.proxy_closed("web")
+        again = TrafficCounter()  # a restarted proxy has a fresh live counter
+        self.stats.proxy_opened("web", "tcp", again)
+        again.inbound, again.outbound = 5, 7
+        self.clock.now += (HISTORY_DAYS + 1) * DAY
+        web = self.stats.proxy("web")
+        assert web is not None
+        self.assertEqual((web.traffic_in.total, web.traffic_out.total), (5, 7))  # the old days left the window
+        self.assertEqual((web.total_in, web.total_out), (105, 1007))
