@@ -7,11 +7,14 @@ knows the one below it::
     TLSSniffingFactory (plain / 0x17+TLS / 0x16 TLS)      transport.tls
       -> YamuxProtocol, one ServerConnectionProtocol per stream   transport.tcpMux
          or ServerConnectionProtocol directly
+
+They depend on ``BindPortServer`` (config, clock, connection set and the
+first-message dispatch), which ``frptx.server.registry.FrpServer`` implements.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
 from twisted.internet.protocol import Factory, Protocol
@@ -19,9 +22,9 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.config import ServerConfig
-from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtocol
+from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtocol, ServerDispatcher
+from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
-from frptx.server.registry import FrpServer
 
 log = logs.logger()
 
@@ -52,12 +55,22 @@ class BindPortTimeouts:
 DEFAULT_TIMEOUTS = BindPortTimeouts()
 
 
+class BindPortServer(ServerDispatcher, TypingProtocol):
+    """What the bind port's factories need of frps besides the dispatch itself."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def connections(self) -> ConnectionSet: ...
+
+
 class ServerConnectionFactory(Factory):
     """One ``ServerConnectionProtocol`` per accepted connection or yamux stream."""
 
     noisy = False
 
-    def __init__(self, server: FrpServer, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
+    def __init__(self, server: BindPortServer, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
         self.server = server
         self.first_message_timeout = first_message_timeout
 
@@ -75,7 +88,7 @@ class YamuxServerFactory(Factory):
 
     noisy = False
 
-    def __init__(self, server: FrpServer, streams: IProtocolFactory,
+    def __init__(self, server: BindPortServer, streams: IProtocolFactory,
                  first_stream_timeout: float = FIRST_STREAM_TIMEOUT) -> None:
         self.server = server
         self.streams = streams
@@ -99,7 +112,13 @@ class YamuxServerFactory(Factory):
                 session.close()
 
         timer = reactor.callLater(self.first_stream_timeout, no_stream)
-        session.when_closed().addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+
+        def cancel_timer(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        session.when_closed().addBoth(cancel_timer)
         return session
 
 
@@ -122,7 +141,7 @@ class _FirstStreamWatch:
         self.streams.doStop()
 
 
-def bind_port_factory(server: FrpServer, reactor: Any,
+def bind_port_factory(server: BindPortServer, reactor: Any,
                       timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> IProtocolFactory:
     """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
     config: ServerConfig = server.config

@@ -1,36 +1,56 @@
 # -*- test-case-name: frptx.test.test_protocols_server -*-
 """The protocol of every connection (or yamux stream) accepted on frps's bind port.
 
-It reads the first message within ``first_message_timeout`` (10 s) and hands the connection to a handler by
-an explicit swap: Login -> the client's ``ServerControl``; NewWorkConn -> a
+It reads the first message within ``first_message_timeout`` (10 s) and hands the
+connection to a handler by an explicit swap: Login -> the client's ``ServerControl``; NewWorkConn -> a
 ``ServerWorkConnection`` in that client's pool; NewVisitorConn -> checked and joined to
 its stcp/sudp proxy.  Anything else closes this connection only.
+
+This module knows nothing of frps's state: what to do with each first message is
+asked of a ``ServerDispatcher`` (``frptx.server.registry.FrpServer`` implements it
+and is injected), as Twisted's SMTP server asks an ``IMessageDelivery``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol as TypingProtocol
+from typing import Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from frptx.protocols.message import MessageProtocol
 from frptx.wire import Login, Message, NewVisitorConn, NewWorkConn
 
-if TYPE_CHECKING:
-    from frptx.server.registry import FrpServer
-
 FIRST_MESSAGE_TIMEOUT = 10.0
 
 
 class ConnectionHandler(TypingProtocol):
+    """What owns a connection after its first message (a client's control, a work connection)."""
+
     def message_received(self, msg: Message) -> None: ...
     def connection_lost(self, reason: Failure | None) -> None: ...
+
+
+class ServerDispatcher(TypingProtocol):
+    """What a bind-port connection needs of frps: a clock and a decision per first message.
+
+    Each method may answer and close ``protocol`` itself (a refusal); ``login`` and
+    ``work_connection`` return the handler that owns the connection from then on.
+    """
+
+    @property
+    def reactor(self) -> IReactorTime: ...
+
+    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> ConnectionHandler | None: ...
+
+    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> ConnectionHandler | None: ...
+
+    def visitor_connection(self, protocol: ServerConnectionProtocol, msg: NewVisitorConn) -> None: ...
 
 
 class ServerConnectionProtocol(MessageProtocol):
     """Bytes <-> messages for one accepted frp connection; the role lives in ``handler``."""
 
-    def __init__(self, server: FrpServer, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
+    def __init__(self, server: ServerDispatcher, first_message_timeout: float = FIRST_MESSAGE_TIMEOUT) -> None:
         super().__init__()
         self.server = server
         #: seconds a new connection may take to send its first message (tests shorten it)

@@ -5,17 +5,23 @@ The control protocol only turns bytes into messages; this object holds what a
 login owns — run id, proxies, the work-connection pool, the heartbeat deadline —
 and decides what each message means.  When the control connection is lost, or a
 new login with the same run id replaces it, everything it owns is closed.
+
+It asks frps (the ``ControlOwner`` interface, implemented by ``FrpServer``) to
+register and close proxies; proxies see it through ``proxies.ControlView``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from frptx import FRP_PROTOCOL_VERSION, logs
+from frptx.config import ServerConfig
+from frptx.protocols.tracking import ConnectionSet
 from frptx.server.pool import WorkConnectionPool
+from frptx.server.proxies import ProxyBase
 from frptx.wire import (
     CloseProxy,
     Login,
@@ -33,8 +39,27 @@ from frptx.wire import (
 
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
-    from frptx.server.proxies import ProxyBase
-    from frptx.server.registry import FrpServer
+
+
+class ControlOwner(TypingProtocol):
+    """What a client's control needs of frps (``FrpServer``)."""
+
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def reactor(self) -> Any: ...
+
+    @property
+    def connections(self) -> ConnectionSet: ...
+
+    def client_error(self, detailed: str, summary: str) -> str: ...
+
+    def register_proxy(self, control: ServerControl, msg: NewProxy) -> Deferred[NewProxyResp]: ...
+
+    def close_proxy(self, control: ServerControl, name: str) -> None: ...
+
+    def control_closed(self, control: ServerControl) -> None: ...
 
 
 class ServerWorkConnection:
@@ -67,7 +92,7 @@ class ServerControl:
 
     log = logs.logger()
 
-    def __init__(self, server: FrpServer, protocol: ServerConnectionProtocol, login: Login, run_id: str) -> None:
+    def __init__(self, server: ControlOwner, protocol: ServerConnectionProtocol, login: Login, run_id: str) -> None:
         self.server = server
         self.protocol = protocol
         self.login = login

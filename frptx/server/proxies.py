@@ -1,60 +1,77 @@
 # -*- test-case-name: frptx.test.test_e2e -*-
-"""Server side of proxies: tcp (public port), stcp/sudp (visitors only).
+"""What every server-side proxy shares; the kinds themselves live in ``frptx.server.kinds``.
 
-A user connecting to ``remotePort`` is paused at once; the proxy borrows a work
-connection from its client's pool (waiting at most ``userConnTimeout``), sends
-StartWorkConn with the user's and the listener's addresses, and relays.  Closing
-the proxy (CloseProxy, client gone, frps stopping) closes the listener and every
-connection it carries.
+A proxy is one client's side of a tunnel: its control (``ControlView``), the work
+connections it borrows, the users it carries, its counters.  Users arrive on an
+*ingress* (``frptx.server.ingress``: a public port) that routes them here, or, for
+stcp/sudp, as visitor connections.  A paused user gets a work connection from its
+client's pool (waiting at most ``userConnTimeout``), StartWorkConn with the user's
+and the listener's addresses, and a relay.  Closing the proxy (CloseProxy, client
+gone, frps stopping) detaches it from its ingress (which stops listening once no
+proxy is left) and closes every connection it carries.
+
+This module does not import the control: it depends on the ``ControlView``
+interface, which ``frptx.server.control.ServerControl`` implements.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
-from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from frptx import logs
+from frptx.config import ServerConfig
 from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.relay import Relay, TrafficCounter
-from frptx.protocols.relayed import RelayedProtocol, start_relay
-from frptx.protocols.tuning import LISTEN_BACKLOG
+from frptx.protocols.relayed import start_relay
+from frptx.protocols.tracking import ConnectionSet
+from frptx.server.ingress import Ingress
 from frptx.server.pool import PoolClosed
-from frptx.transport.address import bound_port
-from frptx.wire import NewProxy, StartWorkConn
-
-if TYPE_CHECKING:
-    from frptx.server.control import ServerControl, ServerWorkConnection
+from frptx.wire import Login, NewProxy, StartWorkConn
 
 
-class PublicConnectionProtocol(RelayedProtocol):
-    """A user's connection to a proxy's public port."""
+class WorkConnection(TypingProtocol):
+    """A client's work connection as a proxy uses it (``ServerWorkConnection``)."""
 
-    def __init__(self, proxy: TcpProxy) -> None:
-        super().__init__()
-        self.proxy = proxy
-        self.relay: Relay | None = None
-        self.tracker = proxy.control.server.connections
+    protocol: Any
 
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.proxy.user_connected(self)
+    def start(self, msg: StartWorkConn) -> None: ...
 
 
-class PublicListenerFactory(Factory):
-    """Builds ``PublicConnectionProtocol`` for one proxy's listening port."""
+class WorkPool(TypingProtocol):
+    def give_back(self, work: Any) -> None: ...
 
-    noisy = False
 
-    def __init__(self, proxy: TcpProxy) -> None:
-        self.proxy = proxy
+class ServerView(TypingProtocol):
+    """What a proxy reads of frps: its settings, clock and connection set."""
 
-    def buildProtocol(self, addr: object) -> PublicConnectionProtocol | None:
-        if self.proxy.closed:
-            return None
-        return PublicConnectionProtocol(self.proxy)
+    @property
+    def config(self) -> ServerConfig: ...
+
+    @property
+    def reactor(self) -> Any: ...
+
+    @property
+    def connections(self) -> ConnectionSet | None: ...
+
+
+class ControlView(TypingProtocol):
+    """What a proxy needs of its client's control (``ServerControl``)."""
+
+    @property
+    def server(self) -> ServerView: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def login(self) -> Login: ...
+
+    @property
+    def pool(self) -> WorkPool: ...
+
+    def get_work_connection(self) -> Deferred[Any]: ...
 
 
 def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | None = None) -> None:
@@ -66,12 +83,12 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
     """
     control = proxy.control
     proxy.users.add(user)
-    d: Deferred[ServerWorkConnection] = control.get_work_connection()
+    d: Deferred[WorkConnection] = control.get_work_connection()
     if not d.called:  # a pooled connection is there at once: no timer to set and cancel
         d.addTimeout(control.server.config.user_conn_timeout, control.server.reactor)
     user.on_lost = lambda reason: d.cancel()
 
-    def got_work(work: ServerWorkConnection) -> None:
+    def got_work(work: WorkConnection) -> None:
         user.on_lost = None
         if _is_lost(user) or proxy.closed:
             proxy.users.discard(user)
@@ -129,19 +146,27 @@ def close_users(proxy: Any) -> None:
 
 
 class ProxyBase:
-    """What every server-side proxy shares: its client, name, settings and connections."""
+    """What every server-side proxy shares: its client, name, settings, counters and connections."""
 
     log = logs.logger()
+    #: the kind's name (``ProxyKind.name``), set by each kind's class
     kind = ""
+    #: whether NewVisitorConn may reach this proxy (stcp, sudp)
+    accepts_visitors = False
 
-    def __init__(self, control: ServerControl, msg: NewProxy) -> None:
+    def __init__(self, control: ControlView, msg: NewProxy) -> None:
         self.control = control
         self.name = msg.proxy_name
         self.msg = msg
-        self.remote_port = 0
+        #: where users arrive (None: only visitors reach this proxy)
+        self.ingress: Ingress | None = None
         self.counter = TrafficCounter()
         self.users: set[Any] = set()
         self.closed = False
+
+    @property
+    def remote_port(self) -> int:
+        return self.ingress.port if self.ingress is not None else 0
 
     @property
     def remote_addr(self) -> str:
@@ -152,62 +177,27 @@ class ProxyBase:
         return stream_codec(self.control.server.config.auth.token, self.msg.use_encryption,
                             self.msg.use_compression)
 
-    def listen(self, port: int, interface: str) -> None:
-        """Open the public port (raises ``CannotListenError``); proxies without one do nothing."""
+    def attach(self, ingress: Ingress) -> None:
+        """Have users of ``ingress`` routed to this proxy."""
+        self.ingress = ingress
+        ingress.attach(self)
+
+    def allows(self, user: str) -> bool:
+        """Whether a visitor of frp user ``user`` may connect (only kinds that accept visitors say yes)."""
+        return False
+
+    def visitor_connected(self, visitor: Any, codec: StreamCodec | None) -> None:
+        """A checked visitor connection (raw mode, paused; only if ``accepts_visitors``): relay it
+        to a work connection, ``codec`` being the visitor's own encryption/compression."""
+        join_to_work_connection(self, visitor, codec)
 
     def start(self) -> None:
-        """Called once the proxy is registered."""
+        """Called once frpc has been sent the NewProxyResp."""
 
     def close(self) -> Deferred[None] | None:
-        """Stop serving; fires when the public port (if any) is closed."""
+        """Stop serving; fires when the ingress (if this was its last proxy) is closed."""
         if self.closed:
             return None
         self.closed = True
         close_users(self)
-        return None
-
-
-class TcpProxy(ProxyBase):
-    """One registered ``tcp`` proxy on frps."""
-
-    kind = "tcp"
-
-    def __init__(self, control: ServerControl, msg: NewProxy) -> None:
-        super().__init__(control, msg)
-        self.port: IListeningPort | None = None
-
-    def listen(self, port: int, interface: str) -> None:
-        self.port = self.control.server.reactor.listenTCP(port, PublicListenerFactory(self), interface=interface,
-                                                          backlog=LISTEN_BACKLOG)
-        self.remote_port = bound_port(self.port)
-
-    def user_connected(self, user: PublicConnectionProtocol) -> None:
-        join_to_work_connection(self, user)
-
-    def close(self) -> Deferred[None] | None:
-        """Stop listening and drop every user connection; fires when the port is closed."""
-        if self.closed:
-            return None
-        super().close()
-        if self.port is None:
-            return None
-        d = self.port.stopListening()
-        return d if isinstance(d, Deferred) else None
-
-
-class SecretProxy(ProxyBase):
-    """An ``stcp`` or ``sudp`` proxy: no public port, reached only through visitors.
-
-    frps does not look inside: the visitor connection's bytes (a TCP stream for
-    stcp, UDPPacket messages for sudp) are relayed to a work connection of the
-    provider, each side with its own encryption/compression.
-    """
-
-    def __init__(self, control: ServerControl, msg: NewProxy) -> None:
-        super().__init__(control, msg)
-        self.kind = msg.proxy_type
-
-    def allows(self, user: str) -> bool:
-        """frp's rule: the provider's own user always; ``allowUsers`` adds others, ``*`` everyone."""
-        allowed = self.msg.allow_users
-        return user == self.control.login.user or "*" in allowed or user in allowed
+        return self.ingress.detach(self) if self.ingress is not None else None

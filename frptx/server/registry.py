@@ -1,17 +1,21 @@
 # -*- test-case-name: frptx.test.test_protocols_server -*-
-"""frps's shared state: logged-in clients by run id, proxies by name, ports.
+"""frps's shared state: logged-in clients by run id, proxies by name, public ports, stats.
 
-``FrpServer`` is what every server-side connection talks to.  It decides logins
-(token, version, run id, replacing a stale control), files work connections into
-their client's pool, and creates and closes proxies.
+``FrpServer`` is what every server-side connection talks to: it implements the
+``ServerDispatcher`` the bind-port protocol is given (``frptx.protocols.server``)
+and the ``ControlOwner`` each client's control is given.  It decides logins
+(token, run id, replacing a stale control), files work connections into their
+client's pool, and creates and closes proxies: the proxy's kind comes from the
+``KindRegistry`` (``frptx.server.kinds``), its public port from the ingress type
+the kind names (``frptx.server.ingress``); no kind is named here.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.python.failure import Failure
 
@@ -20,8 +24,13 @@ from frptx.config import ServerConfig
 from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.control import ServerControl, ServerWorkConnection
-from frptx.server.ports import PortError, PortManager, TooManyPorts
-from frptx.server.proxies import ProxyBase, SecretProxy, TcpProxy, join_to_work_connection
+from frptx.server.ingress import PortIngresses, PortIngressType
+from frptx.server.kind import KindRegistry, ProxyKind
+from frptx.server.kinds import builtin_kinds
+from frptx.server.kinds.udp import DEFAULT_UDP_TIMING, UdpTiming
+from frptx.server.ports import PortError, TooManyPorts
+from frptx.server.proxies import ProxyBase
+from frptx.server.stats import StatsCollector
 from frptx.wire import (
     Login,
     LoginResp,
@@ -36,7 +45,6 @@ from frptx.wire import (
 
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
-    from frptx.server.udp import UdpTiming
 
 
 class LoginRefused(Exception):
@@ -50,18 +58,20 @@ class FrpServer:
 
     # An intersection for the reader; Python typing has none, so mypy takes it as Any.
     def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime,  # type: ignore[valid-type]
-                 udp_timing: UdpTiming | None = None) -> None:
-        from frptx.server.udp import DEFAULT_UDP_TIMING
-
+                 udp_timing: UdpTiming | None = None, kinds: KindRegistry | None = None,
+                 stats: StatsCollector | None = None) -> None:
         self.config = config
         self.reactor = reactor
         #: when udp proxies take work connections (frps's values unless a test shortens them)
         self.udp_timing = udp_timing or DEFAULT_UDP_TIMING
+        self.kinds = kinds if kinds is not None else builtin_kinds()
+        #: per-proxy traffic history for the dashboard, the API and Prometheus
+        self.stats = stats if stats is not None else StatsCollector()
         self.controls: dict[str, ServerControl] = {}
         self.proxies: dict[str, ProxyBase] = {}
         self._pending_names: set[str] = set()
-        self.ports = PortManager(config.allow_ports, config.max_ports_per_client)
-        self.udp_ports = PortManager(config.allow_ports, config.max_ports_per_client)
+        #: the public ports of each ingress type (tcp, udp), opened on demand
+        self.ingresses: dict[str, PortIngresses] = {}
         #: every open connection frps accepted (bind port and public ports)
         self.connections = ConnectionSet(reactor)
 
@@ -134,16 +144,12 @@ class FrpServer:
         return work
 
     # -- proxies ---------------------------------------------------------------
-    def _proxy_class(self, kind: str) -> type[ProxyBase] | None:
-        if kind == "tcp":
-            return TcpProxy
-        if kind in ("stcp", "sudp"):
-            return SecretProxy
-        if kind == "udp":
-            from frptx.server.udp import UdpProxy
-
-            return UdpProxy
-        return None
+    def port_ingresses(self, kind: PortIngressType) -> PortIngresses:
+        """The ports of one ingress type (created on first use)."""
+        ingresses = self.ingresses.get(kind.name)
+        if ingresses is None:
+            ingresses = self.ingresses[kind.name] = PortIngresses(kind, self)
+        return ingresses
 
     def register_proxy(self, control: ServerControl, msg: NewProxy) -> Deferred[NewProxyResp]:
         """Create the proxy (opening its public port if it has one); fires with the NewProxyResp.
@@ -153,30 +159,34 @@ class FrpServer:
         frpc has heard that it exists.
         """
         name = msg.proxy_name
-        kind = msg.proxy_type or "tcp"
+        kind_name = msg.proxy_type
 
         def refusal(why: str) -> NewProxyResp:
             self.log.warn("client [{run_id}]: proxy [{name}] refused: {why}", run_id=control.run_id, name=name,
                           why=why)
             return NewProxyResp(proxy_name=name, error=self.client_error(why, f"new proxy [{name}] error"))
 
-        proxy_class = self._proxy_class(kind)
+        kind = self.kinds.get(kind_name)
         if not name:
             return succeed(refusal("proxy name is empty"))
-        if proxy_class is None:
-            return succeed(refusal(f"proxy type [{kind}] is not supported by this server"))
+        if kind is None:
+            return succeed(refusal(f"proxy type [{kind_name}] is not supported by this server"))
         if name in self.proxies or name in self._pending_names:
             return succeed(refusal(f"proxy [{name}] already exists"))
-        if proxy_class is SecretProxy:
-            return succeed(self._registered(control, SecretProxy(control, msg)))
-        ports = self.udp_ports if kind == "udp" else self.ports
+        if kind.ingress is None:
+            return succeed(self._registered(control, kind.proxy(control, msg)))
+        return self._register_on_port(control, msg, kind, kind.ingress, refusal)
+
+    def _register_on_port(self, control: ServerControl, msg: NewProxy, kind: ProxyKind, ingress_type: PortIngressType,
+                          refusal: Callable[[str], NewProxyResp]) -> Deferred[NewProxyResp]:
+        name = msg.proxy_name
+        ingresses = self.port_ingresses(ingress_type)
 
         def port_refusal(why: str) -> NewProxyResp:
-            # frps's udp proxy reports its port manager's errors as "acquire port N error: ..."
-            return refusal(f"acquire port {msg.remote_port} error: {why}" if kind == "udp" else why)
+            return refusal(kind.port_error(msg.remote_port, why))
 
         try:
-            candidates = ports.candidates(name, msg.remote_port, control.run_id)
+            candidates = ingresses.candidates(name, msg.remote_port, control.run_id)
         except TooManyPorts as e:
             return succeed(refusal(str(e)))
         except PortError as e:
@@ -189,19 +199,13 @@ class FrpServer:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
                 return refusal(f"proxy [{name}] already exists")
-            proxy = proxy_class(control, msg)
-            error = "port unavailable"
-            for port in candidates:
-                if port and port in ports.used:
-                    error = "port already used"
-                    continue
-                try:
-                    proxy.listen(port, self.config.proxy_bind_addr)
-                except (CannotListenError, OverflowError, ValueError, OSError):
-                    continue
-                ports.acquire(proxy.remote_port, name, control.run_id)
-                return self._registered(control, proxy)
-            return port_refusal(error if msg.remote_port else "no available port")
+            try:
+                ingress = ingresses.open(candidates, msg.remote_port, name, control.run_id)
+            except PortError as e:
+                return port_refusal(str(e))
+            proxy = kind.proxy(control, msg)
+            proxy.attach(ingress)
+            return self._registered(control, proxy)
 
         def failed(failure: Failure) -> NewProxyResp:
             # whatever went wrong, frpc gets an answer and frps a traceback in its log
@@ -211,11 +215,14 @@ class FrpServer:
             return NewProxyResp(proxy_name=name, error=self.client_error(
                 f"internal error: {failure.getErrorMessage()}", f"new proxy [{name}] error"))
 
-        return ports.wait_released(candidates).addCallback(bind).addErrback(failed)
+        return ingresses.wait_released(candidates).addCallback(bind).addErrback(failed)
 
     def _registered(self, control: ServerControl, proxy: ProxyBase) -> NewProxyResp:
         self.proxies[proxy.name] = proxy
         control.proxies[proxy.name] = proxy
+        login = control.login
+        self.stats.proxy_opened(proxy.name, proxy.kind, proxy.counter, user=login.user, client_id=login.client_id,
+                                run_id=control.run_id, registration=proxy.msg)
         where = f"listening on {self.config.proxy_bind_addr}:{proxy.remote_port}" if proxy.remote_port \
             else "reachable through visitors"
         self.log.info("client [{run_id}]: {kind} proxy [{name}] {where}", run_id=control.run_id, kind=proxy.kind,
@@ -229,7 +236,7 @@ class FrpServer:
         proxy = self.proxies.get(name)
         user = ""
         error = ""
-        if not isinstance(proxy, SecretProxy):
+        if proxy is None or not proxy.accepts_visitors:
             error = f"custom listener for [{name}] doesn't exist"
         elif not verify_privilege_key(proxy.msg.sk, msg.timestamp, msg.sign_key):
             error = f"visitor connection of [{name}] auth failed"
@@ -239,7 +246,7 @@ class FrpServer:
                 error = f"no client control found for run id [{msg.run_id}]"
             else:
                 user = visitor_control.login.user
-        if not error and isinstance(proxy, SecretProxy) and not proxy.allows(user):
+        if not error and proxy is not None and not proxy.allows(user):
             error = f"visitor connection of [{name}] user [{user}] not allowed"
         if error:
             assert protocol.transport is not None  # a connected protocol sent the NewVisitorConn
@@ -248,22 +255,21 @@ class FrpServer:
             protocol.send(NewVisitorConnResp(proxy_name=name, error=error))
             protocol.close()
             return
-        assert isinstance(proxy, SecretProxy)
+        assert proxy is not None
         protocol.send(NewVisitorConnResp(proxy_name=name))
         protocol.switch_to_raw()
-        join_to_work_connection(proxy, protocol,
-                                stream_codec(proxy.msg.sk, msg.use_encryption, msg.use_compression))
+        proxy.visitor_connected(protocol, stream_codec(proxy.msg.sk, msg.use_encryption, msg.use_compression))
 
     def close_proxy(self, control: ServerControl, name: str) -> None:
         proxy = control.proxies.pop(name, None)
         if proxy is None:
             return
-        if self.proxies.get(name) is proxy:
+        registered = self.proxies.get(name) is proxy
+        if registered:
             del self.proxies[name]
-        ports = self.udp_ports if proxy.kind == "udp" else self.ports
-        closed = proxy.close()
-        if proxy.remote_port:
-            ports.release(proxy.remote_port, closed)
+        proxy.close()  # its ingress gives the port back once the socket is closed
+        if registered:
+            self.stats.proxy_closed(name)
         self.log.info("client [{run_id}]: proxy [{name}] closed (in {inb} bytes, out {outb} bytes)",
                       run_id=control.run_id, name=name, inb=proxy.counter.inbound, outb=proxy.counter.outbound)
 

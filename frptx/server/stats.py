@@ -9,9 +9,10 @@ bytes show up while it is still open.
 
 Per proxy it keeps frp's shape: seven days of daily bytes in and out (plus a
 lifetime total each way, which never goes down: what Prometheus counters need, as
-a seven-day sum drops when a day leaves the window), current connections, last start and close time, and the proxy's registration; the record
-outlives the proxy (status "offline") so the dashboard can show what was there, up
-to ``max_offline`` records (the oldest closed ones go first), as frp keeps offline
+a seven-day sum drops when a day leaves the window), current connections, last
+start and close time, and the proxy's registration; the record outlives the proxy
+(status "offline") so the dashboard can show what was there, up to
+``max_offline`` records (the oldest closed ones go first), as frp keeps offline
 proxies until they are pruned.
 """
 from __future__ import annotations

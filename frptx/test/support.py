@@ -23,8 +23,8 @@ from frptx.client.service import FrpcService
 from frptx.config import ClientConfig, ServerConfig, parse_client_config, parse_server_config
 from frptx.factories.server import BindPortTimeouts
 from frptx.protocols.tuning import LISTEN_BACKLOG
+from frptx.server.kinds.udp import UdpTiming
 from frptx.server.service import FrpsService
-from frptx.server.udp import UdpTiming
 
 TOKEN = "test-token"
 

@@ -34,10 +34,11 @@ from frptx.protocols.message import MessageProtocol
 from frptx.protocols.packets import DROP_LOG_INTERVAL, PacketChannel, max_udp_payload
 from frptx.protocols.relay import TrafficCounter
 from frptx.protocols.tracking import ConnectionSet
-from frptx.server import udp as server_udp
 from frptx.server.control import ServerWorkConnection
+from frptx.server.ingress import UDP_PORT
+from frptx.server.kinds import udp as server_udp
+from frptx.server.kinds.udp import UdpProxy
 from frptx.server.registry import FrpServer
-from frptx.server.udp import UdpProxy
 from frptx.wire import (
     MAX_MESSAGE_SIZE,
     MessageReader,
@@ -426,12 +427,19 @@ class FakeControl:
         return d
 
 
+def listen_udp(proxy: UdpProxy) -> None:
+    """Give ``proxy`` a public UDP port (an ingress) on 127.0.0.1, as frps's registry does."""
+    ingress = UDP_PORT.create(proxy.control.server, lambda port, closed: None)  # type: ignore[arg-type]
+    ingress.listen(0, "127.0.0.1")
+    proxy.attach(ingress)
+
+
 class UdpProxyTests(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = UdpClock()
         self.control = FakeControl(self.clock)
         self.proxy = UdpProxy(self.control, NewProxy(proxy_name="dns", proxy_type="udp"))  # type: ignore[arg-type]
-        self.proxy.listen(0, "127.0.0.1")
+        listen_udp(self.proxy)
         (self.port,) = self.clock.udp_ports
         self.proxy.start()
         self.assertEqual(self.control.requests, [])  # not before frps's start delay
@@ -492,7 +500,7 @@ class UdpProxyTests(unittest.TestCase):
         """``FrpServer(udp_timing=...)``: when the first work connection is taken, and retaken."""
         control = FakeControl(self.clock, server_udp.UdpTiming(start_delay=0.05, retry_delays=(0.2, 0.3)))
         proxy = UdpProxy(control, NewProxy(proxy_name="q", proxy_type="udp"))  # type: ignore[arg-type]
-        proxy.listen(0, "127.0.0.1")
+        listen_udp(proxy)
         proxy.start()
         self.clock.advance(0.04)
         self.assertEqual(control.requests, [])

@@ -1,11 +1,11 @@
 # -*- test-case-name: frptx.test.test_udp -*-
 """frps's ``udp`` proxy: a public UDP port tunnelled over ONE work connection (§5.6).
 
-Every datagram a user sends to ``remotePort`` becomes a ``UDPPacket`` with the
-user's address on the proxy's single work connection (taken ``START_DELAY``
-after the NewProxyResp, as frps does); every UDPPacket frpc sends
-back is written from the public port to the address it names.  There is no
-per-user connection, so when the work connection is lost the proxy stays
+Every datagram a user sends to ``remotePort`` (a ``UdpIngress`` routes it here)
+becomes a ``UDPPacket`` with the user's address on the proxy's single work
+connection (taken ``START_DELAY`` after the NewProxyResp, as frps does); every
+UDPPacket frpc sends back is written from the public port (``UdpIngress.write``)
+to the address it names.  There is no per-user connection, so when the work connection is lost the proxy stays
 registered and just takes a new one (briefly backing off if the client does not
 deliver one).  While it has none, at most ``MAX_PENDING`` datagrams wait;
 more are dropped and counted, like frp's 1024-packet channels.
@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol as TypingProtocol, cast
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
 from frptx.protocols.packets import DROP_LOG_INTERVAL, PacketChannel
+from frptx.server.ingress import UDP_PORT, UdpIngress
+from frptx.server.kind import ProxyKind
 from frptx.server.pool import PoolClosed
-from frptx.server.proxies import ProxyBase
+from frptx.server.proxies import ControlView, ProxyBase, ServerView, WorkConnection
 from frptx.wire import NewProxy, StartWorkConn, UDPPacket
-
-if TYPE_CHECKING:
-    from frptx.server.control import ServerControl, ServerWorkConnection
 
 #: datagrams kept while the proxy has no work connection
 MAX_PENDING = 1024
@@ -55,16 +53,11 @@ class UdpTiming:
 DEFAULT_UDP_TIMING = UdpTiming()
 
 
-class _PublicDatagrams(DatagramProtocol):
-    """The public UDP port: every datagram goes to the proxy."""
+class UdpServerView(ServerView, TypingProtocol):
+    """What a udp proxy reads of frps besides what every proxy does (``FrpServer`` has it)."""
 
-    noisy = False
-
-    def __init__(self, proxy: UdpProxy) -> None:
-        self.proxy = proxy
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self.proxy.user_datagram(datagram, addr)
+    @property
+    def udp_timing(self) -> UdpTiming: ...
 
 
 class UdpProxy(ProxyBase):
@@ -72,17 +65,18 @@ class UdpProxy(ProxyBase):
 
     kind = "udp"
 
-    def __init__(self, control: ServerControl, msg: NewProxy) -> None:
+    ingress: UdpIngress | None
+
+    def __init__(self, control: ControlView, msg: NewProxy) -> None:
         super().__init__(control, msg)
         self.reactor = control.server.reactor
-        self.timing: UdpTiming = control.server.udp_timing
-        self.port: Any = None
+        self.timing: UdpTiming = cast(UdpServerView, control.server).udp_timing
         self.channel: PacketChannel | None = None
         self.pending: collections.deque[UDPPacket] = collections.deque()
         #: datagrams dropped here (no work connection, unusable address); the channels count their own
         self.dropped = 0
         self.channels_used = 0
-        self._waiting: Deferred[ServerWorkConnection] | None = None
+        self._waiting: Deferred[WorkConnection] | None = None
         self._retry: IDelayedCall | None = None
         self._failures = 0
         self._last_drop_log = float("-inf")
@@ -92,11 +86,6 @@ class UdpProxy(ProxyBase):
         return self.dropped + (self.channel.dropped if self.channel is not None else 0)
 
     # -- lifecycle -----------------------------------------------------------------
-    def listen(self, port: int, interface: str) -> None:
-        size = self.control.server.config.udp_packet_size or 1500
-        self.port = self.reactor.listenUDP(port, _PublicDatagrams(self), interface=interface, maxPacketSize=size)
-        self.remote_port = self.port.getHost().port
-
     def start(self) -> None:
         """Called once frpc has been sent the NewProxyResp: take a work connection shortly."""
         if self.closed or self._retry is not None:
@@ -104,10 +93,9 @@ class UdpProxy(ProxyBase):
         self._retry = self.reactor.callLater(self.timing.start_delay, self._take_work_connection)
 
     def close(self) -> Deferred[None] | None:
-        """Stop the public port and the work connection; fires when the port is closed."""
+        """Stop the work connection and leave the public port; fires when the port is closed."""
         if self.closed:
             return None
-        super().close()
         self._cancel_retry()
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
@@ -116,10 +104,7 @@ class UdpProxy(ProxyBase):
         if channel is not None:
             channel.close()
         self.pending.clear()
-        if self.port is None:
-            return None
-        d = self.port.stopListening()
-        return d if isinstance(d, Deferred) else None
+        return super().close()
 
     # -- the work connection ---------------------------------------------------------
     def _take_work_connection(self) -> None:
@@ -134,7 +119,7 @@ class UdpProxy(ProxyBase):
         d.addErrback(lambda f: self.log.failure("udp proxy [{name}]: work connection setup failed", f,
                                                 name=self.name))
 
-    def _got_work(self, work: ServerWorkConnection) -> None:
+    def _got_work(self, work: WorkConnection) -> None:
         self._waiting = None
         if self.closed:
             self.control.pool.give_back(work)
@@ -213,11 +198,12 @@ class UdpProxy(ProxyBase):
     def _from_client(self, packet: UDPPacket) -> None:
         """frpc sent a reply: write it from the public port to the user it names."""
         addr = packet.remote_addr
-        if addr is None or self.port is None or self.closed:
+        ingress = self.ingress
+        if addr is None or ingress is None or self.closed:
             self._drop("a reply without a user address")
             return
         try:
-            self.port.write(packet.content, addr)
+            ingress.write(packet.content, addr)
         except Exception as e:  # unreachable/invalid address, EMSGSIZE...: this datagram only
             self._drop(f"cannot send to {addr[0]}:{addr[1]}: {e}")
             return
@@ -230,3 +216,11 @@ class UdpProxy(ProxyBase):
             self._last_drop_log = now
             self.log.warn("udp proxy [{name}]: dropped a datagram ({why}); {n} dropped so far", name=self.name,
                           why=why, n=self.dropped)
+
+
+def _port_error(port: int, why: str) -> str:
+    """frps's udp proxy reports its port manager's errors as "acquire port N error: ..."."""
+    return f"acquire port {port} error: {why}"
+
+
+KIND = ProxyKind("udp", UdpProxy, ingress=UDP_PORT, port_error=_port_error)
