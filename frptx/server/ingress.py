@@ -17,7 +17,7 @@ back once its socket is really closed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol as TypingProtocol, TypeVar
+from typing import Any, Generic, Protocol as TypingProtocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -50,7 +50,7 @@ class UdpRoute(Routable, TypingProtocol):
 R = TypeVar("R", bound=Routable)
 
 #: picks the proxy for one arriving user among the open attached ones (in attach order), or None
-Policy = Callable[[Sequence[Any]], Any]
+Policy = Callable[[Sequence[R]], R | None]
 
 
 def first_attached(proxies: Sequence[R]) -> R | None:
@@ -73,14 +73,14 @@ class Ingress(TypingProtocol):
         ...
 
 
-class _Routes:
+class _Routes(Generic[R]):
     """The attached proxies of one ingress and the policy choosing among them."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy[R]) -> None:
         self.policy = policy
-        self.attached: list[Any] = []
+        self.attached: list[R] = []
 
-    def route(self) -> Any:
+    def route(self) -> R | None:
         attached = self.attached
         if len(attached) == 1 and self.policy is first_attached:  # the common case: nothing to build per user
             only = attached[0]
@@ -88,30 +88,30 @@ class _Routes:
         return self.policy([p for p in attached if not p.closed])
 
 
-class PortIngress:
+class PortIngress(Generic[R]):
     """What tcp and udp ingresses share: the listening port, attach/detach, closing once."""
 
-    def __init__(self, policy: Policy = first_attached,
+    def __init__(self, policy: Policy[R] = first_attached,
                  on_closed: Callable[[int, Deferred[None] | None], None] | None = None) -> None:
-        self.routes = _Routes(policy)
+        self.routes: _Routes[R] = _Routes(policy)
         self.listening: Any = None
         self.port = 0
         self.closed = False
         self._on_closed = on_closed
 
     @property
-    def attached(self) -> list[Any]:
+    def attached(self) -> list[R]:
         return self.routes.attached
 
     def listen(self, port: int, interface: str) -> None:
         """Open the public port (raises ``CannotListenError``, ``OverflowError``...)."""
         raise NotImplementedError
 
-    def attach(self, proxy: Any) -> None:
+    def attach(self, proxy: R) -> None:
         assert not self.closed, "attach to a closed ingress"
         self.routes.attached.append(proxy)
 
-    def detach(self, proxy: Any) -> Deferred[None] | None:
+    def detach(self, proxy: R) -> Deferred[None] | None:
         if proxy in self.routes.attached:
             self.routes.attached.remove(proxy)
         if self.routes.attached or self.closed:
@@ -159,11 +159,11 @@ class _TcpIngressFactory(Factory):
         return PublicConnectionProtocol(proxy, self.ingress.connections)
 
 
-class TcpIngress(PortIngress):
+class TcpIngress(PortIngress[TcpRoute]):
     """A public TCP port; each accepted connection goes to the proxy the policy picks."""
 
     def __init__(self, reactor: Any, connections: ConnectionSet | None = None,
-                 policy: Policy = first_attached,
+                 policy: Policy[TcpRoute] = first_attached,
                  on_closed: Callable[[int, Deferred[None] | None], None] | None = None) -> None:
         super().__init__(policy, on_closed)
         self.reactor = reactor
@@ -187,11 +187,11 @@ class _IngressDatagrams(DatagramProtocol):
             proxy.user_datagram(datagram, addr)
 
 
-class UdpIngress(PortIngress):
+class UdpIngress(PortIngress[UdpRoute]):
     """A public UDP port: datagrams in go to the picked proxy, its replies go out through ``write``."""
 
     def __init__(self, reactor: Any, max_packet_size: int = 1500,
-                 policy: Policy = first_attached,
+                 policy: Policy[UdpRoute] = first_attached,
                  on_closed: Callable[[int, Deferred[None] | None], None] | None = None) -> None:
         super().__init__(policy, on_closed)
         self.reactor = reactor
@@ -226,7 +226,7 @@ class PortIngressType(TypingProtocol):
     #: ports are allocated per type: a tcp and a udp proxy may both use port 6000
     name: str
 
-    def create(self, env: IngressEnv, on_closed: Callable[[int, Deferred[None] | None], None]) -> PortIngress:
+    def create(self, env: IngressEnv, on_closed: Callable[[int, Deferred[None] | None], None]) -> PortIngress[Any]:
         """A new, not yet listening ingress."""
         ...
 
@@ -268,7 +268,7 @@ class PortIngresses:
         """Fires once none of ``candidates`` is still being closed."""
         return self.ports.wait_released(candidates)
 
-    def open(self, candidates: list[int], requested: int, name: str, run_id: str) -> PortIngress:
+    def open(self, candidates: list[int], requested: int, name: str, run_id: str) -> PortIngress[Any]:
         """Listen on the first usable candidate; raises ``PortError`` with frp's text."""
         error = "port unavailable"
         for port in candidates:

@@ -199,11 +199,11 @@ class FrpServer:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
                 return refusal(f"proxy [{name}] already exists")
+            proxy = kind.proxy(control, msg)  # first: if it raises, no port is left open
             try:
                 ingress = ingresses.open(candidates, msg.remote_port, name, control.run_id)
             except PortError as e:
                 return port_refusal(str(e))
-            proxy = kind.proxy(control, msg)
             proxy.attach(ingress)
             return self._registered(control, proxy)
 
