@@ -74,6 +74,17 @@ class NewKindTests(unittest.TestCase):
         self.assertEqual(self.new_proxy(proxy_name="d", proxy_type="tcp", remote_port=6000).error,
                          "port already used")
 
+    def test_failing_kind_leaves_no_port_open(self) -> None:
+        def broken(control: Any, msg: NewProxy) -> ProxyBase:
+            raise RuntimeError("boom")
+
+        self.server.kinds.register(ProxyKind("broken", broken, ingress=TCP_PORT))
+        self.assertEqual(self.new_proxy(proxy_name="x", proxy_type="broken", remote_port=6000).error,
+                         "internal error: boom")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual((self.reactor.tcpServers, self.server.proxies), ([], {}))
+        self.assertEqual(self.new_proxy(proxy_name="y", proxy_type="tcp", remote_port=6000).remote_addr, ":6000")
+
     def test_unregistered_kind_refused(self) -> None:
         self.assertEqual(self.new_proxy(proxy_name="x", proxy_type="http").error,
                          "proxy type [http] is not supported by this server")
