@@ -160,7 +160,10 @@ def _web_server(errors: Errors, doc: Doc) -> WebServerConfig:
         for key in ("certFile", "keyFile"):
             if not tls.get(key):
                 errors.append((f"webServer.tls.{key}", "required when webServer.tls is set"))
+    tls = tls or {}
     return WebServerConfig(
+        tls_cert_file=tls.get("certFile", ""),
+        tls_key_file=tls.get("keyFile", ""),
         addr=_or(doc.get("addr"), "127.0.0.1"),
         port=port,
         user=doc.get("user", ""),
@@ -244,6 +247,9 @@ def build_server_config(doc: Doc, errors: Errors) -> ServerConfig:
 
     for key in ("maxPortsPerClient", "userConnTimeout", "udpPacketSize", "vhostHTTPTimeout"):
         _non_negative(errors, key, doc.get(key))
+    web_port = (doc.get("webServer") or {}).get("port") or 0
+    if web_port and web_port == bind_port:
+        errors.append(("webServer.port", f"{web_port} is also bindPort; the dashboard needs a port of its own"))
     for i, plugin in enumerate(doc.get("httpPlugins") or []):
         if plugin is None:
             continue

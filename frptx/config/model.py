@@ -158,8 +158,8 @@ class LogConfig:
 @dataclass(frozen=True)
 class WebServerConfig:
     """
-    C{webServer}: frps dashboard or frpc admin API.  Parsed so that it can be
-    enabled later; frptx refuses a non-zero port today.
+    C{webServer}: frps dashboard (REST API, Prometheus) or frpc admin API; off
+    while C{port} is 0.  C{tls_cert_file}/C{tls_key_file}: serve it over TLS.
     """
 
     addr: str = "127.0.0.1"
@@ -168,6 +168,8 @@ class WebServerConfig:
     password: str = ""
     assets_dir: str = ""
     pprof_enable: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 # ---------------------------------------------------------------------------

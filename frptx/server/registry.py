@@ -23,6 +23,7 @@ from frptx import FRP_PROTOCOL_VERSION, logs
 from frptx.config import ServerConfig
 from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
+from frptx.server.clients import ClientHistory
 from frptx.server.control import ServerControl, ServerWorkConnection
 from frptx.server.ingress import PortIngresses, PortIngressType
 from frptx.server.kind import KindRegistry, ProxyKind
@@ -67,6 +68,8 @@ class FrpServer:
         self.kinds = kinds if kinds is not None else builtin_kinds()
         #: per-proxy traffic history for the dashboard, the API and Prometheus
         self.stats = stats if stats is not None else StatsCollector()
+        #: every client seen, online or gone (bounded), for the dashboard and the API
+        self.clients = ClientHistory()
         self.controls: dict[str, ServerControl] = {}
         self.proxies: dict[str, ProxyBase] = {}
         self._pending_names: set[str] = set()
@@ -98,6 +101,7 @@ class FrpServer:
         control = ServerControl(self, protocol, msg, run_id)
         self.controls[run_id] = control
         control.start()
+        self.clients.online(control)
         return control
 
     def _check_login(self, msg: Login) -> None:
@@ -119,6 +123,7 @@ class FrpServer:
     def control_closed(self, control: ServerControl) -> None:
         if self.controls.get(control.run_id) is control:
             del self.controls[control.run_id]
+        self.clients.offline(control)
 
     # -- work connections ---------------------------------------------------
     def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> ServerWorkConnection | None:

@@ -97,6 +97,17 @@ class FrpsService(MultiService):
         self.server = FrpServer(config, reactor, udp_timing=udp_timing)
         self.bind_port = BindPortService(self.server, reactor, on_fatal, timeouts)
         self.bind_port.setServiceParent(self)
+        self.web: Any = None
+        web = config.web_server
+        if web.port:
+            from frptx.server.dashboard import FrpsWebState
+            from frptx.web.server import WebServerService, site_from_config
+
+            site = site_from_config("frps", FrpsWebState(self.server), web,
+                                    enable_prometheus=config.enable_prometheus, clock=reactor)
+            self.web = WebServerService(site, reactor, web.addr, web.port, web.tls_cert_file, web.tls_key_file,
+                                        what="dashboard", on_fatal=on_fatal)
+            self.web.setServiceParent(self)
 
     @property
     def port(self) -> IListeningPort | None:

@@ -9,26 +9,33 @@ dashboard's files are served (gzip when the browser accepts it) from
 C{webServer.assetsDir} if set, else from the pages shipped in
 C{frptx/web/assets/}.
 
-The caller (frps/frpc service) owns the listening port: L{listen} returns it.
+L{WebServerService} is the child service frps and frpc add when C{webServer.port}
+is set; L{listen} alone returns the listening port.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
 from twisted.web import resource, server, static
 from twisted.web.util import Redirect
 
+from frptx import logs
+from frptx.transport.address import bound_port
 from frptx.web._http import BasicAuthResource
 from frptx.web.frpc_api import FrpcAPI
 from frptx.web.frps_api import FrpsAPI
 from frptx.web.state import FrpcState, FrpsState
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+_log = logs.logger()
 
 
 def default_assets_dir(kind: str) -> str:
@@ -160,3 +167,49 @@ def listen(site: server.Site, reactor: Any, addr: str, port: int,
         factory = site
     listening: Deferred[IListeningPort] = endpoint.listen(factory)
     return listening
+
+
+class WebServerService(Service):
+    """The dashboard or admin API as a child service: listens on start, closes on stop.
+
+    A port that cannot be opened is fatal, as for frps' bind port: ``on_fatal`` gets
+    one line saying which port and why (or the error is raised without it).
+    """
+
+    def __init__(self, site: server.Site, reactor: Any, addr: str, port: int, cert_file: str = "",
+                 key_file: str = "", what: str = "webServer", on_fatal: Callable[[str], None] | None = None) -> None:
+        self.site = site
+        self.reactor = reactor
+        self.addr, self.port_number = addr, port
+        self.cert_file, self.key_file = cert_file, key_file
+        self.what = what
+        self.on_fatal = on_fatal
+        self.port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.listening = listen(self.site, self.reactor, self.addr, self.port_number, self.cert_file,
+                                self.key_file)
+        self.listening.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        scheme = "https" if self.cert_file else "http"
+        _log.info("{what} listening on {scheme}://{addr}:{port}", what=self.what, scheme=scheme,
+                  addr=self.addr, port=bound_port(port))
+        return port
+
+    def _failed(self, failure: Failure) -> None:
+        message = f"{self.what} cannot listen on {self.addr}:{self.port_number}: {failure.getErrorMessage()}"
+        _log.critical("{message}", message=message)
+        if self.on_fatal is None:
+            failure.raiseException()
+        self.on_fatal(message)
+
+    def stopService(self) -> Deferred[Any] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return maybeDeferred(lambda: port.stopListening())
