@@ -771,13 +771,18 @@ class UnsupportedTests(ConfigTestCase):
 
     def test_serverWide(self) -> None:
         self.server_fails(
-            {"enablePrometheus": True, "httpPlugins": [{"name": "p", "addr": "a", "path": "/", "ops": ["Login"]}],
+            {"httpPlugins": [{"name": "p", "addr": "a", "path": "/", "ops": ["Login"]}],
              "kcpBindPort": 7000},
-            "enablePrometheus: not supported by frptx yet",
             "httpPlugins: not supported by frptx yet",
             "kcpBindPort: not supported by frptx yet",
         )
         parse_server_config({"enablePrometheus": False, "httpPlugins": [], "webServer": {"port": 0}})
+        web = parse_server_config({"bindPort": 7000, "enablePrometheus": True, "webServer": {
+            "port": 7500, "user": "u", "password": "p", "tls": {"certFile": "c.pem", "keyFile": "k.pem"}}})
+        self.assertEqual((web.enable_prometheus, web.web_server.port, web.web_server.tls_cert_file,
+                          web.web_server.tls_key_file), (True, 7500, "c.pem", "k.pem"))
+        self.server_fails({"bindPort": 7500, "webServer": {"port": 7500}},
+                          "webServer.port: 7500 is also bindPort; the dashboard needs a port of its own")
 
     def test_unsupportedAndInvalidTogether(self) -> None:
         """Unsupported features do not hide ordinary errors (or vice versa)."""
