@@ -108,9 +108,7 @@ def main(tapname: str, argv: Sequence[str] | None = None) -> int:
         print(version_line())
         return 0
     if args.command in _ADMIN_COMMANDS:
-        print(f"frpc {args.command}: needs frpc's admin API (webServer), which frptx does not have yet",
-              file=sys.stderr)
-        return 2
+        return admin_command(args.command, args.config)
     inline: str | None = None
     if args.config is None:
         if tapname == "frpc":
@@ -121,6 +119,74 @@ def main(tapname: str, argv: Sequence[str] | None = None) -> int:
     if args.command == "verify":
         return verify(tapname, args.config, inline)
     run_twistd(tapname, args.config, inline)
+
+
+#: the order frp's ``frpc status`` prints proxy types in
+_STATUS_ORDER = ("tcp", "udp", "tcpmux", "http", "https", "stcp", "sudp", "xtcp")
+
+
+def status_table(status: dict[str, list[dict[str, Any]]]) -> str:
+    """``frpc status`` output as frp prints it: one table per proxy type."""
+    out = ["Proxy Status..."]
+    kinds = [k for k in _STATUS_ORDER if status.get(k)]
+    kinds += sorted(k for k in status if k not in _STATUS_ORDER and status[k])
+    for kind in kinds:
+        rows = [["Name", "Status", "LocalAddr", "Plugin", "RemoteAddr", "Error"]]
+        rows += [[p.get("name", ""), p.get("status", ""), p.get("local_addr", ""), p.get("plugin", ""),
+                  p.get("remote_addr", ""), p.get("err", "")] for p in status[kind]]
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        out += ["", kind.upper()]
+        out += ["".join(cell.ljust(w) + "  " for cell, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def admin_command(command: str, path: str | None) -> int:
+    """``frpc reload|status|stop -c F``: ask the running frpc through its admin API, as frp does."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from frptx.config import ConfigError, load_client_config
+
+    if path is None:
+        print(f"frpc {command}: -c/--config is required (it names the admin API's address)", file=sys.stderr)
+        return 1
+    try:
+        web = load_client_config(path).web_server
+    except ConfigError as e:
+        print(f"frpc {command}: invalid config {path}:\n{e}", file=sys.stderr)
+        return 1
+    if not web.port:
+        print(f"frpc {command}: webServer.port is not set in {path}, so frpc has no admin API", file=sys.stderr)
+        return 1
+    host = web.addr if ":" not in web.addr else f"[{web.addr}]"
+    url = f"{'https' if web.tls_cert_file else 'http'}://{host}:{web.port}"
+    method, endpoint = {"reload": ("GET", "/api/reload"), "status": ("GET", "/api/status"),
+                        "stop": ("POST", "/api/stop")}[command]
+    request = urllib.request.Request(url + endpoint, method=method, data=b"" if method == "POST" else None)
+    if web.user or web.password:
+        token = base64.b64encode(f"{web.user}:{web.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    context = None
+    if web.tls_cert_file:
+        import ssl
+
+        context = ssl._create_unverified_context()  # our own admin API, its own certificate
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310 - URL from config
+            body = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace").strip()
+        print(f"frpc {command}: {detail or e.reason} (status {e.code})", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"frpc {command}: cannot reach frpc's admin API at {url}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 1
+    if command == "status":
+        print(status_table(json.loads(body)), end="")
+    else:
+        print(f"{command} success")
+    return 0
 
 
 def frps() -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred
 from twisted.internet.error import CannotListenError
 
 from frptx import logs
@@ -21,7 +21,7 @@ from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.client import FrpClient
 from frptx.client.udp import SudpVisitor
 from frptx.client.visitors import StcpVisitor
-from frptx.config import ClientConfig, VisitorConfig
+from frptx.config import ClientConfig, ConfigError, VisitorConfig
 
 #: visitor type -> its listener service
 VISITOR_TYPES: dict[str, Callable[[FrpClient, VisitorConfig], Service]] = {
@@ -68,6 +68,17 @@ class FrpcService(MultiService):
         self._previous_sighup: Any = None
         self.visitors: dict[str, Any] = {}
         self._visitors_started = False
+        self.web: Any = None
+        web = config.web_server
+        if web.port:
+            from frptx.client.admin import FrpcWebState
+            from frptx.web.server import WebServerService, site_from_config
+
+            state = FrpcWebState(self, stop=lambda: reactor.callLater(0.1, reactor.stop))
+            self.web = WebServerService(site_from_config("frpc", state, web, clock=reactor), reactor, web.addr,
+                                        web.port, web.tls_cert_file, web.tls_key_file, what="admin API",
+                                        on_fatal=on_fatal)
+            self.web.setServiceParent(self)
 
     def startService(self) -> None:
         super().startService()
@@ -78,7 +89,7 @@ class FrpcService(MultiService):
             self.log.warn("{message}", message=INSECURE_WARNING)
         if self._install_sighup and hasattr(signal, "SIGHUP"):
             self._previous_sighup = signal.signal(
-                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.proxy_manager.reload))
+                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self._reload_logged))
         self.client.start()
         # like Go frpc, visitor ports open only once logged in: a visitor connection
         # needs the run id (frps checks the visitor's user by it)
@@ -89,15 +100,55 @@ class FrpcService(MultiService):
             return
         self._visitors_started = True
         for v in self.client.config.active_visitors():
-            visitor = VISITOR_TYPES.get(v.type, StcpVisitor)(self.client, v)
-            try:
-                visitor.setServiceParent(self)
-            except CannotListenError as e:
-                self.log.error("visitor [{name}] cannot listen on {addr}:{port}: {why}", name=v.name,
-                               addr=v.bind_addr, port=v.bind_port, why=e.socketError)
-                visitor.disownServiceParent()
-                continue
-            self.visitors[v.name] = visitor
+            self._start_visitor(v)
+
+    def _start_visitor(self, v: VisitorConfig) -> None:
+        visitor = VISITOR_TYPES.get(v.type, StcpVisitor)(self.client, v)
+        try:
+            visitor.setServiceParent(self)
+        except CannotListenError as e:
+            self.log.error("visitor [{name}] cannot listen on {addr}:{port}: {why}", name=v.name,
+                           addr=v.bind_addr, port=v.bind_port, why=e.socketError)
+            visitor.disownServiceParent()
+            return
+        self.visitors[v.name] = visitor
+
+    # -- reload (SIGHUP and the admin API) -------------------------------------------
+    def reload(self) -> Deferred[None]:
+        """Re-read the config file: proxies diffed by name (``ProxyManager.apply``), visitors too.
+
+        Fails with ``frptx.config.ConfigError`` (nothing changed) when the file does not load.
+        Removed and changed visitors stop listening before changed and new ones start, so a
+        visitor may keep its port.
+        """
+        path = self.proxy_manager.config_path
+        if path is None:
+            return fail(ConfigError([("<reload>", "frpc was not started from a config file")]))
+        try:
+            new_config = self.proxy_manager.loader(path)
+        except ConfigError as e:
+            self.log.error("reload of {path} rejected, keeping the running proxies and visitors:\n{errors}",
+                           path=path, errors=str(e))
+            return fail(e)
+        old = {v.name: v for v in self.client.config.active_visitors()}
+        self.proxy_manager.apply(new_config)
+        new = {v.name: v for v in new_config.active_visitors()}
+        gone = [name for name in old if new.get(name) != old[name]]
+        coming = [new[name] for name in new if old.get(name) != new[name]]
+        stopping = [maybeDeferred(self.visitors.pop(name).disownServiceParent)
+                    for name in gone if name in self.visitors]
+        if gone or coming:
+            self.log.info("reload: visitors {gone} stopped, {coming} started", gone=len(gone), coming=len(coming))
+
+        def start(_: object) -> None:
+            if self._visitors_started and self.running:
+                for v in coming:
+                    self._start_visitor(v)
+
+        return gatherResults(stopping).addCallback(start)
+
+    def _reload_logged(self) -> None:
+        self.reload().addErrback(lambda f: None if f.check(ConfigError) else self.log.failure("reload failed", f))
 
     def stopService(self) -> Any:
         if self._previous_sighup is not None:

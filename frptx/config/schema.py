@@ -691,7 +691,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "transport.auto.enabled", _set, "automatic transport selection"),
     Unsupported("client", "auth.method", _is("oidc"), "OIDC authentication; use token"),
     Unsupported("client", "auth.tokenSource", _set, "auth.tokenSource; put the token in auth.token"),
-    Unsupported("client", "webServer.port", _set, "the frpc admin UI/API"),
     Unsupported("client", "includes", _set, "included proxy files"),
     Unsupported("client", "store.path", _set, "the proxy store"),
     Unsupported("client", "virtualNet.address", _set, "virtual networking"),

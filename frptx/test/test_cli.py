@@ -136,11 +136,30 @@ class FlagTests(unittest.TestCase):
         self.assertEqual(status, 1)
         self.assertIn("-c/--config is required", err)
 
-    def test_admin_commands_say_what_they_need(self) -> None:
+    def test_admin_commands_need_the_admin_api_configured(self) -> None:
+        path = self.mktemp() + ".toml"
+        Path(path).write_text('serverPort = 7000\n')
         for sub in ("reload", "status", "stop"):
-            status, _, err = self.run_main("frpc", sub, "-c", "x.toml")
-            self.assertEqual(status, 2)
-            self.assertIn("admin API", err)
+            status, _, err = self.run_main("frpc", sub, "-c", path)
+            self.assertEqual(status, 1)
+            self.assertIn("webServer.port is not set", err)
+
+    def test_status_table_as_frp_prints_it(self) -> None:
+        table = cli.status_table({
+            "stcp": [{"name": "s", "status": "running", "local_addr": "127.0.0.1:22", "plugin": "",
+                      "remote_addr": "", "err": ""}],
+            "tcp": [{"name": "bad", "status": "start error", "local_addr": "127.0.0.1:23", "plugin": "",
+                     "remote_addr": "", "err": "port unavailable"},
+                    {"name": "ssh", "status": "running", "local_addr": "127.0.0.1:22", "plugin": "",
+                     "remote_addr": "127.0.0.1:16000", "err": ""}]})
+        # captured from Go frpc 0.65.0's `frpc status` for the same proxies
+        self.assertEqual(table, "Proxy Status...\n\nTCP\n"
+                         "Name  Status       LocalAddr     Plugin  RemoteAddr       Error             \n"
+                         "bad   start error  127.0.0.1:23                           port unavailable  \n"
+                         "ssh   running      127.0.0.1:22          127.0.0.1:16000                    \n"
+                         "\nSTCP\n"
+                         "Name  Status   LocalAddr     Plugin  RemoteAddr  Error  \n"
+                         "s     running  127.0.0.1:22                             \n")
 
     def test_frps_flags_make_a_valid_server_config(self) -> None:
         args = cli._parser("frps").parse_args(["-p", "7100", "-t", "tok", "--allow-ports", "2000-3000,3001",

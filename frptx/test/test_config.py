@@ -756,13 +756,12 @@ class UnsupportedTests(ConfigTestCase):
 
     def test_clientWide(self) -> None:
         self.client_fails(
-            {"transport": {"protocol": "kcp", "wireProtocol": "v2"}, "auth": {"method": "oidc"},
-             "webServer": {"port": 7400}},
+            {"transport": {"protocol": "kcp", "wireProtocol": "v2"}, "auth": {"method": "oidc"}},
             "transport.protocol: not supported by frptx yet",
             "transport.wireProtocol: not supported by frptx yet",
             "auth.method: not supported by frptx yet",
-            "webServer.port: not supported by frptx yet",
         )
+        self.assertEqual(parse_client_config({"webServer": {"port": 7400}}).web_server.port, 7400)
         config = parse_client_config(
             {"transport": {"protocol": "tcp", "wireProtocol": "v1"}, "auth": {"method": "token"},
              "webServer": {"port": 0}, "featureGates": {"VirtualNet": False}, "includes": []}
