@@ -115,7 +115,7 @@ def makeService(options: Options, tapname: str) -> IService:
     if isinstance(cfg, ServerConfig):
         from frptx.server.service import FrpsService
 
-        return FrpsService(cfg, reactor, on_fatal=on_fatal)
+        return FrpsService(cfg, reactor, on_fatal=on_fatal, config_path=options["config"], install_sighup=True)
     from frptx.client.service import FrpcService
     from frptx.transport.certs import TLSConfigError
 

@@ -99,6 +99,8 @@ class ServerControl:
         self.run_id = run_id
         self.proxies: dict[str, ProxyBase] = {}
         cfg = server.config
+        #: the token this client logged in with: its keys stay valid when frps reloads a new token
+        self.token = cfg.auth.token
         self.pool: WorkConnectionPool[ServerWorkConnection] = WorkConnectionPool(
             min(login.pool_count, cfg.transport.max_pool_count), self._request_work_connection)
         self._heartbeat: IDelayedCall | None = None
@@ -109,7 +111,7 @@ class ServerControl:
     def start(self) -> None:
         """Answer the login, switch on encryption, prefetch work connections."""
         self.protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, run_id=self.run_id))
-        self.protocol.start_encryption(derive_key(self.server.config.auth.token))
+        self.protocol.start_encryption(derive_key(self.token))
         if not self.server.config.transport.tcp_mux:
             self._arm_heartbeat()  # with tcpMux, only clients that send Pings are held to them
         self.pool.fill()
@@ -182,7 +184,7 @@ class ServerControl:
     def _ping(self, msg: Ping) -> None:
         auth = self.server.config.auth
         if "HeartBeats" in auth.additional_scopes and not verify_privilege_key(
-                auth.token, msg.timestamp, msg.privilege_key):
+                self.token, msg.timestamp, msg.privilege_key):
             self.log.warn("client [{run_id}]: heartbeat with a wrong token", run_id=self.run_id)
             self.protocol.send(Pong(error=self.server.client_error(
                 "token in heartbeat doesn't match token from configuration", "invalid ping")))

@@ -69,6 +69,9 @@ class ControlView(TypingProtocol):
     def login(self) -> Login: ...
 
     @property
+    def token(self) -> str: ...
+
+    @property
     def pool(self) -> WorkPool: ...
 
     def get_work_connection(self) -> Deferred[Any]: ...
@@ -174,7 +177,7 @@ class ProxyBase:
 
     def work_codec(self) -> StreamCodec | None:
         """The work connection's transform, from the proxy's own NewProxy settings and the token."""
-        return stream_codec(self.control.server.config.auth.token, self.msg.use_encryption,
+        return stream_codec(self.control.token, self.msg.use_encryption,
                             self.msg.use_compression)
 
     def attach(self, ingress: Ingress) -> None:

@@ -132,7 +132,7 @@ class FrpServer:
         if control is None:
             error = f"no client control found for run id [{msg.run_id}]"
         elif "NewWorkConns" in self.config.auth.additional_scopes and not verify_privilege_key(
-                self.config.auth.token, msg.timestamp, msg.privilege_key):
+                control.token, msg.timestamp, msg.privilege_key):
             error = self.client_error("token in NewWorkConn doesn't match token from configuration",
                                       "invalid NewWorkConn")
         if control is None or error:

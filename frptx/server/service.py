@@ -9,6 +9,8 @@ port are closed.
 """
 from __future__ import annotations
 
+import dataclasses
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +20,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 
 from frptx import logs
-from frptx.config import ServerConfig
+from frptx.config import ConfigError, ServerConfig, load_server_config
 from frptx.factories.server import DEFAULT_TIMEOUTS, BindPortTimeouts, bind_port_factory
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.kinds.udp import UdpTiming
@@ -82,12 +84,18 @@ class BindPortService(Service):
 class FrpsService(MultiService):
     """frps: listen on ``bindAddr:bindPort`` and serve frp clients."""
 
+    log = logs.logger()
+
     name = "frps"
 
     def __init__(self, config: ServerConfig, reactor: Any = None,
                  on_fatal: Callable[[str], None] | None = None,
-                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS, udp_timing: UdpTiming | None = None) -> None:
+                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS, udp_timing: UdpTiming | None = None,
+                 config_path: str | None = None, install_sighup: bool = False) -> None:
         super().__init__()
+        self.config_path = config_path
+        self._install_sighup = install_sighup
+        self._previous_sighup: Any = None
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -124,8 +132,67 @@ class FrpsService(MultiService):
         """The bind port actually listened on (useful with ``bindPort: 0`` in tests)."""
         return self.bind_port.bound_port
 
+    def startService(self) -> None:
+        super().startService()
+        if self._install_sighup and hasattr(signal, "SIGHUP"):
+            self._previous_sighup = signal.signal(
+                signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+
+    def reload(self) -> bool:
+        """Re-read ``config_path`` and apply what can change safely on a running frps.
+
+        Applied: ``auth.token`` (for new logins; clients already logged in keep their
+        keys), ``allowPorts`` and ``maxPortsPerClient`` (for new proxies), the dashboard's
+        ``webServer.user``/``password``.  Any other difference is logged as needing a
+        restart.  An invalid file changes nothing.  (frp has no frps reload: #1145.)
+        """
+        if self.config_path is None:
+            self.log.warn("reload requested but frps was not started from a config file")
+            return False
+        try:
+            loaded = load_server_config(self.config_path)
+        except ConfigError as e:
+            self.log.error("reload of {path} rejected, nothing changed:\n{errors}", path=self.config_path,
+                           errors=str(e))
+            return False
+        merged, restart = reloadable_part(self.config, loaded)
+        applied = [key for key, old, new in (
+            ("auth.token", self.config.auth.token, merged.auth.token),
+            ("allowPorts", self.config.allow_ports, merged.allow_ports),
+            ("maxPortsPerClient", self.config.max_ports_per_client, merged.max_ports_per_client),
+            ("webServer credentials", (self.config.web_server.user, self.config.web_server.password),
+             (merged.web_server.user, merged.web_server.password))) if old != new]
+        self.config = self.server.config = merged
+        for ingresses in self.server.ingresses.values():
+            ingresses.ports.allow = tuple(merged.allow_ports)
+            ingresses.ports.max_per_client = merged.max_ports_per_client
+        if self.web is not None:
+            self.web.site.resource.set_credentials(merged.web_server.user, merged.web_server.password)
+        self.log.info("reload of {path}: applied {applied}{restart}", path=self.config_path,
+                      applied=", ".join(applied) or "no change",
+                      restart=f"; needs a restart to change: {', '.join(restart)}" if restart else "")
+        return True
+
     def stopService(self) -> Deferred[None]:
         """Close the bind port, every proxy port and every connection; fires when all are gone."""
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+            self._previous_sighup = None
         pending: list[Deferred[Any]] = [self.server.close(), super().stopService()]
         pending.append(self.server.connections.close_all())
         return gatherResults(pending).addCallback(lambda _: None)
+
+
+#: what ``FrpsService.reload`` applies to a running frps; everything else needs a restart
+RELOADABLE = ("auth.token", "allowPorts", "maxPortsPerClient", "webServer.user", "webServer.password")
+
+
+def reloadable_part(running: ServerConfig, loaded: ServerConfig) -> tuple[ServerConfig, list[str]]:
+    """``running`` with the reloadable settings of ``loaded``, and the keys that differ otherwise."""
+    merged = dataclasses.replace(
+        running, auth=dataclasses.replace(running.auth, token=loaded.auth.token),
+        allow_ports=loaded.allow_ports, max_ports_per_client=loaded.max_ports_per_client,
+        web_server=dataclasses.replace(running.web_server, user=loaded.web_server.user,
+                                       password=loaded.web_server.password))
+    restart = [f.name for f in dataclasses.fields(loaded) if getattr(merged, f.name) != getattr(loaded, f.name)]
+    return merged, restart

@@ -1,6 +1,7 @@
 """frps' dashboard wired to a running frps: REST API, Prometheus, kicking a client, client history."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -126,3 +127,70 @@ class ClientHistoryTests(unittest.TestCase):
         for c in controls[:3]:
             history.offline(c)
         self.assertEqual([s.key for s, _ in history.entries()], ["u.r3", "u.r1", "u.r2"])
+
+
+class FrpsReloadTests(unittest.TestCase):
+    """frps reload (SIGHUP): token, allowPorts, maxPortsPerClient and dashboard credentials change live."""
+
+    timeout = 60
+
+    @async_test
+    async def test_reload_applies_the_safe_settings_and_names_the_rest(self) -> None:
+        import yaml
+        from twisted.internet import reactor
+
+        from frptx.config import load_server_config
+        from frptx.server.service import FrpsService
+
+        web_port = free_port()
+        doc = {"bindAddr": "127.0.0.1", "bindPort": free_port(), "proxyBindAddr": "127.0.0.1",
+               "auth": {"token": "old"}, "webServer": {"addr": "127.0.0.1", "port": web_port, "user": "a",
+                                                       "password": "1"}}
+        path = self.mktemp() + ".yaml"
+        with open(path, "w") as f:
+            yaml.safe_dump(doc, f)
+        frps = FrpsService(load_server_config(path), reactor, config_path=path)
+        frps.startService()
+        t = Tunnel(self, MODE)
+        self.addCleanup(t.stop_checked, frps, frps.server.connections)
+        assert frps.web is not None and frps.web.listening is not None
+        await frps.web.listening
+        web = Served(web_port)
+        echo = listen_local(self, EchoFactory())
+        t.frps = frps
+        t.start_client([tcp_proxy("before", echo)], token="old")
+        await t.remote_port("before")
+
+        allowed = free_port()
+        doc.update(auth={"token": "new"}, allowPorts=[{"single": allowed}], maxPortsPerClient=3,
+                   webServer=dict(doc["webServer"], password="2"), userConnTimeout=20)
+        with open(path, "w") as f:
+            yaml.safe_dump(doc, f)
+        logged = LogWatch(self).next("reload of")
+        self.assertTrue(frps.reload())
+        line = await with_timeout(logged, 5)
+        self.assertIn("applied auth.token, allowPorts, maxPortsPerClient, webServer credentials", line)
+        self.assertIn("needs a restart to change: user_conn_timeout", line)
+        self.assertEqual((await web.request("/api/serverinfo", auth=("a", "1"))).status, 401)
+        self.assertEqual((await web.request("/api/serverinfo", auth=("a", "2"))).status, 200)
+        # the client that logged in with the old token keeps working; new ports follow allowPorts
+        c = Collector(b"still here", half_close=True)
+        await connect(await t.remote_port("before"), c)
+        self.assertEqual(await with_timeout(c.done, 10), b"still here")
+        assert t.frpc is not None
+        t.frpc.proxy_manager.apply(dataclasses.replace(t.frpc.client.config, proxies=(
+            *t.frpc.client.config.proxies, *load_client_proxies([tcp_proxy("denied", echo, 1)]),
+            *load_client_proxies([tcp_proxy("granted", echo, allowed)]))))
+        self.assertEqual((await t.frpc.proxy_manager.wait_settled("denied")).error, "port not allowed")
+        self.assertEqual(await t.remote_port("granted"), allowed)
+        # an invalid file changes nothing
+        with open(path, "w") as f:
+            f.write("bindPrt: 1\n")
+        self.assertFalse(frps.reload())
+        self.assertEqual(frps.server.config.auth.token, "new")
+
+
+def load_client_proxies(proxies: list[dict[str, object]]) -> tuple[object, ...]:
+    from frptx.config import parse_client_config
+
+    return parse_client_config({"proxies": proxies}).proxies

@@ -173,6 +173,11 @@ class BasicAuthResource(resource.Resource):
     def enabled(self) -> bool:
         return bool(self._user or self._password)
 
+    def set_credentials(self, user: str, password: str) -> None:
+        """New credentials from now on (a reloaded config); empty ones switch auth off."""
+        self._user = user.encode("utf-8")
+        self._password = password.encode("utf-8")
+
     def authorized(self, request: server.Request) -> bool:
         if not self.enabled():
             return True

@@ -94,8 +94,8 @@ class _Root(resource.Resource):
 
 def _guard(root: resource.Resource, user: str, password: str, clock: IReactorTime,
            auth_fail_delay: float) -> resource.Resource:
-    guarded = BasicAuthResource(root, user, password, clock, auth_fail_delay)
-    return guarded if guarded.enabled() else root
+    # installed even without credentials, so that a reload (frps SIGHUP) can set them
+    return BasicAuthResource(root, user, password, clock, auth_fail_delay)
 
 
 def frps_site(state: FrpsState, *, user: str = "", password: str = "", assets_dir: str = "",
