@@ -96,8 +96,8 @@ async def one(total: int, codec: bool, splice: bool) -> tuple[float, int]:
     for p in (x1, y1, x2, y2):
         tune(p.transport)  # as frps/frpc tune every work connection when it is made
     start = resource.getrusage(resource.RUSAGE_SELF)
-    r1 = Relay(x1.transport, y1.transport)
-    r2 = Relay(x2.transport, y2.transport)
+    r1 = Relay(x1.transport, y1.transport)  # type: ignore[arg-type]  # connected
+    r2 = Relay(x2.transport, y2.transport)  # type: ignore[arg-type]  # connected
     if codec:
         apply_codec(r1, "b", stream_codec("secret", True, True))
         apply_codec(r2, "a", stream_codec("secret", True, True))
