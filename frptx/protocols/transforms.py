@@ -22,8 +22,8 @@ work connection just the same.  So the layer is split in two:
 
 Cost: the wrapper adds one Python call per chunk each way and nothing per byte;
 backpressure costs nothing extra because producers are registered straight on
-the lower transport.  An empty chain means no wrapper at all (``wrap`` returns
-the transport unchanged), so the plain path, and splice(2), stay as they are.
+the lower transport.  An empty chain means no wrapper at all, so the plain path,
+and splice(2), stay as they are.
 
 A bandwidth limiter fits as another wrapper layer over the same shape: it needs
 to hold bytes and pause its source, so instead of forwarding producers it
@@ -336,9 +336,18 @@ def _drop(data: bytes) -> bytes:
     return b""
 
 
-def wrap(transport: Any, chain: TransformChain | None) -> Any:
-    """``transport`` seen through ``chain``: a ``TransformWrapper``, or ``transport`` itself if the chain is empty."""
-    if not chain:
-        return transport
-    return TransformWrapper(chain, transport=transport)
+def connect_through(chain: TransformChain | None, protocol: Any, transport: Any) -> Any:
+    """Connect ``protocol`` to ``transport`` through ``chain``; return what ``transport``'s events go to.
 
+    For a protocol that takes over an already-connected stream (a plugin on a work
+    connection after StartWorkConn): the connection's owner forwards its raw
+    ``dataReceived``/``readConnectionLost``/``connectionLost`` to the returned object --
+    a ``TransformWrapper`` whose transport the protocol sees, or, with an empty chain,
+    the protocol itself on the bare transport (no wrapper, no cost).
+    """
+    if not chain:
+        protocol.makeConnection(transport)
+        return protocol
+    wrapper = TransformWrapper(chain, protocol)
+    wrapper.makeConnection(transport)
+    return wrapper

@@ -16,7 +16,7 @@ from frptx.protocols.transforms import (
     SnappyTransform,
     TransformChain,
     TransformWrapper,
-    wrap,
+    connect_through,
 )
 from frptx.test.test_relay import HalfCloseTransport
 from frptx.wire import derive_key
@@ -64,11 +64,16 @@ class ChainTests(unittest.TestCase):
         self.assertEqual(back.decode(chain.encode(b"x" * 5000)), b"x" * 5000)
 
     def test_empty_chain_is_falsy_and_needs_no_wrapper(self) -> None:
-        t = StringTransport()
         self.assertFalse(TransformChain())
-        self.assertIs(wrap(t, TransformChain()), t)
-        self.assertIs(wrap(t, None), t)
-        self.assertIsInstance(wrap(t, frp()), TransformWrapper)
+        for chain in (None, TransformChain()):
+            t, proto = StringTransport(), Recorder()
+            self.assertIs(connect_through(chain, proto, t), proto)
+            self.assertIs(proto.transport, t)
+        t, proto = StringTransport(), Recorder()
+        wrapper = connect_through(frp(), proto, t)
+        self.assertIsInstance(wrapper, TransformWrapper)
+        self.assertIs(proto.transport, wrapper)
+        self.assertIs(wrapper.transport, t)
 
     def test_flush_and_eof_pass_through_later_transforms(self) -> None:
         class Tail:
