@@ -31,6 +31,7 @@ not drain) use the injected reactor, so tests run on ``task.Clock``.
 from __future__ import annotations
 
 from collections import deque
+from enum import Enum
 from typing import Any
 
 from twisted.internet import error
@@ -82,6 +83,56 @@ DEFAULT_REPLY_BACKLOG = 256 * 1024
 DEFAULT_STREAM_CLOSE_TIMEOUT = 300.0
 
 
+class StreamState(Enum):
+    """The lifecycle of a ``YamuxStream`` as a whole (``YamuxStream.state``).
+
+    ::
+
+        OPENING --attach--> OPEN --loseConnection--> CLOSING --our FIN out--> CLOSED
+        OPEN --both FINs exchanged, everything delivered--> CLOSED
+        OPENING / OPEN / CLOSING --abort, peer RST, close timeout, session lost--> RESET
+
+    While OPEN or CLOSING, each direction has its own ``Half`` (``send``, ``recv``):
+    that is TCP's half-close.  ``ended`` marks the two final states.
+    """
+
+    OPENING = ("opening", False)  #: made, no protocol yet
+    OPEN = ("open", False)  #: a protocol is attached; see the halves
+    CLOSING = ("closing", False)  #: loseConnection: our FIN after the queued data, then CLOSED
+    CLOSED = ("closed", True)  #: ended cleanly: connectionLost(ConnectionDone)
+    RESET = ("reset", True)  #: ended abruptly: aborted, reset by the peer, timed out, session lost
+
+    def __init__(self, label: str, ended: bool) -> None:
+        self.label = label
+        self.ended = ended
+
+
+class Half(Enum):
+    """One direction of an open stream: ``send`` is our FIN's, ``recv`` the peer's."""
+
+    OPEN = "open"
+    #: send: half-closed, our FIN waits behind data the peer's window holds back;
+    #: recv: the peer's FIN arrived behind data not yet delivered (reading is paused)
+    FIN_PENDING = "fin-pending"
+    #: send: our FIN is out (writeConnectionLost told); recv: readConnectionLost delivered;
+    #: both: the stream ended
+    CLOSED = "closed"
+
+
+_OPEN_HALF = Half.OPEN
+_FIN_PENDING = Half.FIN_PENDING
+_CLOSED_HALF = Half.CLOSED
+
+#: the transitions of ``StreamState`` (anything else is a bug, and raises)
+_NEXT_STATES: dict[StreamState, tuple[StreamState, ...]] = {
+    StreamState.OPENING: (StreamState.OPEN, StreamState.RESET),
+    StreamState.OPEN: (StreamState.CLOSING, StreamState.CLOSED, StreamState.RESET),
+    StreamState.CLOSING: (StreamState.CLOSED, StreamState.RESET),
+    StreamState.CLOSED: (),
+    StreamState.RESET: (),
+}
+
+
 @implementer(ITransport, ITCPTransport, IConsumer, IPushProducer)
 class YamuxStream:
     """One yamux stream as a Twisted transport.
@@ -95,6 +146,11 @@ class YamuxStream:
     A FIN from the peer calls ``readConnectionLost`` on an ``IHalfCloseableProtocol``;
     other protocols are closed (``loseConnection``) as TCP does without half-close.  A
     RST from the peer, or the loss of the session, ends with ``ConnectionLost``.
+
+    The lifecycle is the explicit state machine ``state`` (``StreamState``) with one
+    ``Half`` per direction (``send``, ``recv``); ``connected``, ``disconnecting`` and
+    ``disconnected`` are the TCP-transport view of it, set only by ``_enter``.  A write
+    checks one of them (``send``), so the data path stays one comparison.
     """
 
     log = Logger(observer=logs.observer)
@@ -103,16 +159,17 @@ class YamuxStream:
         self._mux = mux
         self.stream_id = stream_id
         self.protocol: IProtocol | None = None
+        self.state = StreamState.OPENING
+        self.send = _OPEN_HALF
+        self.recv = _OPEN_HALF
         self.connected = False
         self.disconnecting = False
         self.disconnected = False
-        self._write_closed = False
-        self._write_notified = False
+        # flow control of the read side (not lifecycle): paused by the consumer, and the
+        # frames that arrived meanwhile
         self._read_paused = False
         self._rbuf: deque[bytes] = deque()
-        self._pending_fin = False
         self._delivering = False
-        self._lost = False
         self._producer: IProducer | None = None
         self._streaming = False
         self._producer_paused = False
@@ -122,12 +179,26 @@ class YamuxStream:
     def __repr__(self) -> str:
         return f"<YamuxStream {self.stream_id} on {self._mux!r}>"
 
+    def _enter(self, state: StreamState) -> None:
+        """Move the lifecycle to ``state`` (validated), updating the TCP-style attributes."""
+        if state not in _NEXT_STATES[self.state]:
+            raise RuntimeError(f"{self!r}: no transition {self.state.label} -> {state.label}")
+        self.state = state
+        if state is StreamState.OPEN:
+            self.connected = True
+        elif state is StreamState.CLOSING:
+            self.disconnecting = True
+        elif state.ended:
+            self.send = self.recv = _CLOSED_HALF
+            self.connected = False
+            self.disconnected = True
+
     # -- ITransport ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         if isinstance(data, str):
             raise TypeError("Data must be bytes")
-        if self._lost or self._write_closed or not data:
+        if self.send is not _OPEN_HALF or not data:  # half-closed, closing or ended
             return
         session = self._mux.session
         if not session.has_stream(self.stream_id):
@@ -144,9 +215,9 @@ class YamuxStream:
 
     def loseConnection(self) -> None:
         """Flush, send FIN, then ``connectionLost(ConnectionDone)``; see the class doc."""
-        if self._lost or self.disconnecting:
+        if self.state is not StreamState.OPEN:
             return
-        self.disconnecting = True
+        self._enter(StreamState.CLOSING)
         timeout = self._mux._stream_close_timeout
         if timeout > 0:
             self._close_call = self._mux._reactor.callLater(timeout, self._close_timed_out)
@@ -154,18 +225,18 @@ class YamuxStream:
 
     def loseWriteConnection(self) -> None:
         """Half-close: FIN after the queued data; reading goes on."""
-        if self._lost or self._write_closed:
+        if self.send is not _OPEN_HALF:
             return
         self._shutdown_write()
 
     def abortConnection(self) -> None:
         """RST the stream and drop everything queued either way."""
-        if self._lost:
+        if self.state.ended:
             return
         self._mux.session.reset_stream(self.stream_id)
         self._mux._flush()
         self._mux._remove(self)
-        self._connection_lost(Failure(error.ConnectionAborted()))
+        self._connection_lost(StreamState.RESET, Failure(error.ConnectionAborted()))
 
     def pending_write_bytes(self) -> int:
         """Bytes written to this stream that wait for the peer's window."""
@@ -200,7 +271,7 @@ class YamuxStream:
                 f"Cannot register producer {producer!r}, because producer "
                 f"{self._producer!r} was never unregistered."
             )
-        if self._lost:
+        if self.state.ended:
             producer.stopProducing()
             return
         self._producer = producer
@@ -221,11 +292,11 @@ class YamuxStream:
     # -- IPushProducer (the read side) ----------------------------------------------------
 
     def pauseProducing(self) -> None:
-        if not self._lost:
+        if not self.state.ended:
             self._read_paused = True
 
     def resumeProducing(self) -> None:
-        if self._lost:
+        if self.state.ended:
             return
         self._read_paused = False
         self._drain_reads()
@@ -236,22 +307,23 @@ class YamuxStream:
     # -- write side internals -------------------------------------------------------------
 
     def _shutdown_write(self) -> None:
-        self._write_closed = True
+        if self.send is _OPEN_HALF:
+            self.send = _FIN_PENDING
         self._mux.session.close_stream(self.stream_id)
         self._mux._flush()
         self._check_write_done()
 
     def _check_write_done(self) -> None:
         """React once our FIN is really out (queued data may have delayed it)."""
-        if not self._write_closed or self._lost:
+        if self.send is _OPEN_HALF or self.state.ended:
             return
         if not self._mux.session.fin_sent(self.stream_id):
             return
-        if self.disconnecting:
-            self._connection_lost(Failure(error.ConnectionDone()))
+        if self.state is StreamState.CLOSING:
+            self._connection_lost(StreamState.CLOSED, Failure(error.ConnectionDone()))
             return
-        if not self._write_notified:
-            self._write_notified = True
+        if self.send is _FIN_PENDING:
+            self.send = _CLOSED_HALF
             half = IHalfCloseableProtocol(self.protocol, None)
             if half is not None:
                 try:
@@ -264,7 +336,7 @@ class YamuxStream:
 
     def _update_producer(self) -> None:
         producer = self._producer
-        if producer is None or not self._streaming or self._lost:
+        if producer is None or not self._streaming or self.state.ended:
             return
         want = self._mux._paused or self._mux.session.send_queued(self.stream_id) > 0
         if want == self._producer_paused:
@@ -284,7 +356,7 @@ class YamuxStream:
     def _pull(self) -> None:
         self._pull_call = None
         producer = self._producer
-        if producer is None or self._streaming or self._lost or self._mux._paused:
+        if producer is None or self._streaming or self.state.ended or self._mux._paused:
             return
         if self._mux.session.send_queued(self.stream_id):
             return
@@ -306,13 +378,13 @@ class YamuxStream:
             self._mux.session.reset_stream(self.stream_id)
             self._mux._flush()
         self._mux._remove(self)
-        self._connection_lost(Failure(error.ConnectionLost("yamux stream close timed out")))
+        self._connection_lost(StreamState.RESET, Failure(error.ConnectionLost("yamux stream close timed out")))
 
     # -- read side internals --------------------------------------------------------------
 
     def _attach(self, protocol: IProtocol) -> None:
         self.protocol = protocol
-        self.connected = True
+        self._enter(StreamState.OPEN)
         try:
             protocol.makeConnection(self)
         except Exception:
@@ -320,7 +392,7 @@ class YamuxStream:
             self.abortConnection()
 
     def _data_received(self, data: bytes) -> None:
-        if self._lost:
+        if self.state.ended:
             # Closed by us: discard, but keep the peer's window open until its FIN.
             self._mux.session.consume(self.stream_id, len(data))
             self._mux._flush()
@@ -344,27 +416,27 @@ class YamuxStream:
             return
         self._delivering = True
         try:
-            while self._rbuf and not self._read_paused and not self._lost:
+            while self._rbuf and not self._read_paused and not self.state.ended:
                 self._deliver(self._rbuf.popleft())
         finally:
             self._delivering = False
-        if self._rbuf or self._read_paused or self._lost:
+        if self._rbuf or self._read_paused or self.state.ended:
             return
-        if self._pending_fin:
-            self._pending_fin = False
+        if self.recv is _FIN_PENDING:
             self._deliver_fin()
         else:
             self._maybe_finish()
 
     def _remote_fin(self) -> None:
-        if self._lost:
+        if self.state.ended:
             return
         if self._rbuf or self._read_paused:
-            self._pending_fin = True
+            self.recv = _FIN_PENDING
             return
         self._deliver_fin()
 
     def _deliver_fin(self) -> None:
+        self.recv = _CLOSED_HALF
         half = IHalfCloseableProtocol(self.protocol, None)
         if half is None:
             self.loseConnection()
@@ -379,41 +451,39 @@ class YamuxStream:
 
     def _maybe_finish(self) -> None:
         """Both FINs exchanged and everything delivered: the stream is over."""
-        if self._lost or self._rbuf or self._pending_fin:
+        if self.state.ended or self._rbuf or self.recv is _FIN_PENDING:
             return
         if self._mux.session.has_stream(self.stream_id):
             return
-        if self._write_closed and not self._write_notified and not self.disconnecting:
+        if self.send is _FIN_PENDING and self.state is not StreamState.CLOSING:
             self._check_write_done()
             return
         self._mux._remove(self)
-        self._connection_lost(Failure(error.ConnectionDone()))
+        self._connection_lost(StreamState.CLOSED, Failure(error.ConnectionDone()))
 
     def _closed(self) -> None:
         """The session forgot the stream after both FINs."""
         self._mux._remove(self)
-        if not self._lost:
+        if not self.state.ended:
             self._check_write_done()
             self._maybe_finish()
 
     def _reset_by_peer(self) -> None:
         self._mux._remove(self)
-        self._connection_lost(Failure(error.ConnectionLost("yamux stream reset by peer")))
+        self._connection_lost(StreamState.RESET, Failure(error.ConnectionLost("yamux stream reset by peer")))
 
     def _session_lost(self, reason: str) -> None:
-        self._connection_lost(Failure(error.ConnectionLost(reason)))
+        self._connection_lost(StreamState.RESET, Failure(error.ConnectionLost(reason)))
 
-    def _connection_lost(self, reason: Failure) -> None:
-        if self._lost:
+    def _connection_lost(self, state: StreamState, reason: Failure) -> None:
+        """End the stream in ``state`` (CLOSED or RESET): tell the producer and the protocol."""
+        if self.state.ended:
             return
-        self._lost = True
-        self.connected = False
-        self.disconnected = True
+        self._enter(state)
         if self._rbuf:
             self._mux.session.consume(self.stream_id, sum(map(len, self._rbuf)))
             self._rbuf.clear()
             self._mux._flush()
-        self._pending_fin = False
         if self._pull_call is not None and self._pull_call.active():
             self._pull_call.cancel()
         self._pull_call = None

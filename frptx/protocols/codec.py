@@ -3,47 +3,32 @@
 
 frp transforms the tunnelled byte stream after StartWorkConn (or
 NewVisitorConnResp): sending, application bytes go through the snappy framing
-encoder, then AES-128-CFB; receiving, the reverse.  ``StreamCodec`` is that pair
-(sans-IO), ``CodecTransport`` applies the sending half as a transport wrapper,
-and ``CodecRelayEnd`` the receiving half as a relay end, so every proxy type
-gets both without a branch in its protocol.  A corrupted stream raises
-``ProtocolError``; the relay closes that connection with the reason logged.
+encoder, then AES-128-CFB; receiving, the reverse.  ``StreamCodec`` is that
+chain (``frptx.protocols.transforms``); under a relay it becomes a
+``TransformWrapper`` on one leg (``Relay(..., a_transforms=...)`` or
+``Relay.wrap``), under any other protocol the wrapper is that protocol's
+transport.  A corrupted stream raises ``ProtocolError``; the connection is
+closed with the reason logged.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet.interfaces import ITransport
-
-from frptx import logs
-from frptx.protocols.relay import Relay, RelayEnd
-from frptx.wire import CfbDecryptor, CfbEncryptor, ProtocolError, SnappyFrameDecoder, SnappyFrameEncoder, derive_key
+from frptx.protocols.relay import Relay
+from frptx.protocols.transforms import CfbTransform, SnappyTransform, StreamTransform, TransformChain
+from frptx.wire import derive_key
 
 
-class StreamCodec:
-    """Both directions of one connection's snappy + CFB transform."""
+class StreamCodec(TransformChain):
+    """Both directions of one connection's snappy + CFB transform (a ``TransformChain``)."""
+
+    __slots__ = ()
 
     def __init__(self, secret: str, use_encryption: bool, use_compression: bool) -> None:
-        key = derive_key(secret) if use_encryption else b""
-        self._encryptor = CfbEncryptor(key) if use_encryption else None
-        self._decryptor = CfbDecryptor(key) if use_encryption else None
-        self._compressor = SnappyFrameEncoder() if use_compression else None
-        self._decompressor = SnappyFrameDecoder() if use_compression else None
-
-    def encode(self, data: bytes) -> bytes:
-        if self._compressor is not None:
-            data = self._compressor.encode(data)
-        if self._encryptor is not None:
-            data = self._encryptor.encrypt(data)
-        return data
-
-    def decode(self, data: bytes) -> bytes:
-        """Plain bytes from wire bytes; raises ``ProtocolError`` on a corrupt stream."""
-        if self._decryptor is not None:
-            data = self._decryptor.decrypt(data)
-        if self._decompressor is not None and data:
-            data = self._decompressor.decode(data)
-        return data
+        transforms: list[StreamTransform] = []
+        if use_compression:
+            transforms.append(SnappyTransform())
+        if use_encryption:
+            transforms.append(CfbTransform(derive_key(secret)))
+        super().__init__(transforms)
 
 
 def stream_codec(secret: str, use_encryption: bool, use_compression: bool) -> StreamCodec | None:
@@ -53,55 +38,9 @@ def stream_codec(secret: str, use_encryption: bool, use_compression: bool) -> St
     return StreamCodec(secret, use_encryption, use_compression)
 
 
-class CodecTransport:
-    """A transport whose ``write`` encodes first; everything else is the wrapped transport's."""
+def apply_codec(relay: Relay, side: str, codec: TransformChain | None) -> None:
+    """Make relay end ``side`` ("a" or "b") speak ``codec`` on the wire (before ``start``).
 
-    def __init__(self, transport: ITransport, codec: StreamCodec) -> None:
-        self._transport = transport
-        self._codec = codec
-
-    def write(self, data: bytes) -> None:
-        encoded = self._codec.encode(data)
-        if encoded:
-            self._transport.write(encoded)
-
-    def writeSequence(self, data: Any) -> None:
-        self.write(b"".join(data))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class CodecRelayEnd(RelayEnd):
-    """A relay end that decodes what its transport reads before passing it on."""
-
-    __slots__ = ("codec",)
-    log = logs.logger()
-
-    def __init__(self, relay: Relay, transport: ITransport, count_attr: str, codec: StreamCodec) -> None:
-        super().__init__(relay, transport, count_attr)
-        self.codec = codec
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            plain = self.codec.decode(data)
-        except ProtocolError as e:
-            logs.throttle.warn(self.log, "corrupt tunnel stream",
-                               "closing a tunnel: corrupt {what} stream from {peer}: {why}",
-                               what="encrypted/compressed", peer=self.transport.getPeer(), why=str(e))
-            self.relay.abort()
-            return
-        if plain:
-            super().data_received(plain)
-
-
-def apply_codec(relay: Relay, side: str, codec: StreamCodec | None) -> None:
-    """Make relay end ``side`` ("a" or "b") speak ``codec`` on the wire (before ``start``)."""
-    if codec is None:
-        return
-    old: RelayEnd = getattr(relay, side)
-    # CodecTransport is the wrapped ITransport for everything but write (it forwards by __getattr__).
-    end = CodecRelayEnd(relay, CodecTransport(old.transport, codec), old.count_attr, codec)  # type: ignore[arg-type]
-    end.peer = old.peer
-    old.peer.peer = end
-    setattr(relay, side, end)
+    Kept for existing callers; new code passes ``a_transforms``/``b_transforms`` to ``Relay``.
+    """
+    relay.wrap(side, codec)

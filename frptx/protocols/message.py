@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.protocols.relay import RelayEnd, unregister_producer
+from frptx.protocols.relay import RelaySink, unregister_producer
 from frptx.transport.inline import pending_write_bytes, write_now
 from frptx.wire import (
     CfbDecryptor,
@@ -72,7 +72,7 @@ class MessageProtocol(Protocol):
     def __init__(self) -> None:
         self.reader = MessageReader()
         self.writer = MessageWriter()
-        self.end: RelayEnd | None = None
+        self.end: RelaySink | None = None
         self._raw = False
         self._early: list[bytes] = []
         self._early_eof = False

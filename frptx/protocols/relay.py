@@ -11,19 +11,25 @@ keep working; the relay closes both transports once both directions are done or
 either connection is lost.
 
 The protocols on both ends stay thin: they forward ``dataReceived``,
-``readConnectionLost`` and ``connectionLost`` to their ``RelayEnd``.
+``readConnectionLost`` and ``connectionLost`` to their end's ``source``: the
+``RelayEnd`` itself, or the ``TransformWrapper`` in front of it when that leg is
+encrypted/compressed (``Relay(..., a_transforms=...)``).  A relay only ever
+relays between two transports; a wrapped leg's transport is its wrapper.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol as TypingProtocol
 
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IHalfCloseableProtocol, ITransport
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from frptx import logs
+from frptx.protocols.transforms import TransformChain, TransformWrapper
 from frptx.protocols.tuning import tune
 from frptx.transport.inline import write_now
+from frptx.wire import ProtocolError
 
 
 class TrafficCounter:
@@ -44,12 +50,30 @@ class RelayEndProtocol(TypingProtocol):
     def attach_relay_end(self, end: RelayEnd, buffered: bytes) -> None: ...
 
 
+class RelaySink(TypingProtocol):
+    """What a connection's owner forwards its raw events to once it is relayed."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def read_connection_lost(self) -> None: ...
+
+    def connection_lost(self, reason: Failure | None = None) -> None: ...
+
+
 def _supports_half_close(transport: ITransport) -> bool:
+    half = getattr(transport, "half_closeable", None)  # a TransformWrapper knows its lower transport
+    if half is not None:
+        return bool(half)
     return callable(getattr(transport, "loseWriteConnection", None))
 
 
+@implementer(IHalfCloseableProtocol)
 class RelayEnd:
-    """One side of a relay: the transport it reads from, and its peer end."""
+    """One side of a relay: the transport it reads from, and its peer end.
+
+    ``source`` is what the connection's owner feeds: this end, or the wrapper that
+    decodes for it (then ``transport`` is that wrapper and ``transforms`` its chain).
+    """
 
     __slots__ = (
         "relay",
@@ -58,6 +82,8 @@ class RelayEnd:
         "read_closed",
         "lost",
         "count_attr",
+        "source",
+        "transforms",
     )
 
     def __init__(self, relay: Relay, transport: ITransport, count_attr: str) -> None:
@@ -67,6 +93,8 @@ class RelayEnd:
         self.read_closed = False
         self.lost = False
         self.count_attr = count_attr
+        self.source: RelaySink = self
+        self.transforms: TransformChain | None = None
 
     def data_received(self, data: bytes) -> None:
         """Bytes read on this side go to the other side's transport."""
@@ -104,6 +132,14 @@ class RelayEnd:
         self.read_closed = True
         self.relay._end_lost(self)
 
+    # the IProtocol names, so a TransformWrapper can deliver to a relay end like to any protocol
+    dataReceived = data_received
+    readConnectionLost = read_connection_lost
+    connectionLost = connection_lost
+
+    def writeConnectionLost(self) -> None:
+        pass
+
 
 class Relay:
     """Relay bytes between transports ``a`` and ``b`` until both are closed.
@@ -122,6 +158,8 @@ class Relay:
         *,
         counter: TrafficCounter | None = None,
         on_close: Callable[[Relay], None] | None = None,
+        a_transforms: TransformChain | None = None,
+        b_transforms: TransformChain | None = None,
     ) -> None:
         self.counter = counter
         self.a = RelayEnd(self, a, "inbound")
@@ -132,6 +170,35 @@ class Relay:
         self.closed = False
         #: the SpliceRelay moving the bytes in the kernel, once switched over
         self.spliced: Any = None
+        if a_transforms:
+            self.wrap("a", a_transforms)
+        if b_transforms:
+            self.wrap("b", b_transforms)
+
+    def wrap(self, side: str, chain: TransformChain | None) -> None:
+        """Make end ``side`` ("a" or "b") speak ``chain`` on the wire (before ``start``).
+
+        The end's transport becomes a ``TransformWrapper`` over it: what the leg reads
+        is decoded before it is relayed, what is relayed to it is encoded.  An empty
+        chain changes nothing, so a plain leg keeps its bare transport (and splice).
+        """
+        if not chain:
+            return
+        end: RelayEnd = getattr(self, side)
+        if end.transforms:
+            raise ValueError(f"relay end {side} already has transforms")
+        wrapper = TransformWrapper(chain, end, transport=end.transport)
+        wrapper.on_error = self._corrupt
+        end.transport = wrapper  # a full transport over the leg's own
+        end.source = wrapper
+        end.transforms = chain
+
+    def _corrupt(self, error: ProtocolError) -> None:
+        self.abort()
+
+    def plain(self) -> bool:
+        """Neither leg transforms its bytes (the first condition for splice)."""
+        return not (self.a.transforms or self.b.transforms)
 
     def begin(self) -> None:
         """Count the connection and tune both legs (once, whichever path moves the bytes)."""
@@ -149,10 +216,10 @@ class Relay:
         # yamux streams) are also IConsumers and IPushProducers.
         b.registerProducer(a, True)  # type: ignore[attr-defined]  # b's buffer full -> stop reading a
         a.registerProducer(b, True)  # type: ignore[attr-defined]
-        if a_buffered:
-            self.a.data_received(a_buffered)
+        if a_buffered:  # wire bytes: through the leg's wrapper, if it has one
+            self.a.source.data_received(a_buffered)
         if b_buffered:
-            self.b.data_received(b_buffered)
+            self.b.source.data_received(b_buffered)
         for end in (self.a, self.b):
             if not end.lost:
                 end.transport.resumeProducing()  # type: ignore[attr-defined]  # an IPushProducer (see above)

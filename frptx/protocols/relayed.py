@@ -15,14 +15,14 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from frptx.protocols.relay import Relay, RelayEnd
+from frptx.protocols.relay import Relay, RelaySink
 from frptx.protocols.splice import start_spliced
 
 
 class RelayEndOwner(TypingProtocol):
     """A protocol that hands what it reads to a relay end once there is one."""
 
-    end: RelayEnd | None
+    end: RelaySink | None
 
 
 @implementer(IHalfCloseableProtocol)
@@ -30,7 +30,7 @@ class RelayedProtocol(Protocol):
     """A byte pipe whose far side is attached later with ``join``."""
 
     def __init__(self) -> None:
-        self.end: RelayEnd | None = None
+        self.end: RelaySink | None = None
         self._early: list[bytes] = []
         self._early_eof = False
         self.lost = False
@@ -91,12 +91,12 @@ def start_relay(relay: Relay, a_end_owner: RelayEndOwner, b_end_owner: RelayEndO
     Given a ``reactor``, a relay between two plain TCP connections runs on splice(2)
     (``frptx.protocols.splice``); every other one on the portable producer/consumer path.
     """
-    a_end_owner.end = relay.a
-    b_end_owner.end = relay.b
+    a_end_owner.end = relay.a.source
+    b_end_owner.end = relay.b.source
     if reactor is not None and not (a_eof or b_eof) and start_spliced(relay, reactor, a_early, b_early):
         return
     relay.start(a_early, b_early)
     if a_eof:
-        relay.a.read_connection_lost()
+        relay.a.source.read_connection_lost()
     if b_eof:
-        relay.b.read_connection_lost()
+        relay.b.source.read_connection_lost()

@@ -316,8 +316,12 @@ def _take_write_buffer(transport: Any) -> bytes:
 
 
 def start_spliced(relay: Any, reactor: Any, a_buffered: bytes = b"", b_buffered: bytes = b"") -> bool:
-    """Run ``relay`` on splice from the start if both legs are plain TCP; False otherwise."""
-    if not (eligible(relay.a.transport) and eligible(relay.b.transport)):
+    """Run ``relay`` on splice from the start if both legs are plain TCP; False otherwise.
+
+    Eligibility follows from the legs' transform chains: any transform means the bytes
+    need Python, so only an untransformed relay between two bare TCP sockets qualifies.
+    """
+    if not (relay.plain() and eligible(relay.a.transport) and eligible(relay.b.transport)):
         return False
     relay.begin()
     relay.spliced = SpliceRelay(relay, reactor)

@@ -112,7 +112,7 @@ class SecureTunnelMixin:
         await with_timeout(held.received_at_least(3), 10)  # echoed: the relay is up
         # inject bytes that are not a snappy stream into the frps side of one work connection
         user = next(iter(t.frps.server.proxies["z"].users))
-        user.relay.b.transport._transport.write(b"not snappy at all")
+        user.relay.b.transport.transport.write(b"not snappy at all")  # under the TransformWrapper
         self.assertEqual(await with_timeout(held.done, 10), b"ok ")
         self.assertEqual(await roundtrip(port, b"others fine"), b"others fine")
 

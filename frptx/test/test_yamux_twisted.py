@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from frptx.mux import YamuxError, YamuxProtocol, YamuxStream
+from frptx.mux.transport import Half, StreamState
 from frptx.mux.yamux import DATA, SYN, WINDOW_UPDATE, encode_header
 
 KIB = 1024
@@ -357,6 +358,100 @@ class StreamTests(SynchronousTestCase):
         server.makeConnection(tr)
         server.dataReceived(h("000100010000000100000000"))
         self.assertEqual(tr.value(), h("000100020000000100000000") + encode_header(DATA, 0, 1, 2) + b"hi")
+
+
+class LifecycleStateTests(SynchronousTestCase):
+    """The stream's explicit state machine: named states for every path of its life."""
+
+    def server_recorders(self) -> tuple[list[Recorder], ListFactory]:
+        side: list[Recorder] = []
+
+        def make() -> Recorder:
+            r = Recorder()
+            r.close_on_read_lost = False
+            side.append(r)
+            return r
+
+        return side, ListFactory(make)
+
+    def test_half_closes_then_closed(self) -> None:
+        side, factory = self.server_recorders()
+        client, server, pump, _ = mux_pair(factory, max_stream_window=256 * KIB)
+        stream = client.open_stream(Recorder())
+        self.assertEqual((stream.state, stream.send, stream.recv), (StreamState.OPEN, Half.OPEN, Half.OPEN))
+        stream.write(os.urandom(300 * KIB))  # beyond the window: our FIN has to wait
+        stream.loseWriteConnection()
+        self.assertIs(stream.send, Half.FIN_PENDING)
+        pump.flush()
+        self.assertIs(stream.send, Half.CLOSED)  # out, writeConnectionLost told
+        self.assertIs(stream.state, StreamState.OPEN)
+        srv = side[0].transport
+        assert isinstance(srv, YamuxStream)
+        self.assertEqual((srv.recv, srv.send), (Half.CLOSED, Half.OPEN))  # the reply can still flow
+        srv.loseWriteConnection()
+        pump.flush()
+        self.assertIs(stream.recv, Half.CLOSED)
+        self.assertIs(stream.state, StreamState.CLOSED)
+        self.assertIs(srv.state, StreamState.CLOSED)
+        self.assertFalse(stream.connected)
+        self.assertTrue(stream.disconnected)
+
+    def test_peer_fin_pending_behind_paused_reads(self) -> None:
+        side, factory = self.server_recorders()
+        client, server, pump, _ = mux_pair(factory)
+        rec = Recorder()
+        rec.close_on_read_lost = False
+        stream = client.open_stream(rec)
+        pump.flush()
+        stream.pauseProducing()
+        side[0].transport.write(b"data")
+        side[0].transport.loseWriteConnection()
+        pump.flush()
+        self.assertIs(stream.recv, Half.FIN_PENDING)
+        self.assertFalse(rec.read_lost)
+        stream.resumeProducing()
+        self.assertIs(stream.recv, Half.CLOSED)
+        self.assertTrue(rec.read_lost)
+        self.assertEqual(bytes(rec.data), b"data")
+
+    def test_lose_connection_is_closing_until_the_fin_is_out(self) -> None:
+        _, factory = self.server_recorders()
+        client, server, pump, _ = mux_pair(factory, max_stream_window=256 * KIB)
+        stream = client.open_stream(Recorder())
+        stream.write(os.urandom(300 * KIB))
+        stream.loseConnection()
+        self.assertIs(stream.state, StreamState.CLOSING)
+        self.assertTrue(stream.disconnecting)
+        stream.loseConnection()  # again: nothing changes
+        self.assertIs(stream.state, StreamState.CLOSING)
+        pump.flush()
+        self.assertIs(stream.state, StreamState.CLOSED)
+
+    def test_abrupt_ends_are_reset(self) -> None:
+        _, factory = self.server_recorders()
+        client, server, pump, _ = mux_pair(factory)
+        aborted, reset = client.open_stream(Recorder()), client.open_stream(Recorder())
+        pump.flush()
+        aborted.abortConnection()
+        self.assertIs(aborted.state, StreamState.RESET)
+        self.assertEqual((aborted.send, aborted.recv), (Half.CLOSED, Half.CLOSED))
+        server._streams[reset.stream_id].abortConnection()
+        pump.flush()
+        self.assertIs(reset.state, StreamState.RESET)
+        lost = client.open_stream(Recorder())
+        client.close()
+        self.assertIs(lost.state, StreamState.RESET)
+
+    def test_no_transition_out_of_an_end(self) -> None:
+        client, server, pump, _ = mux_pair(ListFactory(Echo))
+        stream = client.open_stream(Recorder())
+        stream.abortConnection()
+        with self.assertRaises(RuntimeError):
+            stream._enter(StreamState.OPEN)
+        stream.write(b"ignored")  # ended: every input is a no-op
+        stream.loseWriteConnection()
+        stream.loseConnection()
+        self.assertIs(stream.state, StreamState.RESET)
 
 
 class BackpressureTests(SynchronousTestCase):
