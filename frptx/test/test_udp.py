@@ -420,6 +420,7 @@ class FakeControl:
         self.pool = FakePool()
         self.requests: list[Deferred[Any]] = []
         self.run_id = "r"
+        self.token = ""
 
     def get_work_connection(self) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
