@@ -44,11 +44,12 @@ from typing import Any
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, RedirectAgent, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
+
+from frptx import logs
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -84,7 +85,7 @@ class HealthChecker:
     exact rules.
     """
 
-    log = Logger()
+    log = logs.logger()
 
     def __init__(
         self,

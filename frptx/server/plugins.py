@@ -83,13 +83,13 @@ from OpenSSL import SSL
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.ssl import CertificateOptions
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
+from frptx import logs
 from frptx.wire.errors import ProtocolError
 from frptx.wire.messages import (
     CloseProxy,
@@ -488,7 +488,7 @@ class NoVerifyPolicy:
 class HTTPPlugin(ServerPlugin):
     """One ``httpPlugins[]`` entry, asked over HTTP(S) with ``twisted.web.client.Agent``."""
 
-    log = Logger()
+    log = logs.logger()
 
     def __init__(
         self,
@@ -605,7 +605,7 @@ class PluginManager:
     with ``None`` or with frp's combined error text, never fails.
     """
 
-    log = Logger()
+    log = logs.logger()
 
     def __init__(self, plugins: Sequence[ServerPlugin] = (), *, clock: IReactorTime,
                  timeout: float = DEFAULT_TIMEOUT, reqid: Callable[[], str] = new_reqid) -> None:
