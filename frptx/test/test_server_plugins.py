@@ -11,6 +11,7 @@ from twisted.internet import defer, reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import BrowserLikePolicyForHTTPS
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -85,11 +86,12 @@ class PluginService(Resource):
 class ServiceTestCase(TestCase):
     timeout = 20
 
-    def serve(self, answer: Callable[[str, dict[str, Any]], Any], tls: bool = False) -> tuple[PluginService, str]:
+    def serve(self, answer: Callable[[str, dict[str, Any]], Any], tls: bool = False,
+              pem: tuple[bytes, bytes] | None = None) -> tuple[PluginService, str]:
         service = PluginService(answer)
         site = Site(service)
         if tls:
-            cert_pem, key_pem = generate_self_signed("localhost")
+            cert_pem, key_pem = pem or generate_self_signed("localhost")
             options = ssl.CertificateOptions(
                 privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem),
                 certificate=crypto.load_certificate(crypto.FILETYPE_PEM, cert_pem))
@@ -239,6 +241,17 @@ class HTTPPluginTests(ServiceTestCase):
         self.flushLoggedErrors()  # Twisted logs the failed certificate check
 
     @defer.inlineCallbacks
+    def test_https_tls_verify_with_trusted_certificate(self) -> Any:
+        cert_pem, key_pem = ip_certificate("127.0.0.1")
+        service, addr = self.serve(lambda op, c: {"unchange": True}, tls=True, pem=(cert_pem, key_pem))
+        policy = BrowserLikePolicyForHTTPS(trustRoot=ssl.Certificate.loadPEM(cert_pem))
+        manager = PluginManager([HTTPPlugin("p", addr, "/handler", ["Login"], reactor=reactor, tls_verify=True,
+                                            tls_policy=policy)], clock=reactor)
+        result = yield manager.login(LOGIN)
+        self.assertIs(result, LOGIN)
+        self.assertEqual(len(service.requests), 1)
+
+    @defer.inlineCallbacks
     def test_close_proxy_collects_errors(self) -> Any:
         _, good = self.serve(lambda op, c: {"reject": True, "reject_reason": "ignored"})
         _, bad = self.serve(lambda op, c: (404, b""))
@@ -247,6 +260,30 @@ class HTTPPluginTests(ServiceTestCase):
         text = yield manager.close_proxy(CloseProxyContent(ALICE, CloseProxy(proxy_name="web")))
         self.assertEqual(text, "send CloseProxy request to plugin errors: [b]: do http request error code: 404; "
                                "[c]: do http request error code: 404")
+
+
+def ip_certificate(ip: str) -> tuple[bytes, bytes]:
+    """A self-signed CA certificate valid for ``ip`` (a subjectAltName), to be trusted explicitly."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plugin test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
 
 
 class URLTests(SynchronousTestCase):
