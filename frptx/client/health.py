@@ -28,7 +28,9 @@ facts, read from frp's ``client/health/health.go`` and ``proxy_wrapper.go``:
   is added before a path without one) with the configured headers, where a
   ``Host`` header sets the request's Host; redirects are followed (at most
   10, like Go's client); the check passes only for a final status 200-299.
-  The timeout covers the whole check.
+  The timeout covers connecting and the response headers; a body still
+  arriving at the deadline is cut off and the status decides (Go ignores the
+  body's read error).
 
 Nothing here touches the network itself: the checker takes a *probe* (a
 function returning a Deferred that fires on success and fails otherwise) and
@@ -43,9 +45,9 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, RedirectAgent, readBody
+from twisted.web.client import Agent, RedirectAgent
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
@@ -210,6 +212,37 @@ def tcp_probe(endpoint_factory: Callable[[], IStreamClientEndpoint]) -> Probe:
     return probe
 
 
+class _Discard(Protocol):
+    """Reads a response body to its end and drops it."""
+
+    def __init__(self, done: Deferred[None]) -> None:
+        self.done = done
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.done.called:
+            self.done.callback(None)
+
+
+def _discard_body(response: IResponse) -> Deferred[None]:
+    protocol: _Discard
+
+    def cancel(d: Deferred[None]) -> None:
+        # The deadline came while the body was still coming: like Go (which ignores the body's
+        # read error), stop reading it and let the status decide.
+        transport = protocol.transport
+        if transport is not None:
+            transport.stopProducing()  # type: ignore[attr-defined]
+        d.callback(None)
+
+    done: Deferred[None] = Deferred(cancel)
+    protocol = _Discard(done)
+    response.deliverBody(protocol)
+    return done
+
+
 def http_check_url(host: str, port: int, path: str) -> str:
     """frp's URL: ``http://`` + ``host:port`` + path (a ``/`` added if the path lacks one)."""
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -238,7 +271,7 @@ def http_probe(agent: IAgent, url: str, headers: Iterable[tuple[str, str]] = ())
                         f"do http health check, StatusCode is [{response.code}] not 2xx")
 
             # the body is read and discarded (Go does), but its errors do not matter
-            return readBody(response).addErrback(lambda _: None).addCallback(judge)
+            return _discard_body(response).addCallback(judge)
 
         return d.addCallback(got)
 

@@ -8,12 +8,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
-from frptx.client.health import HealthChecker, http_check_url, probe_for, tcp_probe
+from frptx.client.health import HealthChecker, http_check_url, http_probe, probe_for, tcp_probe
 
 
 class FakeProbe:
@@ -190,6 +191,42 @@ class Status(Resource):
         return b"body"
 
 
+class Hang(Resource):
+    """Answers 200 with a body that never ends (or, with ``headers=False``, nothing at all)."""
+
+    isLeaf = True
+
+    def __init__(self, headers: bool) -> None:
+        super().__init__()
+        self.headers = headers
+        self.closed: list[Deferred[None]] = []
+        self.arrived: Deferred[None] = Deferred()
+
+    def render_GET(self, request: Any) -> Any:
+        self.arrived.callback(None)
+        d = request.notifyFinish()
+        self.closed.append(d.addErrback(lambda _: None))
+        if self.headers:
+            request.write(b"partial")
+        return NOT_DONE_YET
+
+
+class SpyAgent:
+    """Fires ``got`` when the wrapped agent has a response (the headers arrived)."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.got: Deferred[None] = Deferred()
+
+    def request(self, *args: Any) -> Deferred[Any]:
+        def seen(response: Any) -> Any:
+            if not self.got.called:
+                self.got.callback(None)
+            return response
+
+        return self.agent.request(*args).addCallback(seen)
+
+
 class RealSocketTests(TestCase):
     """Real probes against real local servers on 127.0.0.1, synchronised on the callbacks."""
 
@@ -246,3 +283,27 @@ class RealSocketTests(TestCase):
         status.code = 500
         yield bad[1]
         checker.stop()
+
+    @defer.inlineCallbacks
+    def test_http_timeout_closes_the_request(self) -> Any:
+        for headers in (False, True):  # no answer at all / a body that never ends
+            hang = Hang(headers)
+            port = reactor.listenTCP(0, Site(hang), interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            spy = SpyAgent(Agent(reactor))
+            clock = Clock()
+            rec = Recorder()
+            probe = http_probe(spy, http_check_url("127.0.0.1", port.getHost().port, "/"))
+            checker = HealthChecker(probe, rec.success, rec.fail, clock=clock, timeout=3)
+            checker.start()
+            yield spy.got if headers else hang.arrived
+            # spy.got fires inside the probe's callback chain: let that chain finish first
+            yield deferLater(reactor, 0, lambda: None)
+            self.assertEqual((checker.failed_times, rec.events), (0, []))
+            clock.advance(3)
+            # no answer: a failure; a 200 whose body never ends: the status decides, as in Go
+            self.assertEqual(rec.events, ["success"] if headers else [])
+            self.assertEqual(checker.failed_times, 0 if headers else 1)
+            self.assertEqual(checker.checks, 1)
+            yield hang.closed[0]  # either way the checker closed the connection at the deadline
+            checker.stop()
