@@ -152,9 +152,12 @@ def _pairs(obj: Any, what: str) -> list[tuple[str, Any]]:
     """Key/value pairs of a decoded JSON object (``loads_object`` pairs or a mapping)."""
     if isinstance(obj, Mapping):
         return list(obj.items())
-    if isinstance(obj, list) and all(isinstance(p, tuple) and len(p) == 2 for p in obj):
-        return obj  # _JSONObject from loads_object
+    if isinstance(obj, _JSON_OBJECT):
+        return obj  # the key/value pairs loads_object makes of a JSON object
     raise ProtocolError(f"{what} must be a JSON object")
+
+
+_JSON_OBJECT = type(loads_object(b"{}"))
 
 
 def _string_field(value: Any, what: str) -> str:
@@ -513,6 +516,14 @@ class HTTPPlugin(ServerPlugin):
                 tls_policy = BrowserLikePolicyForHTTPS() if tls_verify else NoVerifyPolicy()
             agent = Agent(reactor, contextFactory=tls_policy)
         self._agent = agent
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, reactor: Any, **kw: Any) -> HTTPPlugin:
+        """One ``httpPlugins[]`` entry as written in frps' config (``name``, ``addr``, ``path``, ``ops``,
+        ``tlsVerify``)."""
+        return cls(str(options.get("name") or ""), str(options.get("addr") or ""), str(options.get("path") or ""),
+                   [op for op in options.get("ops") or () if op], reactor=reactor,
+                   tls_verify=bool(options.get("tlsVerify", False)), **kw)
 
     def request_url(self, op: str) -> str:
         return f"{self.url}?{urlencode([('op', op), ('version', API_VERSION)])}"

@@ -292,6 +292,13 @@ class URLTests(SynchronousTestCase):
                          "http://127.0.0.1:9000/h?op=Ping&version=0.1.0")
         self.assertEqual(HTTPPlugin("p", "https://x:1", "/h", [], reactor=reactor).url, "https://x:1/h")
 
+    def test_from_options(self) -> None:
+        p = HTTPPlugin.from_options({"name": "m", "addr": "https://h:1", "path": "/x", "ops": ["Login", "Ping"],
+                                     "tlsVerify": True}, reactor=reactor)
+        self.assertEqual((p.name, p.url, p.ops, p.tls_verify), ("m", "https://h:1/x", ("Login", "Ping"), True))
+        self.assertTrue(p.supports("Ping"))
+        self.assertFalse(p.supports("NewProxy"))
+
     def test_unknown_op(self) -> None:
         manager = PluginManager(clock=Clock())
         self.assertRaises(ValueError, manager.register, CallablePlugin("p", ["Logout"], lambda op, c: None))
@@ -376,6 +383,15 @@ class ContentTests(SynchronousTestCase):
         c = NewUserConnContent.from_json({"Proxy_Name": "p", "extra": 1, "remote_addr": None,
                                           "user": {"RUN_ID": "r", "metas": None}})
         self.assertEqual(c, NewUserConnContent(UserInfo(run_id="r"), proxy_name="p"))
+
+    def test_an_array_is_not_an_object(self) -> None:
+        from frptx.wire.errors import ProtocolError
+        from frptx.wire.messages import loads_object
+
+        self.assertRaises(ProtocolError, NewUserConnContent.from_json, [])
+        self.assertRaises(ProtocolError, NewUserConnContent.from_json, [("proxy_name", "p")])
+        self.assertEqual(NewUserConnContent.from_json(loads_object(b'{"proxy_name":"a","proxy_name":"b"}')).proxy_name,
+                         "b")  # a duplicated key: the last one wins, as in Go
 
     def test_response_decoding(self) -> None:
         r = PluginResponse.from_json(b'{"REJECT": true, "Reject_Reason": "x", "unchange": null}')
