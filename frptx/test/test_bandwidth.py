@@ -308,5 +308,7 @@ class LoopbackTests(TestCase):
         yield closed
         elapsed = finished - started[0]
         expected = (total - rate) / rate
+        # The limit holds back a real transfer: it cannot finish early.  How much later it
+        # finishes depends on the machine's load, so the upper side is asserted on the fake
+        # clock above (within 10%), never here: no test passes or fails by wall-clock timing.
         self.assertGreaterEqual(elapsed, expected * 0.85, elapsed)
-        self.assertLessEqual(elapsed, expected * 1.15, elapsed)
