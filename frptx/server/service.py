@@ -133,10 +133,11 @@ class FrpsService(MultiService):
         return self.bind_port.bound_port
 
     def startService(self) -> None:
-        super().startService()
+        # before the children start: once "frps listening" is logged, a SIGHUP must reload, not kill
         if self._install_sighup and hasattr(signal, "SIGHUP"):
             self._previous_sighup = signal.signal(
                 signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+        super().startService()
 
     def reload(self) -> bool:
         """Re-read ``config_path`` and apply what can change safely on a running frps.

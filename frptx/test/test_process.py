@@ -334,3 +334,24 @@ class ProcessTunnelTests(unittest.TestCase):
         outcome = await with_timeout(frpc.ended, 20)
         self.assertEqual(outcome.status, 1)
         self.assertIn("cannot connect", frpc.output)
+
+    @async_test
+    async def test_frps_sighup_reloads_the_token(self) -> None:
+        """``kill -HUP`` on a real ``twistd -n frps`` reloads what can change safely."""
+        bind = free_port()
+        config = {"bindAddr": "127.0.0.1", "bindPort": bind, "proxyBindAddr": "127.0.0.1",
+                  "auth": {"token": "before"}}
+        frps, path = self.spawn("frps", config)
+        await frps.wait_for(f"frps listening on 127.0.0.1:{bind}")
+        with open(path, "w") as f:
+            yaml.safe_dump(dict(config, auth={"token": "after"}, userConnTimeout=30), f)
+        frps.transport.signalProcess("HUP")  # type: ignore[union-attr]
+        await frps.wait_for("applied auth.token; needs a restart to change: user_conn_timeout")
+        # a client with the new token logs in; one with the old token is refused
+        ok, _ = self.spawn("frpc", {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "after"},
+                                    "transport": {"tls": {"enable": False}}, "proxies": []})
+        await ok.wait_for("logged in to frps")
+        old, _ = self.spawn("frpc", {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "before"},
+                                     "transport": {"tls": {"enable": False}}, "proxies": []})
+        outcome = await with_timeout(old.ended, 20)
+        self.assertEqual(outcome.status, 1, old.output)
