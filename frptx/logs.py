@@ -55,9 +55,13 @@ def log_to(destination: str) -> None:
     globalLogPublisher.addObserver(file_observer)
 
 
-def logger() -> Logger:
-    """A ``Logger`` for the calling module that honours ``log.level``."""
-    return Logger(namespace=Logger._namespaceFromCallingContext(), observer=observer)
+def logger(namespace: str) -> Logger:
+    """A ``Logger`` that honours ``log.level``; pass the module's ``__name__``.
+
+    The namespace is explicit: Twisted's own default comes from inspecting the
+    caller's frame, which is private to it.
+    """
+    return Logger(namespace=namespace, observer=observer)
 
 
 class _MonotonicClock:

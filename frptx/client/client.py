@@ -98,7 +98,7 @@ class FrpClient:
     visitors see it as a ``ClientContext``.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, config: ClientConfig, reactor: Any, on_fatal: Callable[[str], None] | None = None,
                  tls_wrap: Any = None, login_backoff: BackoffPolicy = LOGIN_BACKOFF) -> None:

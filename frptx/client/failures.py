@@ -11,7 +11,7 @@ def describe_failure(reason: Failure | None) -> str:
         return "connection closed"
     from OpenSSL.SSL import Error as SSLError
 
-    from frptx.transport.tls import TLSVerificationError, describe_tls_error
+    from frptx.transport.tls_context import TLSVerificationError, describe_tls_error
 
     if reason.check(SSLError, TLSVerificationError):
         return describe_tls_error(reason)

@@ -67,7 +67,7 @@ class ProxyStatus:
 class ProxyManager(Service):
     """Owns the client's proxy configs and their registration state."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
     name = "proxy-manager"
 
     def __init__(self, client: ProxyOwner, config_path: str | None = None,

@@ -35,7 +35,8 @@ def tls_wrapper(config: ClientConfig) -> Any:
     tls = config.transport.tls
     if not tls.enable:
         return None
-    from frptx.transport.tls import client_connection_creator, wrap_client_factory
+    from frptx.transport.tls_client import wrap_client_factory
+    from frptx.transport.tls_context import client_connection_creator
 
     creator = client_connection_creator(server_addr=config.server_addr, server_name=tls.server_name,
                                         cert_file=tls.cert_file, key_file=tls.key_file,
@@ -47,7 +48,7 @@ def tls_wrapper(config: ClientConfig) -> Any:
 class FrpcService(MultiService):
     """frpc: log in to frps, keep the proxies registered, serve work connections."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
     name = "frpc"
 
     def __init__(self, config: ClientConfig, reactor: Any = None, config_path: str | None = None,
@@ -84,7 +85,7 @@ class FrpcService(MultiService):
         super().startService()
         cfg = self.client.config
         if cfg.transport.tls.enable and not cfg.transport.tls.trusted_ca_file:
-            from frptx.transport.tls import INSECURE_WARNING
+            from frptx.transport.tls_context import INSECURE_WARNING
 
             self.log.warn("{message}", message=INSECURE_WARNING)
         if self._install_sighup and hasattr(signal, "SIGHUP"):

@@ -63,7 +63,7 @@ class SessionOwner(Protocol):
 class LoginSession:
     """One login: its control connection, login outcome and heartbeat."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, owner: SessionOwner, control: ClientControlProtocol) -> None:
         self.owner = owner

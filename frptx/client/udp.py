@@ -49,7 +49,7 @@ __all__ = [
     "handlers_of",
 ]
 
-log = logs.logger()
+log = logs.logger(__name__)
 
 #: a local socket with no datagram in either direction for this long is closed
 PEER_IDLE_TIMEOUT = 30.0
@@ -377,7 +377,7 @@ class SudpVisitor(Service):
     ``startService`` raises ``CannotListenError`` when the port is taken.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, client: ClientContext, visitor: VisitorConfig) -> None:
         self.client = client

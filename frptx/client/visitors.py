@@ -111,7 +111,7 @@ class StcpVisitor(Service):
     ``startService`` raises ``CannotListenError`` when the port is taken.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, client: ClientContext, visitor: VisitorConfig) -> None:
         self.client = client

@@ -26,7 +26,7 @@ from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtoc
 from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
 
-log = logs.logger()
+log = logs.logger(__name__)
 
 #: seconds a new yamux session may stay without opening a stream
 FIRST_STREAM_TIMEOUT = 10.0
@@ -148,7 +148,8 @@ def bind_port_factory(server: BindPortServer, reactor: Any,
     factory: IProtocolFactory = ServerConnectionFactory(server, timeouts.first_message)
     if config.transport.tcp_mux:
         factory = YamuxServerFactory(server, factory, timeouts.first_stream)
-    from frptx.transport.tls import TLSSniffingFactory, server_context_factory
+    from frptx.transport.tls_context import server_context_factory
+    from frptx.transport.tls_server import TLSSniffingFactory
 
     class TrackedSniffingFactory(TLSSniffingFactory):
         """Registers every accepted connection in ``server.connections``."""

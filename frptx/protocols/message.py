@@ -67,7 +67,7 @@ class _ReadGate:
 class MessageProtocol(Protocol):
     """Frames in, ``message_received`` out; ``send`` frames out."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self) -> None:
         self.reader = MessageReader()

@@ -59,7 +59,7 @@ class PacketChannel:
     60 s deadline, which frpc's Pings every 30 s keep from firing).
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(
         self,

@@ -149,7 +149,7 @@ class Relay:
     the bytes it already read to ``a_buffered`` / ``b_buffered``.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(
         self,

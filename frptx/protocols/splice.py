@@ -39,7 +39,7 @@ from zope.interface import implementer
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
 
-log = logs.logger()
+log = logs.logger(__name__)
 
 #: bytes per splice call and pipe capacity (the kernel's default pipe is 64 KiB)
 CHUNK = 1 << 20

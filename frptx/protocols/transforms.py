@@ -196,7 +196,7 @@ class TransformWrapper:
 
     __slots__ = ("transport", "wrappedProtocol", "chain", "on_error", "_decode", "_encode", "half_closeable")
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, chain: TransformChain, wrappedProtocol: Any = None, transport: Any = None) -> None:
         self.chain = chain

@@ -90,7 +90,7 @@ class ServerWorkConnection:
 class ServerControl:
     """The server's view of one logged-in client."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, server: ControlOwner, protocol: ServerConnectionProtocol, login: Login, run_id: str) -> None:
         self.server = server

@@ -151,7 +151,7 @@ def close_users(proxy: Any) -> None:
 class ProxyBase:
     """What every server-side proxy shares: its client, name, settings, counters and connections."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
     #: the kind's name (``ProxyKind.name``), set by each kind's class
     kind = ""
     #: whether NewVisitorConn may reach this proxy (stcp, sudp)

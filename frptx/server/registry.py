@@ -55,7 +55,7 @@ class LoginRefused(Exception):
 class FrpServer:
     """All server-side state of one frps."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     # An intersection for the reader; Python typing has none, so mypy takes it as Any.
     def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime,  # type: ignore[valid-type]

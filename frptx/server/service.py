@@ -32,7 +32,7 @@ from frptx.transport.certs import TLSConfigError
 class BindPortService(Service):
     """frps's bind port (``bindAddr:bindPort``): frpc's control, work and visitor connections."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
     name = "bind-port"
 
     def __init__(self, server: FrpServer, reactor: Any, on_fatal: Callable[[str], None] | None = None,
@@ -84,7 +84,7 @@ class BindPortService(Service):
 class FrpsService(MultiService):
     """frps: listen on ``bindAddr:bindPort`` and serve frp clients."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     name = "frps"
 

@@ -27,7 +27,7 @@ from frptx.test.support import (
     tcp_proxy,
     with_timeout,
 )
-from frptx.transport import tls
+from frptx.transport import tls_client, tls_context
 
 
 def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
@@ -139,8 +139,8 @@ class YamuxProtocolErrorTests(unittest.TestCase):
         inner.buildProtocol = lambda addr: attacker  # type: ignore[method-assign]
         factory: Any = inner
         if use_tls:
-            factory = tls.wrap_client_factory(
-                inner, tls.client_connection_creator(server_addr="127.0.0.1"), custom_first_byte=True
+            factory = tls_client.wrap_client_factory(
+                inner, tls_context.client_connection_creator(server_addr="127.0.0.1"), custom_first_byte=True
             )
         connector = reactor.connectTCP("127.0.0.1", frps.bound_port, factory)
         self.addCleanup(connector.disconnect)

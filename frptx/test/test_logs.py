@@ -27,7 +27,7 @@ class LoggerLevelTests(SynchronousTestCase):
                         if value.observer is not logs.observer:
                             stray.append(f"{info.name}.{getattr(holder, '__name__', '')}.{name}")
         self.assertGreater(seen, 5)
-        self.assertEqual(stray, [], "loggers that ignore log.level (use frptx.logs.logger())")
+        self.assertEqual(stray, [], "loggers that ignore log.level (use frptx.logs.logger(__name__))")
 
     def test_debug_dropped_below_level(self) -> None:
         events: list[dict[str, object]] = []
@@ -36,7 +36,7 @@ class LoggerLevelTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.addCleanup(logs.set_level, "info")
-        log = logs.logger()
+        log = logs.logger(__name__)
         logs.set_level("warn")
         log.debug("hidden {x}", x=1)
         log.warn("shown {x}", x=2)

@@ -1,6 +1,6 @@
 # -*- test-case-name: frptx.test.test_tls -*-
 """
-Tests for L{frptx.transport.tls}: the frps first-byte sniffer, frpc's TLS
+Tests for L{frptx.transport.tls_context}, L{frptx.transport.tls_server} and L{frptx.transport.tls_client}: the frps first-byte sniffer, frpc's TLS
 client layer, certificate handling and error descriptions.
 
 Most tests use real sockets on 127.0.0.1 because the interesting failures
@@ -37,7 +37,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.transport import tls
+from frptx.transport import tls_client, tls_context, tls_server
 from frptx.transport.certs import TLSConfigError
 
 reactor: Any = _global_reactor
@@ -284,18 +284,18 @@ class _SocketTestBase(_PKIMixin, TestCase):
 
     def listen(
         self, *, force: bool = False, context: Any = None, **server_tls: str
-    ) -> tuple[int, _EchoFactory, tls.TLSSniffingFactory]:
+    ) -> tuple[int, _EchoFactory, tls_server.TLSSniffingFactory]:
         """An echo server behind the sniffer on 127.0.0.1; cleaned up after the test."""
         echo = _EchoFactory()
         if context is None:
-            context = tls.server_context_factory(**server_tls)
-        sniffing = tls.TLSSniffingFactory(echo, context, force=force, reactor=reactor)
+            context = tls_context.server_context_factory(**server_tls)
+        sniffing = tls_server.TLSSniffingFactory(echo, context, force=force, reactor=reactor)
         port = reactor.listenTCP(0, sniffing, interface="127.0.0.1")
         self.addCleanup(self._shutdown, port, sniffing)
         return port.getHost().port, echo, sniffing
 
     @inlineCallbacks
-    def _shutdown(self, port: Any, sniffing: tls.TLSSniffingFactory) -> Any:
+    def _shutdown(self, port: Any, sniffing: tls_server.TLSSniffingFactory) -> Any:
         yield port.stopListening()
         # Wait for server-side connections to be gone so trial sees a clean
         # reactor.  One still open after the bound is a failure (aborted only
@@ -326,7 +326,7 @@ class _SocketTestBase(_PKIMixin, TestCase):
         factory = _CollectorFactory(proto)
         outer: Any = factory
         if creator is not None:
-            outer = tls.wrap_client_factory(factory, creator, custom_first_byte=custom_first_byte)
+            outer = tls_client.wrap_client_factory(factory, creator, custom_first_byte=custom_first_byte)
         reactor.connectTCP("127.0.0.1", port, outer)
         d = proto.done
         d.addTimeout(10, reactor)
@@ -359,7 +359,7 @@ class SniffingServerTests(_SocketTestBase):
     @inlineCallbacks
     def test_custom_first_byte_tls(self) -> Any:
         port, echo, _ = self.listen()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(port, creator=creator, custom_first_byte=True)
         self.assertEqual(c.received, b"hello frp")
         self.assertTrue(c.tls)
@@ -368,7 +368,7 @@ class SniffingServerTests(_SocketTestBase):
     @inlineCallbacks
     def test_raw_tls(self) -> Any:
         port, echo, _ = self.listen()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(port, creator=creator, custom_first_byte=False)
         self.assertEqual(c.received, b"hello frp")
         self.assertTrue(echo.connections[0].tls)
@@ -376,7 +376,7 @@ class SniffingServerTests(_SocketTestBase):
     @inlineCallbacks
     def test_all_on_one_port(self) -> Any:
         port, echo, _ = self.listen()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         results = []
         for kw in ({}, {"creator": creator, "custom_first_byte": True},
                    {"creator": creator, "custom_first_byte": False}):
@@ -388,7 +388,7 @@ class SniffingServerTests(_SocketTestBase):
     @inlineCallbacks
     def test_force_refuses_plain(self) -> Any:
         events: list[dict[str, Any]] = []
-        self.patch(tls._TLSSniffingProtocol, "_log", Logger(observer=events.append))
+        self.patch(tls_server.TLSSniffingFactory, "_log", Logger(observer=events.append))
         self.patch(logs, "throttle", logs.LogThrottle())  # no earlier test's line suppresses this one
         port, echo, _ = self.listen(force=True)
         c = yield self.connect(port)
@@ -403,7 +403,7 @@ class SniffingServerTests(_SocketTestBase):
     @inlineCallbacks
     def test_force_accepts_tls(self) -> Any:
         port, echo, _ = self.listen(force=True)
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(port, creator=creator)
         self.assertEqual(c.received, b"hello frp")
 
@@ -451,7 +451,7 @@ class MutualTLSTests(_SocketTestBase):
 
     @inlineCallbacks
     def test_accepted(self) -> Any:
-        creator = tls.client_connection_creator(
+        creator = tls_context.client_connection_creator(
             server_addr="127.0.0.1",
             server_name="frps.test",
             cert_file=self.f["client"],
@@ -465,28 +465,28 @@ class MutualTLSTests(_SocketTestBase):
 
     @inlineCallbacks
     def test_no_client_certificate(self) -> Any:
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(self.port, creator=creator)
         self.assertEqual(c.received, b"")
-        self.assertIn("client certificate required by frps", tls.describe_tls_error(c.reason))
+        self.assertIn("client certificate required by frps", tls_context.describe_tls_error(c.reason))
         yield self.echo.connections[0].lost
         reason = self.echo.connections[0].reason
-        self.assertIn("client presented no certificate", tls.describe_tls_error(reason, side="server"))
+        self.assertIn("client presented no certificate", tls_context.describe_tls_error(reason, side="server"))
 
     @inlineCallbacks
     def test_client_certificate_from_other_ca(self) -> Any:
-        creator = tls.client_connection_creator(
+        creator = tls_context.client_connection_creator(
             server_addr="127.0.0.1",
             cert_file=self.f["other_client"],
             key_file=self.f["other_client_key"],
         )
         c = yield self.connect(self.port, creator=creator)
         self.assertEqual(c.received, b"")
-        self.assertIn("frps rejected the client certificate", tls.describe_tls_error(c.reason))
+        self.assertIn("frps rejected the client certificate", tls_context.describe_tls_error(c.reason))
         yield self.echo.connections[0].lost
         reason = self.echo.connections[0].reason
         self.assertIn(
-            "client certificate not trusted by trustedCaFile", tls.describe_tls_error(reason, side="server")
+            "client certificate not trusted by trustedCaFile", tls_context.describe_tls_error(reason, side="server")
         )
 
     @inlineCallbacks
@@ -509,7 +509,7 @@ class ClientVerificationTests(_SocketTestBase):
 
     @inlineCallbacks
     def check(self, port: int, **creator_kw: str) -> Any:
-        creator = tls.client_connection_creator(**creator_kw)  # type: ignore[arg-type]
+        creator = tls_context.client_connection_creator(**creator_kw)  # type: ignore[arg-type]
         c = yield self.connect(port, creator=creator)
         return c
 
@@ -532,10 +532,10 @@ class ClientVerificationTests(_SocketTestBase):
             self.serve(), server_addr="127.0.0.1", server_name="frps.test", trusted_ca_file=self.f["other_ca"]
         )
         self.assertEqual(c.received, b"")
-        self.assertIsInstance(c.reason.value, tls.CertificateVerifyError)
+        self.assertIsInstance(c.reason.value, tls_context.CertificateVerifyError)
         self.assertIn(
             "TLS handshake failed: server certificate not trusted by trustedCaFile (wrong CA?)",
-            tls.describe_tls_error(c.reason),
+            tls_context.describe_tls_error(c.reason),
         )
 
     @inlineCallbacks
@@ -547,16 +547,16 @@ class ClientVerificationTests(_SocketTestBase):
         self.assertIn(
             "TLS handshake failed: server certificate name mismatch: expected other.test "
             "(the certificate is valid for frps.test, 127.0.0.1)",
-            tls.describe_tls_error(c.reason),
+            tls_context.describe_tls_error(c.reason),
         )
 
     @inlineCallbacks
     def test_ip_mismatch(self) -> Any:
         port, _, _ = self.listen(cert_file=self.f["server"], key_file=self.f["server_key"])
-        creator = tls.client_connection_creator(server_addr="127.0.0.2", trusted_ca_file=self.f["ca"])
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.2", trusted_ca_file=self.f["ca"])
         # connect to 127.0.0.1 but expect the name 127.0.0.2
         c = yield self.connect(port, creator=creator)
-        self.assertIn("name mismatch: expected 127.0.0.2", tls.describe_tls_error(c.reason))
+        self.assertIn("name mismatch: expected 127.0.0.2", tls_context.describe_tls_error(c.reason))
 
     @inlineCallbacks
     def test_expired(self) -> Any:
@@ -564,13 +564,13 @@ class ClientVerificationTests(_SocketTestBase):
             self.serve("expired"), server_addr="127.0.0.1", server_name="frps.test", trusted_ca_file=self.f["ca"]
         )
         self.assertEqual(c.received, b"")
-        self.assertIn("TLS handshake failed: server certificate has expired", tls.describe_tls_error(c.reason))
+        self.assertIn("TLS handshake failed: server certificate has expired", tls_context.describe_tls_error(c.reason))
 
     @inlineCallbacks
     def test_insecure_accepts_generated(self) -> Any:
         """frp's default: no trustedCaFile, frps with its generated certificate."""
         port, _, _ = self.listen()
-        c = yield self.connect(port, creator=tls.client_connection_creator(server_addr="localhost"))
+        c = yield self.connect(port, creator=tls_context.client_connection_creator(server_addr="localhost"))
         self.assertEqual(c.received, b"hello frp")
 
     @inlineCallbacks
@@ -594,12 +594,12 @@ class ClientVerificationTests(_SocketTestBase):
     def test_weak_server_key_rejected_at_startup(self) -> None:
         """A certificate OpenSSL will not serve is a config error, not a per-connection one."""
         with self.assertRaises(TLSConfigError) as e:
-            tls.server_context_factory(cert_file=self.f["old_frps"], key_file=self.f["old_frps_key"])
+            tls_context.server_context_factory(cert_file=self.f["old_frps"], key_file=self.f["old_frps_key"])
         self.assertIn("key too small", str(e.exception))
 
     def test_mismatched_key_rejected_at_startup(self) -> None:
         with self.assertRaises(TLSConfigError):
-            tls.server_context_factory(cert_file=self.f["server"], key_file=self.f["client_key"])
+            tls_context.server_context_factory(cert_file=self.f["server"], key_file=self.f["client_key"])
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -633,7 +633,7 @@ class SessionResumptionTests(_SocketTestBase):
     @inlineCallbacks
     def test_second_connection_resumes(self) -> Any:
         port, _, _ = self.listen()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         first = yield self.connect(port, creator=creator)
         self.assertEqual(first.received, b"hello frp")
         self.assertEqual(self.reused(creator), 0)
@@ -646,7 +646,7 @@ class SessionResumptionTests(_SocketTestBase):
     def test_resumes_with_verification_and_client_certificates(self) -> Any:
         f = self.pki_files()
         port, _, _ = self.listen(cert_file=f["server"], key_file=f["server_key"], trusted_ca_file=f["ca"])
-        creator = tls.client_connection_creator(server_addr="127.0.0.1", server_name="frps.test",
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1", server_name="frps.test",
                                                 trusted_ca_file=f["ca"], cert_file=f["client"],
                                                 key_file=f["client_key"])
         for message in (b"one", b"two", b"three"):
@@ -663,12 +663,12 @@ class PlainServerTests(_SocketTestBase):
         echo = _EchoFactory()
         port = reactor.listenTCP(0, echo, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(port.getHost().port, creator=creator, custom_first_byte=custom_first_byte)
         self.assertEqual(c.received, b"")
         self.assertIn(
             "server does not speak TLS (is transport.tls.enable set on frpc but frps is plain?)",
-            tls.describe_tls_error(c.reason),
+            tls_context.describe_tls_error(c.reason),
         )
         for server in echo.connections:
             yield server.lost
@@ -694,10 +694,10 @@ class PlainServerTests(_SocketTestBase):
 
         port = reactor.listenTCP(0, Factory.forProtocol(Closer), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         c = yield self.connect(port.getHost().port, creator=creator)
         self.assertIsInstance(c.reason.value, (ConnectionLost, ConnectionDone, SSL.Error))
-        self.assertIn("frps does not speak TLS", tls.describe_tls_error(c.reason))
+        self.assertIn("frps does not speak TLS", tls_context.describe_tls_error(c.reason))
         yield closed.addTimeout(10, reactor)  # the server side closed too
 
 
@@ -708,7 +708,7 @@ class ClientFactoryTests(_SocketTestBase):
         probe = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
         port = probe.getHost().port
         yield probe.stopListening()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         d, factory = self.dial(port, creator=creator)
         yield self.assertFailure(d, Exception)
         self.assertEqual(factory.events, ["startedConnecting", "clientConnectionFailed"])
@@ -716,7 +716,7 @@ class ClientFactoryTests(_SocketTestBase):
     @inlineCallbacks
     def test_connection_lost_forwarded(self) -> Any:
         port, _, _ = self.listen()
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
         d, factory = self.dial(port, creator=creator)
         yield d
         yield deferLater(reactor, 0, lambda: None)
@@ -730,7 +730,7 @@ class ClientHelloTests(_PKIMixin, SynchronousTestCase):
     """What frpc puts on the wire first."""
 
     def hello(self, creator: Any, custom_first_byte: bool) -> bytes:
-        factory = tls.wrap_client_factory(
+        factory = tls_client.wrap_client_factory(
             Factory.forProtocol(Protocol), creator, custom_first_byte=custom_first_byte,
             clock=MemoryReactorClock(),
         )
@@ -740,34 +740,34 @@ class ClientHelloTests(_PKIMixin, SynchronousTestCase):
         return transport.value()
 
     def test_custom_first_byte(self) -> None:
-        data = self.hello(tls.client_connection_creator(server_addr="127.0.0.1"), True)
+        data = self.hello(tls_context.client_connection_creator(server_addr="127.0.0.1"), True)
         self.assertEqual(data[:2], b"\x17\x16")
 
     def test_raw(self) -> None:
-        data = self.hello(tls.client_connection_creator(server_addr="127.0.0.1"), False)
+        data = self.hello(tls_context.client_connection_creator(server_addr="127.0.0.1"), False)
         self.assertEqual(data[:1], b"\x16")
 
     def test_sni_server_name(self) -> None:
-        data = self.hello(tls.client_connection_creator(server_addr="10.1.2.3", server_name="frps.example"), True)
+        data = self.hello(tls_context.client_connection_creator(server_addr="10.1.2.3", server_name="frps.example"), True)
         self.assertIn(b"frps.example", data)
 
     def test_sni_server_addr(self) -> None:
-        data = self.hello(tls.client_connection_creator(server_addr="frps.example"), True)
+        data = self.hello(tls_context.client_connection_creator(server_addr="frps.example"), True)
         self.assertIn(b"frps.example", data)
 
     def test_no_ip_in_sni(self) -> None:
         for addr in ("10.1.2.3", "::1", "[::1]"):
-            data = self.hello(tls.client_connection_creator(server_addr=addr), True)
+            data = self.hello(tls_context.client_connection_creator(server_addr=addr), True)
             self.assertNotIn(addr.strip("[]").encode(), data)
 
     def test_no_ip_in_sni_verifying(self) -> None:
         f = self.pki_files()
-        data = self.hello(tls.client_connection_creator(server_addr="10.1.2.3", trusted_ca_file=f["ca"]), True)
+        data = self.hello(tls_context.client_connection_creator(server_addr="10.1.2.3", trusted_ca_file=f["ca"]), True)
         self.assertNotIn(b"10.1.2.3", data)
 
     def test_builds_none(self) -> None:
-        factory = tls.wrap_client_factory(
-            Factory.forProtocol(Protocol), tls.client_connection_creator(server_addr="x"), custom_first_byte=True
+        factory = tls_client.wrap_client_factory(
+            Factory.forProtocol(Protocol), tls_context.client_connection_creator(server_addr="x"), custom_first_byte=True
         )
         factory.wrappedFactory.buildProtocol = lambda addr: None  # type: ignore[attr-defined]
         self.assertIsNone(factory.buildProtocol(None))
@@ -797,8 +797,8 @@ class SnifferMemoryTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
         self.inner = _FakeFactory()
-        self.factory = tls.TLSSniffingFactory(
-            self.inner, tls.server_context_factory(), force=False, reactor=self.clock
+        self.factory = tls_server.TLSSniffingFactory(
+            self.inner, tls_context.server_context_factory(), force=False, reactor=self.clock
         )
         self.proto = self.factory.buildProtocol(None)
         self.transport = StringTransport()
@@ -829,12 +829,12 @@ class SnifferMemoryTests(SynchronousTestCase):
         """0x17 is consumed; the TLS layer sees the ClientHello from 0x16 on."""
         self.proto.dataReceived(b"\x17")
         delegate = self.proto._delegate
-        self.assertIsInstance(delegate, tls._ServerTLSProtocol)
+        self.assertIsInstance(delegate, tls_server.ServerTLSProtocol)
         self.assertIs(delegate.wrappedProtocol, self.inner.built[0])
 
     def test_custom_timeout(self) -> None:
-        factory = tls.TLSSniffingFactory(
-            self.inner, tls.server_context_factory(), force=False, reactor=self.clock, sniff_timeout=1
+        factory = tls_server.TLSSniffingFactory(
+            self.inner, tls_context.server_context_factory(), force=False, reactor=self.clock, sniff_timeout=1
         )
         proto = factory.buildProtocol(None)
         t = StringTransport()
@@ -858,13 +858,13 @@ class MemoryHandshakeTests(SynchronousTestCase):
     def handshake(self, custom_first_byte: bool) -> _Recorder:
         clock = MemoryReactorClock()
         inner = _FakeFactory()
-        sniffing = tls.TLSSniffingFactory(inner, tls.server_context_factory(), force=True, reactor=clock)
+        sniffing = tls_server.TLSSniffingFactory(inner, tls_context.server_context_factory(), force=True, reactor=clock)
         server = sniffing.buildProtocol(None)
         server_transport = StringTransport()
         server.makeConnection(server_transport)
-        client = tls.wrap_client_factory(
+        client = tls_client.wrap_client_factory(
             Factory.forProtocol(_Greeter),
-            tls.client_connection_creator(server_addr="127.0.0.1"),
+            tls_context.client_connection_creator(server_addr="127.0.0.1"),
             custom_first_byte=custom_first_byte,
             clock=clock,
         ).buildProtocol(None)
@@ -899,8 +899,8 @@ class SnifferHalfCloseMemoryTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.inner = _FakeFactory()
-        factory = tls.TLSSniffingFactory(
-            self.inner, tls.server_context_factory(), force=False, reactor=MemoryReactorClock()
+        factory = tls_server.TLSSniffingFactory(
+            self.inner, tls_context.server_context_factory(), force=False, reactor=MemoryReactorClock()
         )
         self.proto = factory.buildProtocol(None)
         self.transport = StringTransport()
@@ -925,7 +925,7 @@ class SnifferHalfCloseMemoryTests(SynchronousTestCase):
 
 class CertificateTests(_PKIMixin, SynchronousTestCase):
     def test_generate_self_signed(self) -> None:
-        cert_pem, key_pem = tls.generate_self_signed("frps")
+        cert_pem, key_pem = tls_context.generate_self_signed("frps")
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, None)
         self.assertIsInstance(key, ec.EllipticCurvePrivateKey)
@@ -938,26 +938,26 @@ class CertificateTests(_PKIMixin, SynchronousTestCase):
         before = cert.not_valid_before_utc
         self.assertLess(abs((now - before) - datetime.timedelta(hours=1)), datetime.timedelta(minutes=5))
         self.assertGreater(cert.not_valid_after_utc - now, datetime.timedelta(days=3649))
-        self.assertNotEqual(cert.serial_number, x509.load_pem_x509_certificate(tls.generate_self_signed()[0]).serial_number)
+        self.assertNotEqual(cert.serial_number, x509.load_pem_x509_certificate(tls_context.generate_self_signed()[0]).serial_number)
 
     def test_missing_files(self) -> None:
         with self.assertRaises(TLSConfigError) as e:
-            tls.server_context_factory(cert_file="/nonexistent/c.pem", key_file="/nonexistent/k.pem")
+            tls_context.server_context_factory(cert_file="/nonexistent/c.pem", key_file="/nonexistent/k.pem")
         self.assertIn("transport.tls.certFile", str(e.exception))
         with self.assertRaises(TLSConfigError):
-            tls.client_connection_creator(server_addr="x", trusted_ca_file="/nonexistent/ca.pem")
+            tls_context.client_connection_creator(server_addr="x", trusted_ca_file="/nonexistent/ca.pem")
 
     def test_cert_without_key(self) -> None:
         f = self.pki_files()
         with self.assertRaises(TLSConfigError):
-            tls.client_connection_creator(server_addr="x", cert_file=f["client"])
+            tls_context.client_connection_creator(server_addr="x", cert_file=f["client"])
 
     def test_garbage_file(self) -> None:
         path = self.mktemp()
         with open(path, "w") as fh:
             fh.write("not a certificate")
         with self.assertRaises(TLSConfigError) as e:
-            tls.server_context_factory(trusted_ca_file=path)
+            tls_context.server_context_factory(trusted_ca_file=path)
         self.assertIn("trustedCaFile", str(e.exception))
 
 
@@ -966,30 +966,30 @@ class DescribeErrorTests(SynchronousTestCase):
         return SSL.Error([("SSL routines", "", reason)])
 
     def test_plain_peer(self) -> None:
-        self.assertIn("server does not speak TLS", tls.describe_tls_error(self.ssl_error("wrong version number")))
+        self.assertIn("server does not speak TLS", tls_context.describe_tls_error(self.ssl_error("wrong version number")))
         self.assertIn(
             "peer sent plain text where TLS was expected",
-            tls.describe_tls_error(Failure(self.ssl_error("http request")), side="server"),
+            tls_context.describe_tls_error(Failure(self.ssl_error("http request")), side="server"),
         )
 
     def test_certificate_required(self) -> None:
         self.assertIn(
             "client certificate required by frps (transport.tls.trustedCaFile on frps)",
-            tls.describe_tls_error(self.ssl_error("tlsv13 alert certificate required")),
+            tls_context.describe_tls_error(self.ssl_error("tlsv13 alert certificate required")),
         )
 
     def test_verify_codes(self) -> None:
-        self.assertIn("has expired", tls.describe_tls_error(tls.CertificateVerifyError(10, 0, "CN=x")))
-        self.assertIn("not trusted", tls.describe_tls_error(tls.CertificateVerifyError(20, 0, "CN=x")))
-        self.assertIn("not yet valid", tls.describe_tls_error(tls.CertificateVerifyError(9, 0, "CN=x")))
-        self.assertIn("verification failed", tls.describe_tls_error(tls.CertificateVerifyError(9999, 0, "CN=x")))
+        self.assertIn("has expired", tls_context.describe_tls_error(tls_context.CertificateVerifyError(10, 0, "CN=x")))
+        self.assertIn("not trusted", tls_context.describe_tls_error(tls_context.CertificateVerifyError(20, 0, "CN=x")))
+        self.assertIn("not yet valid", tls_context.describe_tls_error(tls_context.CertificateVerifyError(9, 0, "CN=x")))
+        self.assertIn("verification failed", tls_context.describe_tls_error(tls_context.CertificateVerifyError(9999, 0, "CN=x")))
 
     def test_unknown(self) -> None:
         self.assertEqual(
-            tls.describe_tls_error(self.ssl_error("something new")), "TLS handshake failed: something new"
+            tls_context.describe_tls_error(self.ssl_error("something new")), "TLS handshake failed: something new"
         )
-        self.assertEqual(tls.describe_tls_error(ValueError("x")), "ValueError: x")
-        self.assertIn("TLS handshake failed", tls.describe_tls_error(SSL.Error()))
+        self.assertEqual(tls_context.describe_tls_error(ValueError("x")), "ValueError: x")
+        self.assertIn("TLS handshake failed", tls_context.describe_tls_error(SSL.Error()))
 
     def test_insecure_warning(self) -> None:
-        self.assertIn("trustedCaFile", tls.INSECURE_WARNING)
+        self.assertIn("trustedCaFile", tls_context.INSECURE_WARNING)

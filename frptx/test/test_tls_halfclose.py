@@ -1,11 +1,11 @@
 # -*- test-case-name: frptx.test.test_tls_halfclose -*-
 """
-Half-close over TLS (L{frptx.transport.tls._HalfCloseableTLSTransport}):
+Half-close over TLS (L{frptx.transport.tls_transport.HalfCloseableTLSTransport}):
 C{loseWriteConnection} sends C{close_notify} and keeps reading; the peer's
 C{close_notify} is C{readConnectionLost} for half-closeable protocols.
 
-Real sockets on 127.0.0.1 between L{tls.TLSSniffingFactory} (server) and
-L{tls.wrap_client_factory} (client), once with frpc's C{0x17} first byte and
+Real sockets on 127.0.0.1 between L{tls_server.TLSSniffingFactory} (server) and
+L{tls_client.wrap_client_factory} (client), once with frpc's C{0x17} first byte and
 once with a raw ClientHello (C{0x16}).
 """
 
@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from frptx.transport import tls
+from frptx.transport import tls_client, tls_context, tls_server
 
 reactor: Any = _global_reactor
 
@@ -40,7 +40,7 @@ Hook = Callable[["_Peer"], None]
 
 @functools.cache
 def _server_context() -> Any:
-    return tls.server_context_factory()
+    return tls_context.server_context_factory()
 
 
 class _Peer(Protocol):
@@ -160,13 +160,13 @@ class _HalfCloseTestsMixin:
         Connect C{client} to C{server} over TLS; fires when both saw
         C{connectionLost} (each after its socket closed).
         """
-        sniffing = tls.TLSSniffingFactory(
+        sniffing = tls_server.TLSSniffingFactory(
             _OneProtocolFactory(server), _server_context(), force=False, reactor=reactor
         )
         port = reactor.listenTCP(0, sniffing, interface="127.0.0.1")
         self.addCleanup(self._stop, port, sniffing)
-        creator = tls.client_connection_creator(server_addr="127.0.0.1")
-        outer = tls.wrap_client_factory(
+        creator = tls_context.client_connection_creator(server_addr="127.0.0.1")
+        outer = tls_client.wrap_client_factory(
             _OneClientFactory(client), creator, custom_first_byte=self.custom_first_byte
         )
         reactor.connectTCP("127.0.0.1", port.getHost().port, outer)
@@ -180,7 +180,7 @@ class _HalfCloseTestsMixin:
         yield server.lost
 
     @inlineCallbacks
-    def _stop(self, port: Any, sniffing: tls.TLSSniffingFactory) -> Any:
+    def _stop(self, port: Any, sniffing: tls_server.TLSSniffingFactory) -> Any:
         yield port.stopListening()
         for _ in range(200):
             if not sniffing.protocols:

@@ -896,7 +896,7 @@ class ProtocolErrorCloseTests(SynchronousTestCase):
     timer firing (issue 10, item 7: over TLS it used to wait for the 10 s abort grace)."""
 
     def _connect(self, use_tls: bool) -> tuple[YamuxProtocol, _BadFramer, iosim.IOPump, Clock]:
-        from frptx.transport import tls
+        from frptx.transport import tls_client, tls_context, tls_server
 
         clock = Clock()
         servers: list[YamuxProtocol] = []
@@ -909,13 +909,13 @@ class ProtocolErrorCloseTests(SynchronousTestCase):
         inner.buildProtocol = build_mux  # type: ignore[method-assign]
         attacker = _BadFramer()
         if use_tls:
-            server_factory: Any = tls.TLSSniffingFactory(
-                inner, tls.server_context_factory(), force=False, reactor=clock
+            server_factory: Any = tls_server.TLSSniffingFactory(
+                inner, tls_context.server_context_factory(), force=False, reactor=clock
             )
             client_inner = Factory()
             client_inner.buildProtocol = lambda addr: attacker  # type: ignore[method-assign]
-            client_factory = tls.wrap_client_factory(
-                client_inner, tls.client_connection_creator(server_addr="127.0.0.1"),
+            client_factory = tls_client.wrap_client_factory(
+                client_inner, tls_context.client_connection_creator(server_addr="127.0.0.1"),
                 custom_first_byte=True, clock=clock,
             )
             client_proto = client_factory.buildProtocol(None)

@@ -3,7 +3,7 @@
 Certificate helpers for the frp TLS layer: the throw-away self-signed frps
 certificate and PEM loading with error messages that name the config option.
 
-Kept apart from L{frptx.transport.tls} so that the Twisted wiring there does
+Kept apart from L{frptx.transport.tls_context} so that the Twisted wiring there does
 not drown in X.509 details, and so tests can build CAs with the same code.
 """
 

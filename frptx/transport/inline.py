@@ -17,23 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet import tcp
-
-_PLAIN = (tcp.Server, tcp.Client)
-
-
-def _idle_tcp(transport: Any) -> bool:
-    """A connected plain TCP transport whose write buffer is empty."""
-    return (type(transport) in _PLAIN and transport.connected and not transport.disconnecting
-            and not transport._writeDisconnected and not transport.TLS
-            and transport.offset == len(transport.dataBuffer) and not transport._tempDataLen)
+from frptx.transport.internals import tcp_idle, tcp_unsent_bytes, tls_held_plaintext
 
 
 def write_now(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, sending at once what the socket takes."""
-    if data and _idle_tcp(transport):
+    if data and tcp_idle(transport):
         try:
-            sent = transport.socket.send(data)
+            sent = transport.getHandle().send(data)  # ISystemHandle: the socket
         except OSError:
             sent = 0  # EAGAIN, or an error the transport's own write path will meet and report
         if sent == len(data):
@@ -44,9 +35,9 @@ def write_now(transport: Any, data: bytes) -> None:
 
 def write_sequence_now(transport: Any, chunks: Sequence[bytes]) -> None:
     """``transport.writeSequence(chunks)``, sending at once (scatter/gather) what the socket takes."""
-    if _idle_tcp(transport):
+    if tcp_idle(transport):
         try:
-            sent = transport.socket.sendmsg(chunks)
+            sent = transport.getHandle().sendmsg(chunks)  # ISystemHandle: the socket
         except OSError:
             sent = 0
         if sent:
@@ -77,11 +68,9 @@ def pending_write_bytes(transport: Any) -> int:
         queued = getattr(transport, "pending_write_bytes", None)
         if queued is not None:
             return total + int(queued())
-        buffer = getattr(transport, "dataBuffer", None)
-        if isinstance(buffer, (bytes, bytearray, memoryview)):
-            return total + len(buffer) - int(transport.offset) + int(transport._tempDataLen)
-        held = getattr(transport, "_appSendBuffer", None)
-        if held:
-            total += sum(map(len, held))
+        unsent = tcp_unsent_bytes(transport)
+        if unsent is not None:
+            return total + unsent
+        total += tls_held_plaintext(transport)
         transport = getattr(transport, "transport", None)
     return total

@@ -24,7 +24,7 @@ from twisted.web import resource, server
 
 from frptx.logs import logger
 
-log = logger()
+log = logger(__name__)
 
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"

@@ -26,7 +26,7 @@ from frptx.logs import logger
 from frptx.web._http import ANY, Route, RouterResource, json_text, parse_go_bool, query_arg, text, write
 from frptx.web.state import ConfigError, FrpcState, ProxyStatus
 
-log = logger()
+log = logger(__name__)
 
 #: the largest configuration file C{PUT /api/config} accepts (frp has no limit; a config is a few KB,
 #: and the body is read into memory)

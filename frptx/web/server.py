@@ -35,7 +35,7 @@ from frptx.web.frps_api import FrpsAPI
 from frptx.web.state import FrpcState, FrpsState
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-_log = logs.logger()
+_log = logs.logger(__name__)
 
 
 def default_assets_dir(kind: str) -> str:
@@ -151,7 +151,7 @@ def listen(site: server.Site, reactor: Any, addr: str, port: int,
     interface = addr.strip("[]") or "0.0.0.0"
     if cert_file and key_file:
         # the same context frps' bind port uses: built (and checked) now, not on the first connection
-        from frptx.transport.tls import server_context_factory
+        from frptx.transport.tls_context import server_context_factory
 
         options = server_context_factory(cert_file=cert_file, key_file=key_file)
         endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, options, interface=interface)

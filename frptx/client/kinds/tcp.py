@@ -17,7 +17,7 @@ from frptx.protocols.relayed import start_relay
 
 LOCAL_DIAL_TIMEOUT = 10.0
 
-log = logs.logger()
+log = logs.logger(__name__)
 
 
 def relay_to_local(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,

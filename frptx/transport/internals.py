@@ -1,0 +1,329 @@
+# -*- test-case-name: frptx.test.test_twisted_internals -*-
+"""Every use of Twisted's (and pyOpenSSL's) private attributes, in one place.
+
+frptx relies on a few things Twisted does not publish, each for a measured reason:
+
+* writing to a plain TCP socket at once when the transport's write buffer is empty
+  (``frptx.transport.inline``), and counting / taking over what that buffer holds
+  (``frptx.protocols.splice``, backpressure gates): Twisted offers no public view of
+  a transport's write buffer;
+* closing a spliced connection without the ``shutdown(2)`` Twisted makes first;
+* a TLS transport (``frptx.transport.tls_transport``) with half-close and a batched
+  data path, which has to subclass ``TLSMemoryBIOProtocol`` and override its private
+  hooks: Twisted has no public extension point for either;
+* OpenSSL's text for an X509 verify error number, which pyOpenSSL does not expose.
+
+Nothing else in frptx may touch a private Twisted attribute: code elsewhere calls the
+named functions here, or subclasses L{TLSMemoryBIOHooks} and uses its named accessors.
+``frptx.test.test_twisted_internals`` holds a canary test for every assumption made
+here; when a Twisted release changes one, a canary fails with a message naming the
+Twisted attribute.
+
+Where Twisted has a public API it is used instead (and not here): the socket of a TCP
+transport comes from ``ISystemHandle.getHandle()``; loggers are named explicitly
+(``Logger(namespace=...)``); frpc's connections go through endpoints.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from OpenSSL import SSL
+from twisted.internet import tcp
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+
+__all__ = [
+    "TLSMemoryBIOHooks",
+    "close_tcp_now",
+    "is_plain_tcp",
+    "take_tcp_write_buffer",
+    "tcp_idle",
+    "tcp_unsent_bytes",
+    "tls_held_plaintext",
+    "x509_error_string",
+]
+
+# -- plain TCP transports (twisted.internet.tcp.Connection) -----------------------------
+
+_PLAIN = (tcp.Server, tcp.Client)
+
+
+def is_plain_tcp(transport: Any) -> bool:
+    """A Twisted TCP transport without the old ``startTLS`` layer (``tcp.Connection.TLS``)."""
+    return isinstance(transport, tcp.Connection) and getattr(transport, "TLS", False) is False
+
+
+def tcp_idle(transport: Any) -> bool:
+    """A connected plain TCP transport whose write buffer is empty, so a write may go to the
+    socket at once (``frptx.transport.inline``).
+
+    Reads ``_writeDisconnected`` (set once ``loseWriteConnection`` took effect), ``TLS``,
+    and the write buffer: ``dataBuffer`` from ``offset`` on, plus ``_tempDataLen`` bytes
+    queued in ``_tempDataBuffer``.  Called on every write: keep it one expression.
+    """
+    return (type(transport) in _PLAIN and transport.connected and not transport.disconnecting
+            and not transport._writeDisconnected and not transport.TLS
+            and transport.offset == len(transport.dataBuffer) and not transport._tempDataLen)
+
+
+def tcp_unsent_bytes(transport: Any) -> int | None:
+    """Bytes in a Twisted TCP transport's write buffer, or None for any other transport."""
+    buffer = getattr(transport, "dataBuffer", None)
+    if isinstance(buffer, (bytes, bytearray, memoryview)):
+        return len(buffer) - int(transport.offset) + int(transport._tempDataLen)
+    return None
+
+
+def take_tcp_write_buffer(transport: Any) -> bytes:
+    """Empty a Twisted TCP transport's write buffer, returning what it held.
+
+    A relay that takes the socket over (splice) sends these bytes itself, first.
+    """
+    data = b""
+    if transport.offset < len(transport.dataBuffer):
+        data = bytes(transport.dataBuffer[transport.offset:])
+    if transport._tempDataBuffer:
+        data += b"".join(transport._tempDataBuffer)
+    transport.dataBuffer = b""
+    transport.offset = 0
+    transport._tempDataBuffer = []
+    transport._tempDataLen = 0
+    return data
+
+
+def close_tcp_now(transports: Iterable[Any], reason: Failure) -> None:
+    """Close TCP transports whose write buffers are empty at once, without ``shutdown(2)``.
+
+    For a spliced relay whose both FINs have crossed: ``close(2)`` alone ends the
+    connection, and waiting for the reactor's next write turn (which ``loseConnection``
+    does) costs a round through the poller.  All are marked disconnecting first, so a
+    protocol that calls ``loseConnection`` on the other one from ``connectionLost`` is a
+    no-op.  Their protocols see ``connectionLost(reason)`` as usual.
+    """
+    transports = list(transports)
+    for t in transports:
+        t.disconnecting = True
+        t._shouldShutdown = False  # tcp.Connection.connectionLost would shutdown(2) first
+    for t in transports:
+        if t.connected:
+            t.connectionLost(reason)
+
+
+# -- TLS (twisted.protocols.tls.TLSMemoryBIOProtocol) -----------------------------------
+
+#: ciphertext is read out of OpenSSL's memory BIO in pieces of this size
+_BIO_READ = 1 << 16
+#: plaintext is read out of OpenSSL in pieces of this size (a record holds 16 KiB)
+_TLS_RECV = 1 << 15
+
+
+def tls_held_plaintext(transport: Any) -> int:
+    """Plaintext a TLS transport holds until its handshake is done (``_appSendBuffer``)."""
+    held = getattr(transport, "_appSendBuffer", None)
+    return sum(map(len, held)) if held else 0
+
+
+class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
+    """``TLSMemoryBIOProtocol`` with frptx's data path and named hooks for half-close.
+
+    Twisted reads the ciphertext out after every 16 KiB record and hands each piece to
+    the TCP transport, which sends it on a later reactor turn.  Here the records of a
+    write are made in a tight ``SSL_write`` loop (pyOpenSSL turns on partial writes: one
+    record per call), read out of the BIO once, and sent at once when the socket's
+    buffer is empty; the records that one TCP read brought reach the application as one
+    piece.  That means overriding ``_write``, ``_flushSendBIO`` and ``_flushReceiveBIO``.
+
+    Half-close (``frptx.transport.tls_transport``) needs to know when the handshake
+    progressed, when buffered writes went out, and when the peer's ``close_notify``
+    arrived: Twisted's private ``_checkHandshakeStatus``, ``_unbufferPendingWrites`` and
+    the C{ZeroReturnError} in ``_flushReceiveBIO``, forwarded here to L{handshake_checked},
+    L{pending_writes_flushed} and L{peer_close_notify}.  Subclasses read Twisted's
+    private state only through the accessors below.
+
+    @ivar close_notify_received: the peer's C{close_notify} arrived and the subclass
+        took it as a half-close: nothing more is read from the TLS connection.
+    """
+
+    close_notify_received = False
+
+    @staticmethod
+    def send_ciphertext(transport: Any, data: bytes) -> None:
+        """Hand records to the TCP transport; a subclass may send them at once
+        (``frptx.transport.inline.write_now``), which this module cannot import."""
+        transport.write(data)
+
+    # -- hooks for subclasses ------------------------------------------------------------
+
+    def handshake_checked(self) -> None:
+        """Twisted advanced the handshake (it may be done now: L{handshake_done})."""
+
+    def pending_writes_flushed(self) -> None:
+        """Writes held during the handshake went through TLS."""
+
+    def peer_close_notify(self) -> None:
+        """The peer sent C{close_notify}.  Default: Twisted's behaviour (answer, close)."""
+        self._shutdownTLS()
+        self._tlsShutdownFinished(None)
+
+    # -- accessors for Twisted's private state ---------------------------------------------
+
+    @property
+    def tls_connection(self) -> SSL.Connection | None:
+        """The OpenSSL connection (None once lost); ``getHandle()`` says it may change."""
+        return self._tlsConnection
+
+    @property
+    def tls_lost(self) -> bool:
+        """The TLS connection is finished: nothing more is read or written through it."""
+        return bool(self._lostTLSConnection)
+
+    def mark_tls_lost(self) -> None:
+        """Stop reading and writing through TLS (we close the TCP connection ourselves)."""
+        self._lostTLSConnection = True
+
+    @property
+    def handshake_done(self) -> bool:
+        return bool(self._handshakeDone)
+
+    @property
+    def held_writes(self) -> int:
+        """How many writes wait for the handshake."""
+        return len(self._appSendBuffer)
+
+    @property
+    def aborted(self) -> bool:
+        return bool(self._aborted)
+
+    @property
+    def has_producer(self) -> bool:
+        return self._producer is not None
+
+    def finish_tls(self, reason: Failure | None) -> None:
+        """The TLS connection ended (C{reason}, or None for the TCP transport's reason)."""
+        self._tlsShutdownFinished(reason)
+
+    def send_tls_records(self) -> None:
+        """Send what OpenSSL has produced (alerts, handshake, records)."""
+        self._flushSendBIO()
+
+    def shutdown_tls(self) -> None:
+        """Send (or answer) C{close_notify}, Twisted's way."""
+        self._shutdownTLS()
+
+    # -- Twisted's private hooks ---------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._lostTLSConnection:
+            return
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            try:
+                offset += self._tlsConnection.send(view[offset:])
+            except SSL.WantReadError:
+                self._bufferedWrite(bytes(view[offset:]))
+                break
+            except SSL.Error:
+                self._tlsShutdownFinished(Failure())
+                return
+        # room for all the records at once: one read out of the BIO, no join
+        self._flushSendBIO(len(data) + (len(data) >> 9) + 256)
+
+    def _flushSendBIO(self, size: int = _BIO_READ) -> None:
+        connection = self._tlsConnection
+        if connection is None:
+            return
+        size = max(size, _BIO_READ)
+        pieces = []
+        while True:
+            try:
+                piece = connection.bio_read(size)
+            except SSL.WantReadError:
+                break
+            pieces.append(piece)
+            if len(piece) < size:
+                break  # a short read emptied the BIO: no need to provoke WantReadError
+        if pieces and self.transport is not None:
+            self.send_ciphertext(self.transport, pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _flushReceiveBIO(self) -> None:
+        """
+        L{TLSMemoryBIOProtocol._flushReceiveBIO}, except that the records of
+        one read reach the application as one C{dataReceived}, that the
+        peer's C{close_notify} goes to L{peer_close_notify} (a half-close,
+        perhaps), and that nothing is delivered after C{loseConnection}.
+        """
+        pieces: list[bytes] = []
+        while not self._lostTLSConnection and not self.close_notify_received:
+            try:
+                pieces.append(self._tlsConnection.recv(_TLS_RECV))
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self._deliver(pieces)  # what came before close_notify goes first
+                self.peer_close_notify()
+            except SSL.Error:
+                self._deliver(pieces)
+                self._tlsShutdownFinished(Failure())
+        self._deliver(pieces)
+        self._flushSendBIO()
+
+    def _deliver(self, pieces: list[bytes]) -> None:
+        # Like TCP, which stops reading at loseConnection: a peer that took our
+        # close_notify as a half-close may still be sending.
+        if pieces:
+            data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            pieces.clear()
+            if not self._aborted and not self.disconnecting:
+                self.wrappedProtocol.dataReceived(data)
+
+    def _checkHandshakeStatus(self) -> None:
+        super()._checkHandshakeStatus()
+        self.handshake_checked()
+
+    def _unbufferPendingWrites(self) -> None:
+        super()._unbufferPendingWrites()
+        self.pending_writes_flushed()
+
+    def _shutdownTLS(self) -> None:
+        """
+        Send our C{close_notify} and, once it was asked for by L{loseConnection},
+        close the TCP connection after it -- without waiting for the peer's.
+
+        Twisted keeps reading until the peer answers with its own
+        C{close_notify}; a connection that is paused (a work connection whose
+        local dial failed before the relay started) never reads it, and a peer
+        that does not answer (an attacker after a yamux protocol error) keeps
+        it open until some grace timer aborts it.  Go's C{tls.Conn.Close} sends
+        C{close_notify} and closes the socket, so frptx closes like Go: at once,
+        after the alert and everything before it have been handed to TCP.
+        """
+        super()._shutdownTLS()
+        if (
+            self.disconnecting
+            and not self._aborted
+            and not self._lostTLSConnection
+            and self._tlsConnection is not None
+            and self._tlsConnection.get_shutdown() & SSL.SENT_SHUTDOWN
+        ):
+            # connectionLost then reports the TCP reason (ConnectionDone), as a
+            # local close over plain TCP does.
+            self._lostTLSConnection = True
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+# -- pyOpenSSL ------------------------------------------------------------------------------
+
+
+def x509_error_string(code: int) -> str | None:
+    """OpenSSL's own text for an X509 verify error number, or None if unavailable.
+
+    pyOpenSSL exposes no public call for this; its private cffi binding does.
+    """
+    try:
+        from OpenSSL._util import ffi, lib  # private, hence the guard
+
+        return str(ffi.string(lib.X509_verify_cert_error_string(code)).decode("ascii", "replace"))
+    except Exception:
+        return None
