@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import ClientFactory, Factory
-from twisted.python.failure import Failure
 
 from frptx.config import ClientConfig
 
@@ -22,41 +22,37 @@ class NotConnected(Exception):
     """No yamux session to frps is up (tcpMux), so no stream can be opened."""
 
 
-class OneShotFactory(ClientFactory):
-    """Connect one given protocol instance; fire ``deferred`` when connected or failed."""
+class OneShotFactory(Factory):
+    """Hands out one given protocol instance, for an endpoint's ``connect``.
+
+    Quiet (no "Starting factory" line per connection), unlike the factory of
+    ``twisted.internet.endpoints.connectProtocol``.
+    """
 
     noisy = False
 
     def __init__(self, protocol: IProtocol) -> None:
         self.protocol_instance = protocol
-        self.deferred: Deferred[IProtocol] = Deferred()
 
-    # ClientFactory types buildProtocol as building a Protocol that takes a .factory;
+    # Factory types buildProtocol as building a Protocol that takes a .factory;
     # this one hands out a caller's IProtocol, which is all IProtocolFactory asks for.
     def buildProtocol(self, addr: object) -> IProtocol:  # type: ignore[override]
-        protocol = self.protocol_instance
-        original = protocol.connectionMade
-
-        def made() -> None:
-            original()
-            if not self.deferred.called:
-                self.deferred.callback(protocol)
-
-        protocol.connectionMade = made  # type: ignore[method-assign]  # this one instance's, on purpose
-        return protocol
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        if not self.deferred.called:
-            self.deferred.errback(reason)
+        return self.protocol_instance
 
 
 def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout: float,
                 bind_address: tuple[str, int] | None = None,
                 wrap: Callable[[ClientFactory], Factory] | None = None) -> Deferred[IProtocol]:
-    """Connect ``protocol`` to host:port; the Deferred fires at connectionMade."""
-    factory = OneShotFactory(protocol)
-    reactor.connectTCP(host, port, wrap(factory) if wrap else factory, timeout=timeout, bindAddress=bind_address)
-    return factory.deferred
+    """Connect ``protocol`` to host:port; the Deferred fires at connectionMade.
+
+    Through ``TCP4ClientEndpoint``, which is ``reactor.connectTCP`` (host names
+    and IPv6 literals as before) with a Deferred that fires once the protocol is
+    connected; ``wrap`` puts a layer (TLS) between the endpoint and ``protocol``.
+    """
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind_address)
+    factory: Any = OneShotFactory(protocol)
+    d = endpoint.connect(wrap(factory) if wrap else factory)
+    return d.addCallback(lambda _: protocol)
 
 
 class Dialer:

@@ -30,7 +30,6 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.python.failure import Failure
@@ -38,6 +37,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
+from frptx.transport.internals import close_tcp_now, is_plain_tcp, take_tcp_write_buffer
 
 log = logs.logger(__name__)
 
@@ -57,8 +57,8 @@ _COPY_VIEW = memoryview(_COPY)
 
 def eligible(transport: Any) -> bool:
     """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
-    return (SPLICE_AVAILABLE and isinstance(transport, tcp.Connection) and bool(transport.connected)
-            and not transport.disconnecting and getattr(transport, "TLS", False) is False)
+    return (SPLICE_AVAILABLE and is_plain_tcp(transport) and bool(transport.connected)
+            and not transport.disconnecting)
 
 
 class _Direction:
@@ -113,7 +113,7 @@ class _Endpoint:
         self.splice = splice
         self.transport = transport
         self.fd: int = transport.fileno()
-        self.sock = transport.socket
+        self.sock = transport.getHandle()  # ISystemHandle: the socket
 
     def fileno(self) -> int:
         return self.fd
@@ -152,7 +152,7 @@ class SpliceRelay:
         are taken out of its write buffer and sent first, so nothing is reordered.
         """
         ta, tb = self.ea.transport, self.eb.transport
-        unsent_a, unsent_b = _take_write_buffer(ta), _take_write_buffer(tb)
+        unsent_a, unsent_b = take_tcp_write_buffer(ta), take_tcp_write_buffer(tb)
         for t in (ta, tb):
             unregister_producer(t)
             t.stopReading()
@@ -252,7 +252,7 @@ class SpliceRelay:
             self.close()
             return
         try:
-            d.dst.transport.socket.shutdown(socket.SHUT_WR)
+            d.dst.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self.close()
 
@@ -290,29 +290,9 @@ class SpliceRelay:
             for t in transports:
                 t.abortConnection()
             return
-        for t in transports:
-            t.disconnecting = True  # a relay end's own loseConnection is now a no-op
-            # Both FINs have crossed (or the peer is gone): close(2) alone ends the
-            # connection, the shutdown(2) Twisted makes first would be one more syscall.
-            t._shouldShutdown = False
-        done = Failure(ConnectionDone())
-        for t in transports:
-            if t.connected:
-                t.connectionLost(done)
-
-
-def _take_write_buffer(transport: Any) -> bytes:
-    """Empty a Twisted TCP transport's write buffer, returning what it held."""
-    data = b""
-    if transport.offset < len(transport.dataBuffer):
-        data = bytes(transport.dataBuffer[transport.offset:])
-    if transport._tempDataBuffer:
-        data += b"".join(transport._tempDataBuffer)
-    transport.dataBuffer = b""
-    transport.offset = 0
-    transport._tempDataBuffer = []
-    transport._tempDataLen = 0
-    return data
+        # Both FINs have crossed (or the peer is gone): close(2) alone ends the
+        # connection, the shutdown(2) Twisted makes first would be one more syscall.
+        close_tcp_now(transports, Failure(ConnectionDone()))
 
 
 def start_spliced(relay: Any, reactor: Any, a_buffered: bytes = b"", b_buffered: bytes = b"") -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import tcp
+from frptx.transport.internals import set_tcp_buffer_size
 
 RELAY_BUFFER_SIZE = 256 * 1024
 
@@ -28,8 +28,7 @@ def tune(transport: Any) -> None:
     """Apply the relay settings to the TCP socket under ``transport`` (through TLS wrappers)."""
     seen = 0
     while transport is not None and seen < 4:
-        if isinstance(transport, tcp.Connection):
-            transport.bufferSize = RELAY_BUFFER_SIZE
+        if set_tcp_buffer_size(transport, RELAY_BUFFER_SIZE):
             try:
                 transport.setTcpNoDelay(True)
             except OSError:

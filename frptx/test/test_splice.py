@@ -111,6 +111,9 @@ class _FakeTCP:
     def fileno(self) -> int:
         return self.socket.fileno()
 
+    def getHandle(self) -> socket.socket:
+        return self.socket
+
     def unregisterProducer(self) -> None:
         pass
 

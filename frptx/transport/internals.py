@@ -37,6 +37,7 @@ __all__ = [
     "TLSMemoryBIOHooks",
     "close_tcp_now",
     "is_plain_tcp",
+    "set_tcp_buffer_size",
     "take_tcp_write_buffer",
     "tcp_idle",
     "tcp_unsent_bytes",
@@ -52,6 +53,16 @@ _PLAIN = (tcp.Server, tcp.Client)
 def is_plain_tcp(transport: Any) -> bool:
     """A Twisted TCP transport without the old ``startTLS`` layer (``tcp.Connection.TLS``)."""
     return isinstance(transport, tcp.Connection) and getattr(transport, "TLS", False) is False
+
+
+def set_tcp_buffer_size(transport: Any, size: int) -> bool:
+    """Make a Twisted TCP transport read up to C{size} bytes per C{doRead} and pause its
+    streaming producer above C{size} buffered bytes (``FileDescriptor.bufferSize``, one
+    figure for both); False, and nothing done, for any other transport."""
+    if not isinstance(transport, tcp.Connection):
+        return False
+    transport.bufferSize = size
+    return True
 
 
 def tcp_idle(transport: Any) -> bool:
