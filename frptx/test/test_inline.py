@@ -15,6 +15,7 @@ from zope.interface import implementer
 from frptx.test.support import digest, with_timeout
 from frptx.test.test_e2e import async_test
 from frptx.transport.inline import write_now, write_sequence_now
+from frptx.transport.internals import tcp_unsent_bytes
 
 
 class _Connected(Protocol):
@@ -48,8 +49,7 @@ class InlineWriteTests(unittest.TestCase):
     async def test_sent_before_the_reactor_turns(self) -> None:
         protocol, peer = await self.pair()
         write_now(protocol.transport, b"hello")
-        self.assertEqual(protocol.transport.dataBuffer, b"")  # nothing left to Twisted
-        self.assertFalse(protocol.transport._tempDataBuffer)
+        self.assertEqual(tcp_unsent_bytes(protocol.transport), 0)  # nothing left to Twisted
         self.assertEqual(peer.recv(100), b"hello")  # already in the kernel, no reactor turn needed
         write_sequence_now(protocol.transport, [b"a", b"bc", b"", b"def"])
         self.assertEqual(peer.recv(100), b"abcdef")
@@ -57,16 +57,16 @@ class InlineWriteTests(unittest.TestCase):
     @async_test
     async def test_what_the_socket_refuses_is_buffered_in_order(self) -> None:
         protocol, peer = await self.pair()
-        protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        protocol.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         payload = os.urandom(4 * 1024 * 1024)
         write_now(protocol.transport, payload[:1000])
         write_now(protocol.transport, payload[1000:3 * 1024 * 1024])  # far more than the socket takes
-        self.assertTrue(protocol.transport.dataBuffer or protocol.transport._tempDataBuffer)
+        self.assertTrue(tcp_unsent_bytes(protocol.transport))
         chunks = [payload[3 * 1024 * 1024 + i:3 * 1024 * 1024 + i + 65536] for i in range(0, 1024 * 1024, 65536)]
         write_sequence_now(protocol.transport, chunks)  # queued behind the buffered bytes, not sent first
         # Everything is written or buffered now; a normal send buffer drains it quickly
         # (through a 4 KiB one the kernel paces loopback by delayed ACKs: seconds of idling).
-        protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        protocol.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         received = bytearray()
         peer.setblocking(False)
         done: Deferred[None] = Deferred()
