@@ -10,7 +10,9 @@ function (and only it) in L{frptx.transport.internals}.
 from __future__ import annotations
 
 import inspect
+import re
 import socket
+from pathlib import Path
 from typing import Any
 
 from OpenSSL import SSL
@@ -25,6 +27,7 @@ from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
+import frptx
 from frptx.transport import internals
 from frptx.transport.tls_context import client_connection_creator, server_context_factory
 
@@ -398,3 +401,27 @@ class PyOpenSSLCanaries(SynchronousTestCase):
         self.assertEqual(internals.x509_error_string(10), "certificate has expired",
                          "pyOpenSSL changed OpenSSL._util.ffi/lib.X509_verify_cert_error_string, which "
                          "frptx.transport.internals.x509_error_string relies on")
+
+
+class OnlyInOneModule(SynchronousTestCase):
+    """No frptx module but L{frptx.transport.internals} names Twisted's private attributes
+    (or subclasses C{TLSMemoryBIOProtocol}, whose hooks are all private)."""
+
+    PRIVATE = re.compile(
+        r"\.(_tlsConnection|_lostTLSConnection|_appSendBuffer|_handshakeDone|_aborted|_flushSendBIO"
+        r"|_flushReceiveBIO|_checkHandshakeStatus|_unbufferPendingWrites|_shutdownTLS|_tlsShutdownFinished"
+        r"|_bufferedWrite|dataBuffer|_tempDataBuffer|_tempDataLen|_writeDisconnected|_shouldShutdown"
+        r"|_namespaceFromCallingContext|socket\.(send|recv|shutdown|sendmsg)|bufferSize\s*=)\b"
+        r"|OpenSSL\._util|class \w+\(.*\bTLSMemoryBIOProtocol\b")
+
+    def test_no_private_twisted_attribute_elsewhere(self) -> None:
+        root = Path(frptx.__file__).parent
+        found = []
+        for path in sorted(root.rglob("*.py")):
+            relative = path.relative_to(root).as_posix()
+            if relative.startswith("test/") or relative == "transport/internals.py":
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if self.PRIVATE.search(line.split("#", 1)[0]):
+                    found.append(f"frptx/{relative}:{number}: {line.strip()}")
+        self.assertEqual(found, [], "Twisted private attributes outside frptx.transport.internals")

@@ -7,7 +7,8 @@ frptx relies on a few things Twisted does not publish, each for a measured reaso
   (``frptx.transport.inline``), and counting / taking over what that buffer holds
   (``frptx.protocols.splice``, backpressure gates): Twisted offers no public view of
   a transport's write buffer;
-* closing a spliced connection without the ``shutdown(2)`` Twisted makes first;
+* closing a spliced connection without the ``shutdown(2)`` Twisted makes first, and a
+  larger read size / write-buffer mark for relay sockets (``FileDescriptor.bufferSize``);
 * a TLS transport (``frptx.transport.tls_transport``) with half-close and a batched
   data path, which has to subclass ``TLSMemoryBIOProtocol`` and override its private
   hooks: Twisted has no public extension point for either;

@@ -78,6 +78,7 @@ class TLSSniffingFactory(FirstBytesFactory):
     """
 
     _log = logs.logger(__name__)
+    log_prefix = "TLSSniffer"
 
     def __init__(
         self,
@@ -105,8 +106,6 @@ class TLSSniffingFactory(FirstBytesFactory):
         if not self.force:
             rules.append(Rule(_anything, wrapped_factory, name="plain"))
         super().__init__(rules, clock=reactor, timeout=sniff_timeout, max_bytes=1, started=[wrapped_factory])
-
-    log_prefix = "TLSSniffer"
 
     def unmatched(self, protocol: FirstBytesProtocol, data: bytes) -> None:
         logs.throttle.warn(
