@@ -87,7 +87,7 @@ class HealthChecker:
     exact rules.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(
         self,

@@ -491,7 +491,7 @@ class NoVerifyPolicy:
 class HTTPPlugin(ServerPlugin):
     """One ``httpPlugins[]`` entry, asked over HTTP(S) with ``twisted.web.client.Agent``."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(
         self,
@@ -616,7 +616,7 @@ class PluginManager:
     with ``None`` or with frp's combined error text, never fails.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, plugins: Sequence[ServerPlugin] = (), *, clock: IReactorTime,
                  timeout: float = DEFAULT_TIMEOUT, reqid: Callable[[], str] = new_reqid) -> None:
