@@ -1,0 +1,460 @@
+# -*- test-case-name: frptx.test.test_plugin_http -*-
+"""A streaming HTTP/1.1 forwarder serving one work connection.
+
+The ``http2http``, ``http2https``, ``https2http``, ``https2https`` plugins
+(Go: ``httputil.ReverseProxy``) and the plain-request half of ``http_proxy``
+(Go: ``http.DefaultTransport.RoundTrip``) all read requests from the work
+connection, rewrite each, send it to a backend and stream the answer back.
+They differ only in *where* a request goes and *how* it is rewritten, which a
+:class:`Route` decides; the byte work is here, on the sans-IO parser of
+:mod:`frptx.vhost.http1` and Go's response rules of :mod:`frptx.vhost.rewrite`.
+
+Memory stays bounded: bodies are never collected.  While a request body flows,
+the backend transport is the consumer of the work transport (a full backend
+buffer pauses reading the client) and the work transport is the consumer of
+the backend (a slow client pauses reading the backend).  Requests are served
+one at a time: a pipelined request waits (the work connection paused) until
+the previous answer is complete.  Each request gets its own backend
+connection, closed after the answer; upgrades (101) and tunnels become raw
+relays in both directions.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol as TypingProtocol
+
+from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from frptx import logs
+from frptx.protocols.relay import unregister_producer
+from frptx.vhost.http1 import (
+    BadResponse,
+    ChunkedWriter,
+    Data,
+    EndOfMessage,
+    Event,
+    HTTPProtocolError,
+    ProtocolSwitch,
+    RequestHead,
+    RequestParser,
+    ResponseHead,
+    ResponseParser,
+    get_header,
+    serialize_request_head,
+    serialize_response_head,
+)
+from frptx.vhost.rewrite import client_response, go_reason, http_date, reply_connection
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send ``head`` to ``endpoint``."""
+
+    endpoint: IStreamClientEndpoint
+    head: RequestHead
+
+
+class Route(TypingProtocol):
+    """Where a request goes (a :class:`Forward`) or the reply to give instead (bytes)."""
+
+    def route(self, head: RequestHead, conn: HTTPForwardProtocol) -> Forward | bytes: ...
+
+    def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes: ...
+
+
+def go_reply(date: str, request: RequestHead | None, status: int, fields: Iterable[tuple[str, str]] = (),
+             body: bytes = b"", content_type: str | None = None) -> bytes:
+    """A reply laid out as Go's ``net/http`` server writes a handler's answer."""
+    version = "HTTP/1.0" if request is not None and request.version == "HTTP/1.0" else "HTTP/1.1"
+    lines = [f"{version} {status} {go_reason(status)}"] + [f"{k}: {v}" for k, v in fields]
+    if content_type:
+        lines.append(f"Content-Type: {content_type}")
+    lines.append(f"Date: {date}")
+    lines.append(f"Content-Length: {len(body)}")
+    connection = reply_connection(request)
+    if connection:
+        lines.append(f"Connection: {connection}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def origin_form(target: str) -> str:
+    """``http://host/p?q`` -> ``/p?q`` (what Go sends upstream: the URL's RequestURI)."""
+    lower = target[:8].lower()
+    if lower.startswith("http://") or lower.startswith("https://"):
+        rest = target.split("://", 1)[1]
+        slash = [i for i in (rest.find("/"), rest.find("?")) if i >= 0]
+        if not slash:
+            return "/"
+        path = rest[min(slash):]
+        return path if path.startswith("/") else "/" + path
+    return target
+
+
+class _Backend(Protocol):
+    """The connection to the backend for one request; events go to the forwarder."""
+
+    def __init__(self, owner: HTTPForwardProtocol) -> None:
+        self.owner = owner
+        self.lost = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.owner.backend_data(self, data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost = True
+        self.owner.backend_lost(self, reason)
+
+
+class _BackendFactory(Factory):
+    def __init__(self, backend: _Backend) -> None:
+        self.backend = backend
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return self.backend
+
+
+@implementer(IHalfCloseableProtocol)
+class HTTPForwardProtocol(Protocol):
+    """Serve HTTP requests arriving on one work connection through a :class:`Route`."""
+
+    log = logs.logger()
+
+    def __init__(self, reactor: Any, route: Route, client_address: Any = None) -> None:
+        self.reactor = reactor
+        self.route = route
+        #: the user's address (``buildProtocol``'s argument) for X-Forwarded-For
+        self.client_address = client_address
+        self.parser = RequestParser()
+        self.lost = False
+        self._request: RequestHead | None = None
+        self._request_done = False
+        self._backend: _Backend | None = None
+        self._dialing: Any = None
+        self._held: list[bytes] = []  # request body bytes while dialing (one read at most)
+        self._chunker: ChunkedWriter | None = None
+        self._response: ResponseParser | None = None
+        self._response_framing = ""
+        self._response_chunker: ChunkedWriter | None = None
+        self._close_after = False
+        self._response_done = False
+        self._tunnel = False
+        self._paused_for_response = False
+
+    # ------------------------------------------------------------- client side
+
+    def client_ip(self) -> str | None:
+        address = self.client_address
+        if getattr(address, "host", None) is None and self.transport is not None:
+            address = self.transport.getPeer()
+        host = getattr(address, "host", None)
+        return host if isinstance(host, str) else None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.lost:
+            return
+        try:
+            events = self.parser.feed(data)
+        except HTTPProtocolError as e:
+            self._bad_request(e)
+            return
+        self._request_events(events)
+
+    def readConnectionLost(self) -> None:
+        if self._tunnel and self._backend is not None and not self._backend.lost:
+            bt = self._backend.transport
+            if callable(getattr(bt, "loseWriteConnection", None)):
+                unregister_producer(bt)  # type: ignore[arg-type]
+                bt.loseWriteConnection()  # type: ignore[union-attr]
+            else:
+                bt.loseConnection()  # type: ignore[union-attr]
+            return
+        try:
+            events = self.parser.feed_eof()
+        except HTTPProtocolError as e:
+            self._bad_request(e)
+            return
+        self._request_events(events)
+        if self._request is None or (self._request_done and self._backend is None and self._dialing is None):
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost = True
+        if self._dialing is not None:
+            dialing, self._dialing = self._dialing, None
+            dialing.cancel()
+        if self._backend is not None and not self._backend.lost:
+            self._backend.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _bad_request(self, error: HTTPProtocolError) -> None:
+        self.log.info("plugin: bad request: {error}", error=str(error))
+        if self._request is None:
+            self.transport.write(error.response_bytes())  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+        self._drop_backend()
+
+    def _request_events(self, events: list[Event]) -> None:
+        for event in events:
+            if self.lost:
+                return
+            if isinstance(event, RequestHead):
+                self._start_request(event)
+            elif isinstance(event, Data):
+                self._request_body(event.data)
+            elif isinstance(event, EndOfMessage):
+                self._request_done = True
+                if self._chunker is not None:
+                    self._request_body_end(event.trailers)
+                if not self._tunnel:
+                    self._hold_client()
+            elif isinstance(event, ProtocolSwitch):
+                pass
+
+    def _start_request(self, head: RequestHead) -> None:
+        self._request = head
+        self._request_done = False
+        self._response_done = False
+        date = http_date(self.reactor.seconds())
+        try:
+            decision = self.route.route(head, self)
+        except Exception as e:  # a route refuses what it cannot rewrite
+            decision = go_reply(date, head, 400, body=f"{e}\n".encode(), content_type="text/plain; charset=utf-8")
+        if isinstance(decision, bytes):
+            # Canned reply: the body (if any) is read and dropped, then the next request.
+            self._close_after = (get_header(head.headers, "Content-Length") not in (None, "0")
+                                 or get_header(head.headers, "Transfer-Encoding") is not None
+                                 or b"Connection: close" in decision[:decision.find(b"\r\n\r\n")])
+            self.transport.write(decision)  # type: ignore[union-attr]
+            self._response_done = True
+            if self._close_after:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+                self.lost = True
+            return
+        out = decision.head
+        if get_header(out.headers, "Transfer-Encoding") is not None:
+            self._chunker = ChunkedWriter()
+        else:
+            self._chunker = None
+        self._held = [serialize_request_head(out)]
+        self._response = ResponseParser(head.method)
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        backend = _Backend(self)
+        self._dialing = decision.endpoint.connect(_BackendFactory(backend))
+        self._dialing.addCallbacks(self._backend_connected, self._backend_failed)
+
+    def _request_body(self, data: bytes) -> None:
+        if self._request is None or self._response_done:
+            return  # body of a request answered by a canned reply
+        if self._chunker is not None and not self._tunnel:
+            data = self._chunker.data(data)
+        self._to_backend(data)
+
+    def _request_body_end(self, trailers: Any) -> None:
+        if self._response_done or self._chunker is None:
+            return
+        self._to_backend(self._chunker.end(trailers))
+
+    def _to_backend(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._backend is not None:
+            if not self._backend.lost:
+                self._backend.transport.write(data)  # type: ignore[union-attr]
+        else:
+            self._held.append(data)
+
+    def _hold_client(self) -> None:
+        """The request is complete: read nothing more until it is answered."""
+        if self._response_done:
+            self._next_request()
+            return
+        backend = self._backend
+        if backend is not None and not backend.lost:
+            unregister_producer(backend.transport)  # type: ignore[arg-type]
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._paused_for_response = True
+
+    # ------------------------------------------------------------- backend side
+
+    def _backend_connected(self, backend: _Backend) -> None:
+        self._dialing = None
+        if self.lost:
+            backend.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self._backend = backend
+        held, self._held = b"".join(self._held), []
+        backend.transport.write(held)  # type: ignore[union-attr]
+        # the client's browser-side buffer pulls on the backend and vice versa
+        unregister_producer(self.transport)  # type: ignore[arg-type]
+        self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
+        if not self._request_done:
+            backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        else:
+            self._paused_for_response = True
+
+    def _backend_failed(self, reason: Failure) -> None:
+        self._dialing = None
+        if self.lost or self._request is None:
+            return
+        self.log.warn("plugin: backend unreachable: {error}", error=reason.getErrorMessage())
+        date = http_date(self.reactor.seconds())
+        self.transport.write(self.route.error_reply(self._request, reason, date))  # type: ignore[union-attr]
+        self._response_done = True
+        if not self._request_done:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        self._close_after = not _keep_alive(self._request)
+        self._finish_exchange()
+
+    def backend_data(self, backend: _Backend, data: bytes) -> None:
+        if backend is not self._backend or self.lost:
+            return
+        if self._tunnel:
+            self.transport.write(data)  # type: ignore[union-attr]
+            return
+        assert self._response is not None
+        try:
+            events = self._response.feed(data)
+        except HTTPProtocolError as e:
+            self._backend_broke(e)
+            return
+        self._response_events(events)
+
+    def _backend_broke(self, error: Exception) -> None:
+        self.log.warn("plugin: bad backend response: {error}", error=str(error))
+        if self._response_framing == "" and self._request is not None:
+            date = http_date(self.reactor.seconds())
+            self.transport.write(go_reply(date, self._request, 502))  # type: ignore[union-attr]
+        self._drop_backend()
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _response_events(self, events: list[Event]) -> None:
+        assert self._request is not None
+        for event in events:
+            if isinstance(event, ResponseHead):
+                date = http_date(self.reactor.seconds())
+                assert self._response is not None
+                answer = client_response(event, self._request, self._response.body_framing, date=date)
+                if event.status < 200 and event.status != 101:
+                    self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+                    continue
+                self._response_framing = answer.framing
+                self._close_after = answer.close_after
+                self._response_chunker = ChunkedWriter() if answer.framing == "chunked" else None
+                self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+            elif isinstance(event, Data):
+                if self._tunnel:
+                    self.transport.write(event.data)  # type: ignore[union-attr]
+                elif self._response_chunker is not None:
+                    self.transport.write(self._response_chunker.data(event.data))  # type: ignore[union-attr]
+                else:
+                    self.transport.write(event.data)  # type: ignore[union-attr]
+            elif isinstance(event, ProtocolSwitch):
+                self._start_tunnel()
+            elif isinstance(event, EndOfMessage):
+                if self._response_chunker is not None:
+                    self.transport.write(self._response_chunker.end(event.trailers))  # type: ignore[union-attr]
+                self._response_done = True
+                self._finish_exchange()
+                return
+
+    def _start_tunnel(self) -> None:
+        """101 or a CONNECT answer: raw bytes both ways from now on."""
+        self._tunnel = True
+        backend = self._backend
+        assert backend is not None
+        try:
+            events = self.parser.switch_protocols()
+        except HTTPProtocolError:
+            events = []
+        unregister_producer(backend.transport)  # type: ignore[arg-type]
+        backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        for event in events:
+            if isinstance(event, Data):
+                backend.transport.write(event.data)  # type: ignore[union-attr]
+        self._paused_for_response = False
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def backend_lost(self, backend: _Backend, reason: Failure | None) -> None:
+        if backend is not self._backend:
+            return
+        if self.lost:
+            return
+        if self._tunnel:
+            unregister_producer(self.transport)  # type: ignore[arg-type]
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        if self._response_done:
+            return
+        assert self._response is not None
+        try:
+            events = self._response.feed_eof()
+        except HTTPProtocolError as e:
+            self._backend_broke(e)
+            return
+        self._response_events(events)
+        if not self._response_done:
+            self._backend_broke(BadResponse("backend closed mid-response"))
+
+    def _drop_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            unregister_producer(self.transport)  # type: ignore[arg-type]
+            if not backend.lost:
+                unregister_producer(backend.transport)  # type: ignore[arg-type]
+                backend.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _finish_exchange(self) -> None:
+        """The answer is out: close the backend, then read the next request or close."""
+        if not self._request_done:
+            # The backend answered before the body was read (e.g. an early error):
+            # like Go's server, finish by closing rather than read an unknown body.
+            self._close_after = True
+        self._drop_backend()
+        if self._close_after:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            self.lost = True
+            return
+        self._next_request()
+
+    def _next_request(self) -> None:
+        self._request = None
+        self._response = None
+        self._response_framing = ""
+        self._chunker = None
+        if self._paused_for_response:
+            self._paused_for_response = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        try:
+            events = self.parser.start_next()
+        except HTTPProtocolError as e:
+            self._bad_request(e)
+            return
+        self._request_events(events)
+
+
+def _keep_alive(request: RequestHead) -> bool:
+    from frptx.vhost.http1 import keep_alive
+
+    return keep_alive(request)
+
+
+class HTTPForwardFactory(Factory):
+    """``buildProtocol(user_address)``: the address feeds X-Forwarded-For."""
+
+    def __init__(self, reactor: Any, route: Route,
+                 wrap: Callable[[HTTPForwardProtocol], Any] | None = None) -> None:
+        self.reactor = reactor
+        self.route = route
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        protocol = HTTPForwardProtocol(self.reactor, self.route, addr)
+        protocol.factory = self
+        return protocol
