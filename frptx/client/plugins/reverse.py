@@ -93,7 +93,7 @@ class ReverseRoute:
                 raw = handle().get_servername()
             except Exception:
                 raw = None
-            server_name = raw.decode("idna", "replace") if raw else None
+            server_name = raw.decode("ascii", "replace") if raw else None
         if not server_name:
             return None
         if canonical_host(server_name) != canonical_host(get_header(head.headers, "Host") or ""):

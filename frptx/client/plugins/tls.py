@@ -24,6 +24,22 @@ from frptx.client.plugins.base import PluginConfigError
 from frptx.transport.certs import TLSConfigError, generate_self_signed, load_certificates, load_private_key
 
 
+class _ServerOptions(CertificateOptions):
+    """Without an ALPN list, ignore the client's offer instead of failing the handshake.
+
+    Twisted's ALPN callback answers an empty choice when it has nothing to
+    offer, which current OpenSSL turns into an "internal error" alert for any
+    client that offers ALPN (curl always does); Go's server simply does not
+    negotiate, which ``NO_OVERLAPPING_PROTOCOLS`` reproduces.
+    """
+
+    def _makeContext(self) -> SSL.Context:
+        context = super()._makeContext()
+        if not self._acceptableProtocols:
+            context.set_alpn_select_callback(lambda connection, offered: SSL.NO_OVERLAPPING_PROTOCOLS)
+        return context
+
+
 def server_options(crt_path: str, key_path: str, prefix: str,
                    alpn: list[bytes] | None = None) -> CertificateOptions:
     """The certificate the work connection's TLS server presents, with ``alpn`` offered."""
@@ -37,7 +53,7 @@ def server_options(crt_path: str, key_path: str, prefix: str,
             key = load_pem_private_key(key_pem, None)
     except TLSConfigError as e:
         raise PluginConfigError(f"{prefix}.crtPath", str(e)) from e
-    options = CertificateOptions(
+    options = _ServerOptions(
         privateKey=PKey.from_cryptography_key(key),
         certificate=X509.from_cryptography(certs[0]),
         extraCertChain=[X509.from_cryptography(c) for c in certs[1:]],

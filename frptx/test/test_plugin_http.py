@@ -1,0 +1,122 @@
+"""http2http / http2https: the streaming reverse proxy, with curl and raw clients."""
+from __future__ import annotations
+
+import json
+import tempfile
+
+from twisted.internet import reactor
+from twisted.internet.ssl import CertificateOptions
+from twisted.trial.unittest import TestCase
+
+from frptx.client.plugins import create_plugin
+from frptx.test.plugin_support import (
+    OneProtocol,
+    Pusher,
+    Recording,
+    buffered,
+    curl,
+    echo_site,
+    header,
+    listen_http_backend,
+    make_cert,
+)
+from frptx.test.support import Collector, connect, listen_local, roundtrip, with_timeout
+from frptx.transport.certs import load_certificates, load_private_key
+
+
+def listen_https_backend(testcase: TestCase) -> int:
+    from OpenSSL.crypto import PKey, X509
+
+    from frptx.test.support import _LocalService
+
+    crt, key = make_cert(tempfile.mkdtemp(prefix="frptx-cert-"))
+    options = CertificateOptions(privateKey=PKey.from_cryptography_key(load_private_key(key, "k")),
+                                 certificate=X509.from_cryptography(load_certificates(crt, "c")[0]))
+    service = _LocalService(echo_site())
+    port = reactor.listenSSL(0, service, options, interface="127.0.0.1")
+
+    async def stop() -> None:
+        await port.stopListening()
+        await with_timeout(service.all_closed(), 10)
+
+    from twisted.internet.defer import Deferred
+
+    testcase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    return int(port.getHost().port)
+
+
+class ReverseProxyTests(TestCase):
+    def plugin_port(self, kind: str, **options: object) -> int:
+        plugin = create_plugin({"type": kind, **options})
+        self.recording = Recording(plugin.build(reactor))
+        return listen_local(self, self.recording)
+
+    async def test_http2http_rewrites(self) -> None:
+        backend = listen_http_backend(self)
+        port = self.plugin_port("http2http", localAddr=f"127.0.0.1:{backend}", hostHeaderRewrite="inner.test",
+                                requestHeaders={"set": {"x-from-frp": "yes"}})
+        out, err, code = await curl("-H", "X-Forwarded-For: 1.2.3.4", "-H", "Connection: keep-alive, X-Drop",
+                                    "-H", "X-Drop: 1", f"http://127.0.0.1:{port}/a/b?c=d")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertEqual(seen["uri"], "/a/b?c=d")
+        self.assertEqual(header(seen, "Host"), ["inner.test"])
+        self.assertEqual(header(seen, "X-From-Frp"), ["yes"])
+        self.assertEqual(header(seen, "X-Forwarded-For"), [])  # http2http drops them
+        self.assertEqual(header(seen, "X-Drop"), [])
+
+    async def test_http2https_passes_forwarded(self) -> None:
+        backend = listen_https_backend(self)
+        port = self.plugin_port("http2https", localAddr=f"127.0.0.1:{backend}")
+        out, err, code = await curl("-H", "X-Forwarded-For: 1.2.3.4", f"http://127.0.0.1:{port}/s")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertTrue(seen["secure"])
+        self.assertEqual(header(seen, "X-Forwarded-For"), ["1.2.3.4"])
+        self.assertEqual(header(seen, "X-Forwarded-Proto"), [])
+
+    async def test_keep_alive_chunked_upload_and_pipelining(self) -> None:
+        backend = listen_http_backend(self)
+        port = self.plugin_port("http2http", localAddr=f"127.0.0.1:{backend}")
+        requests = (b"POST /one HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                    b"GET /two HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        answer = await roundtrip(port, requests)
+        self.assertEqual(answer.count(b"HTTP/1.1 200 OK"), 2, answer)
+        self.assertIn(b'"body": "hello world"', answer)
+        self.assertIn(b'"uri": "/two"', answer)
+
+    async def test_unreachable_backend_is_502(self) -> None:
+        port = self.plugin_port("http2http", localAddr="127.0.0.1:1")
+        out, err, code = await curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/")
+        self.assertEqual(out, b"502")
+
+    async def test_garbage_costs_only_its_connection(self) -> None:
+        backend = listen_http_backend(self)
+        port = self.plugin_port("http2http", localAddr=f"127.0.0.1:{backend}")
+        answer = await roundtrip(port, b"\x00\xff garbage \r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request"), answer)
+        answer = await roundtrip(port, b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n")
+        self.assertEqual(answer[:12], b"HTTP/1.1 400")
+        out, err, code = await curl(f"http://127.0.0.1:{port}/ok")
+        self.assertEqual(json.loads(out)["uri"], "/ok")
+
+    async def test_slow_reader_pauses_the_backend(self) -> None:
+        """A large response to a client that stops reading stops the backend, not memory."""
+        total = 64 << 20
+        pusher = Pusher(total, prefix=b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total, autostart=False)
+        pusher.dataReceived = lambda data: (None if pusher.sent or pusher.is_paused else pusher.start())  # type: ignore[method-assign]
+        backend = listen_local(self, OneProtocol(pusher))
+        port = self.plugin_port("http2http", localAddr=f"127.0.0.1:{backend}")
+        client = Collector(b"GET /big HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        await connect(port, client)
+        client.transport.pauseProducing()
+        await with_timeout(pusher.paused, 10)
+        self.assertLess(pusher.sent, total)
+        (served,) = self.recording.built
+        self.assertLess(buffered(served.transport), 4 << 20)
+        client.transport.resumeProducing()
+        data = await with_timeout(client.done, 30)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Length: %d" % total, head)
+        self.assertEqual(len(body), total)

@@ -1,0 +1,83 @@
+"""https2http, https2https, tls2raw: TLS terminated on the work connection."""
+from __future__ import annotations
+
+import json
+import tempfile
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from frptx.client.plugins import create_plugin
+from frptx.test.plugin_support import curl, header, listen_http_backend, make_cert
+from frptx.test.support import EchoFactory, listen_local, roundtrip
+from frptx.test.test_plugin_http import listen_https_backend
+
+
+class TLSPluginTests(TestCase):
+    def plugin_port(self, kind: str, **options: object) -> int:
+        plugin = create_plugin({"type": kind, **options})
+        return listen_local(self, plugin.build(reactor))
+
+    async def test_https2http_self_signed(self) -> None:
+        """No crtPath/keyPath: a self-signed certificate (curl -k), HTTP/1.1 even if h2 is asked for."""
+        backend = listen_http_backend(self)
+        port = self.plugin_port("https2http", localAddr=f"127.0.0.1:{backend}",
+                                requestHeaders={"set": {"X-Real": "1"}})
+        out, err, code = await curl("-k", "--http2", "-H", "X-Forwarded-For: 9.9.9.9", f"https://127.0.0.1:{port}/x")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertFalse(seen["secure"])
+        self.assertEqual(seen["uri"], "/x")
+        self.assertEqual(header(seen, "X-Forwarded-For"), ["9.9.9.9, 127.0.0.1"])
+        self.assertEqual(header(seen, "X-Forwarded-Proto"), ["https"])
+        self.assertEqual(header(seen, "X-Forwarded-Host"), [f"127.0.0.1:{port}"])
+        self.assertEqual(header(seen, "X-Real"), ["1"])
+        _, err, code = await curl(f"https://127.0.0.1:{port}/x")
+        self.assertNotEqual(code, 0)  # a self-signed certificate is not trusted without -k
+
+    async def test_https2http_given_certificate_verified(self) -> None:
+        crt, key = make_cert(tempfile.mkdtemp(prefix="frptx-cert-"))
+        backend = listen_http_backend(self)
+        port = self.plugin_port("https2http", localAddr=f"127.0.0.1:{backend}", crtPath=crt, keyPath=key,
+                                enableHTTP2=False)
+        out, err, code = await curl("--cacert", crt, "-w", "\n%{http_version}", f"https://localhost:{port}/v")
+        self.assertEqual(code, 0, err)
+        body, _, version = out.rpartition(b"\n")
+        self.assertEqual((json.loads(body)["uri"], version), ("/v", b"1.1"))
+
+    async def test_misdirected_request(self) -> None:
+        """frp answers 421 when the TLS server name is not the Host."""
+        backend = listen_http_backend(self)
+        port = self.plugin_port("https2http", localAddr=f"127.0.0.1:{backend}")
+        out, err, code = await curl("-k", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
+                                    f"localhost:{port}:127.0.0.1", "-H", "Host: other.test",
+                                    f"https://localhost:{port}/")
+        self.assertEqual(out, b"421")
+
+    async def test_https2https(self) -> None:
+        backend = listen_https_backend(self)
+        port = self.plugin_port("https2https", localAddr=f"127.0.0.1:{backend}", hostHeaderRewrite="in.test")
+        out, err, code = await curl("-k", f"https://127.0.0.1:{port}/y")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertTrue(seen["secure"])
+        self.assertEqual(header(seen, "Host"), ["in.test"])
+
+    async def test_tls2raw(self) -> None:
+        backend = listen_http_backend(self)
+        port = self.plugin_port("tls2raw", localAddr=f"127.0.0.1:{backend}")
+        out, err, code = await curl("-k", f"https://127.0.0.1:{port}/raw")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertEqual(seen["uri"], "/raw")
+        self.assertEqual(header(seen, "X-Forwarded-For"), [])  # raw: nothing rewritten
+
+    async def test_plaintext_garbage_costs_only_its_connection(self) -> None:
+        backend = listen_http_backend(self)
+        echo = listen_local(self, EchoFactory())
+        for kind, target in (("https2http", backend), ("tls2raw", echo)):
+            port = self.plugin_port(kind, localAddr=f"127.0.0.1:{target}")
+            self.assertEqual(await roundtrip(port, b"GET / HTTP/1.1\r\n\r\n"), b"", kind)
+        # the plugin still serves TLS (the echo server then echoes curl's request back)
+        out, err, code = await curl("-v", "-k", f"https://127.0.0.1:{port}/")
+        self.assertIn(b"SSL connection using", err)
