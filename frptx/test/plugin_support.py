@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest
@@ -172,3 +172,61 @@ def make_cert(directory: str) -> tuple[str, str]:
 
 
 __all__ = ["curl", "defer", "reactor"]
+
+
+@implementer(IHalfCloseableProtocol)
+class HandOff(Protocol):
+    """Stands in for frpc's work connection: reads a ``preamble``, then hands the
+    connection to a plugin protocol, replaying what it read beyond the preamble.
+
+    This is how frpc will use a plugin: ``buildProtocol``, ``makeConnection`` with
+    the already-started transport, ``dataReceived`` with the bytes read early.
+    """
+
+    def __init__(self, plugin_factory: Any, preamble: bytes) -> None:
+        self.plugin_factory = plugin_factory
+        self.preamble = preamble
+        self.buffer = b""
+        self.plugin: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.plugin is not None:
+            self.plugin.dataReceived(data)
+            return
+        self.buffer += data
+        if len(self.buffer) < len(self.preamble):
+            return
+        if not self.buffer.startswith(self.preamble):
+            self.transport.loseConnection()
+            return
+        early = self.buffer[len(self.preamble):]
+        self.plugin = self.plugin_factory.buildProtocol(self.transport.getPeer())
+        self.plugin.makeConnection(self.transport)
+        if early:
+            self.plugin.dataReceived(early)
+
+    def readConnectionLost(self) -> None:
+        if self.plugin is None:
+            self.transport.loseConnection()
+            return
+        half = IHalfCloseableProtocol(self.plugin, None)
+        if half is not None:
+            half.readConnectionLost()
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self.plugin is not None:
+            self.plugin.connectionLost(reason)
+
+
+class HandOffFactory(Factory):
+    def __init__(self, plugin_factory: Any, preamble: bytes) -> None:
+        self.plugin_factory = plugin_factory
+        self.preamble = preamble
+
+    def buildProtocol(self, addr: Any) -> Protocol:
+        return HandOff(self.plugin_factory, self.preamble)

@@ -51,3 +51,37 @@ class RegistryTests(TestCase):
     def test_options_kept(self) -> None:
         plugin = create_plugin({"type": "socks5", "username": "u", "password": "p"})
         self.assertEqual(plugin.options, {"username": "u", "password": "p"})
+
+
+class HandOffTests(TestCase):
+    """The way frpc will drive a plugin: a started transport and replayed early bytes."""
+
+    async def test_socks5_with_replayed_bytes(self) -> None:
+        from twisted.internet import reactor
+
+        from frptx.test.plugin_support import HandOffFactory
+        from frptx.test.support import EchoFactory, listen_local, roundtrip
+
+        echo = listen_local(self, EchoFactory())
+        factory = create_plugin({"type": "socks5"}).build(reactor)
+        port = listen_local(self, HandOffFactory(factory, b"WORK"))
+        request = b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01" + echo.to_bytes(2, "big")
+        answer = await roundtrip(port, b"WORK" + request + b"tail")
+        self.assertEqual(answer[:4], b"\x05\x00\x05\x00")
+        self.assertEqual(answer[-4:], b"tail")
+
+    async def test_https2http_with_replayed_client_hello(self) -> None:
+        import json
+
+        from twisted.internet import reactor
+
+        from frptx.test.plugin_support import HandOffFactory, curl, listen_http_backend
+        from frptx.test.support import listen_local
+
+        backend = listen_http_backend(self)
+        factory = create_plugin({"type": "https2http", "localAddr": f"127.0.0.1:{backend}"}).build(reactor)
+        # an empty preamble: the TLS ClientHello is read first, then replayed into the plugin
+        port = listen_local(self, HandOffFactory(factory, b""))
+        out, err, code = await curl("-k", f"https://127.0.0.1:{port}/h")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["uri"], "/h")

@@ -20,7 +20,7 @@ from frptx.test.plugin_support import (
     listen_http_backend,
     make_cert,
 )
-from frptx.test.support import Collector, connect, listen_local, roundtrip, with_timeout
+from frptx.test.support import Collector, connect, listen_local, roundtrip, until, with_timeout
 from frptx.transport.certs import load_certificates, load_private_key
 
 
@@ -111,9 +111,11 @@ class ReverseProxyTests(TestCase):
         client = Collector(b"GET /big HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         await connect(port, client)
         client.transport.pauseProducing()
-        await with_timeout(pusher.paused, 10)
-        self.assertLess(pusher.sent, total)
         (served,) = self.recording.built
+        # the work connection's buffer filled and paused its producer, the other leg:
+        # without that the plugin would read the whole transfer into memory
+        await until(lambda: served.transport.producerPaused and pusher.is_paused, "backpressure", 10)
+        self.assertLess(pusher.sent, total)
         self.assertLess(buffered(served.transport), 4 << 20)
         client.transport.resumeProducing()
         data = await with_timeout(client.done, 30)

@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 
 from frptx.client.plugins import create_plugin
 from frptx.test.plugin_support import OneProtocol, Pusher, Recording, buffered
-from frptx.test.support import Collector, EchoFactory, connect, listen_local, roundtrip, with_timeout
+from frptx.test.support import Collector, EchoFactory, connect, listen_local, roundtrip, until, with_timeout
 
 
 class UnixDomainSocketTests(TestCase):
@@ -51,9 +51,11 @@ class UnixDomainSocketTests(TestCase):
         client = Collector()
         await connect(port, client)
         client.transport.pauseProducing()
-        await with_timeout(pusher.paused, 10)
-        self.assertLess(pusher.sent, total)
         (served,) = recording.built
+        # the work connection's buffer filled and paused its producer, the other leg:
+        # without that the plugin would read the whole transfer into memory
+        await until(lambda: served.transport.producerPaused and pusher.is_paused, "backpressure", 10)
+        self.assertLess(pusher.sent, total)
         # the work connection holds at most its buffer and a read or two, not the transfer
         self.assertLess(buffered(served.transport), 4 << 20)
         client.transport.resumeProducing()
