@@ -25,7 +25,7 @@ from frptx.transport.certs import load_certificates, load_private_key
 
 
 def listen_https_backend(testcase: TestCase) -> int:
-    from OpenSSL.crypto import PKey, X509
+    from OpenSSL.crypto import X509, PKey
 
     from frptx.test.support import _LocalService
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.python.failure import Failure
 
 from frptx import logs
@@ -55,8 +55,8 @@ class ReverseRoute:
         self.host_rewrite = host_rewrite
         self.set_headers = set_headers
 
-    def endpoint(self) -> Any:
-        endpoint = HostnameEndpoint(self.reactor, self.host, self.port, timeout=30)
+    def endpoint(self) -> IStreamClientEndpoint:
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(self.reactor, self.host, self.port, timeout=30)
         if self.backend_tls:
             endpoint = wrapClientTLS(InsecureClientCreator(self.host), endpoint)
         return endpoint

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from OpenSSL import SSL
-from OpenSSL.crypto import PKey, X509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from OpenSSL import SSL
+from OpenSSL.crypto import X509, PKey
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IProtocolFactory
 from twisted.internet.ssl import CertificateOptions
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -33,8 +33,8 @@ class _ServerOptions(CertificateOptions):
     negotiate, which ``NO_OVERLAPPING_PROTOCOLS`` reproduces.
     """
 
-    def _makeContext(self) -> SSL.Context:
-        context = super()._makeContext()
+    def _makeContext(self, *args: Any, **kwargs: Any) -> SSL.Context:
+        context = super()._makeContext(*args, **kwargs)
         if not self._acceptableProtocols:
             context.set_alpn_select_callback(lambda connection, offered: SSL.NO_OVERLAPPING_PROTOCOLS)
         return context
