@@ -73,10 +73,23 @@ class HTTPProxyTests(TestCase):
         self.assertEqual(answer, CONNECT_AUTH_REQUIRED)
         answer = await roundtrip(port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n")
         self.assertEqual(answer, CONNECT_AUTH_REQUIRED)
+        # captured from Go frpc 0.65.0
+        self.assertEqual(CONNECT_AUTH_REQUIRED, b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\n"
+                                                b"Proxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n")
+
+    async def test_plain_auth_failure_bytes(self) -> None:
+        """A plain request with bad credentials: Go's server 407, and the connection stays usable."""
+        port = self.plugin_port(httpUser="bob", httpPassword="pw")
+        answer = await roundtrip(port, b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+                                       b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+        self.assertRegex(answer, rb"\AHTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                                 rb"Date: [^\r]+ GMT\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(answer.count(b"407"), 2)
 
     async def test_connect_refused_and_early_data(self) -> None:
         port = self.plugin_port()
         self.assertEqual(await roundtrip(port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n"), CONNECT_FAILED)
+        self.assertEqual(CONNECT_FAILED, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")  # Go's bytes
         echo = listen_local(self, EchoFactory())
         answer = await roundtrip(port, f"connect 127.0.0.1:{echo} HTTP/1.1\r\nHost: x\r\n\r\nearly".encode())
         self.assertEqual(answer, b"HTTP/1.1 200 OK\r\n\r\nearly")
@@ -98,4 +111,6 @@ class HTTPProxyTests(TestCase):
         client = Collector(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n")
         await connect(port, client)
         answer = await with_timeout(client.done, 10)
-        self.assertTrue(answer.startswith(b"HTTP/1.1 500 "), answer)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), answer)
+        # Go's error text, as frpc 0.65.0 sends it
+        self.assertTrue(answer.endswith(b"\r\n\r\ndial tcp 127.0.0.1:1: connect: connection refused\n"), answer)

@@ -53,6 +53,7 @@ class StaticFileTests(TestCase):
         out, err, code = await curl("-D", "-", f"{base}/")
         head, _, body = out.partition(b"\r\n\r\n")
         self.assertIn(b"text/html; charset=utf-8", head.lower())
+        self.assertIn(b"last-modified: ", head.lower())
         self.assertEqual(body, LISTING)
         out, err, code = await curl(f"{base}/sub%20dir/a.txt")
         self.assertEqual(out, b"hello\n")

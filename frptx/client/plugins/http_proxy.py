@@ -23,6 +23,7 @@ import hmac
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from twisted.internet import error
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python.failure import Failure
@@ -43,9 +44,9 @@ from frptx.vhost.http1 import (
 )
 from frptx.vhost.rewrite import parse_basic_auth
 
-#: Go's ``getBadResponse()`` written by ``http.Response.Write``.
-CONNECT_AUTH_REQUIRED = (b"HTTP/1.1 407 Not authorized\r\nContent-Length: 0\r\n"
-                         b"Connection: close\r\nProxy-Authenticate: Basic\r\n\r\n")
+#: Go's ``getBadResponse()`` written by ``http.Response.Write`` (bytes captured from frpc 0.65.0).
+CONNECT_AUTH_REQUIRED = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\n"
+                         b"Proxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n")
 #: the bare 400 ``http.Response.Write`` makes when the CONNECT target cannot be dialled
 CONNECT_FAILED = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
 CONNECT_OK = b"HTTP/1.1 200 OK\r\n\r\n"
@@ -112,7 +113,22 @@ class ProxyRoute:
                                           ("X-Content-Type-Options", "nosniff")], (text + "\n").encode())
 
     def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes:
-        return self._error(date, head, reason.getErrorMessage())
+        return self._error(date, head, go_dial_error(head.target, reason))
+
+
+def go_dial_error(target: str, reason: Failure) -> str:
+    """The text of Go's dial error for the common cases (frpc sends it as the 500's body)."""
+    url = urlsplit(target)
+    try:
+        port = url.port or (443 if url.scheme.lower() == "https" else 80)
+    except ValueError:
+        port = 0
+    where = f"{url.hostname}:{port}" if url.hostname and ":" not in url.hostname else f"[{url.hostname}]:{port}"
+    if reason.check(error.ConnectionRefusedError):
+        return f"dial tcp {where}: connect: connection refused"
+    if reason.check(error.DNSLookupError):
+        return f"dial tcp: lookup {url.hostname}: no such host"
+    return f"dial tcp {where}: {reason.getErrorMessage()}"
 
 
 class HTTPProxyProtocol(TunnelProtocol):

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, unquote_to_bytes
 
 from twisted.internet.interfaces import IProtocolFactory
-from twisted.web import resource, server, static
+from twisted.web import http, resource, server, static
 
 from frptx.client.plugins.base import ClientPlugin
 from frptx.vhost.rewrite import parse_basic_auth
@@ -119,8 +119,11 @@ class StaticFileResource(resource.Resource):
             else:
                 try:
                     body = listing_html(full)
+                    modified = os.path.getmtime(full)
                 except OSError:
                     return self._text(request, 500, "Error reading directory")
+                if request.setLastModified(modified) is http.CACHED:
+                    return b""
                 request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
                 return body
         elif url_path.endswith("/"):
