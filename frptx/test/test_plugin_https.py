@@ -5,11 +5,17 @@ import json
 import tempfile
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from frptx.client.plugins import create_plugin
+from frptx.client.plugins.tls import InsecureClientCreator
 from frptx.test.plugin_support import curl, header, listen_http_backend, make_cert
-from frptx.test.support import EchoFactory, listen_local, roundtrip
+from frptx.test.support import EchoFactory, listen_local, roundtrip, with_timeout
 from frptx.test.test_plugin_http import listen_https_backend
 
 
@@ -81,3 +87,42 @@ class TLSPluginTests(TestCase):
         # the plugin still serves TLS (the echo server then echoes curl's request back)
         out, err, code = await curl("-v", "-k", f"https://127.0.0.1:{port}/")
         self.assertIn(b"SSL connection using", err)
+
+
+class _Bye(Protocol):
+    """A local service that answers "bye" and closes as soon as it is connected."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"bye")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class _TLSClient(Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.reason: Failure | None = None
+        self.done: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.reason = reason
+        self.done.callback(None)
+
+
+class TLS2RawCloseTests(TestCase):
+    async def test_local_close_ends_tls_cleanly(self) -> None:
+        """The local side's close reaches the client as a TLS close_notify, not a bare TCP FIN
+        under the TLS stream (which a TLS client reports as a truncation)."""
+        local = listen_local(self, Factory.forProtocol(_Bye))
+        plugin = create_plugin({"type": "tls2raw", "localAddr": f"127.0.0.1:{local}"})
+        port = listen_local(self, plugin.build(reactor))
+        client = _TLSClient()
+        endpoint = wrapClientTLS(InsecureClientCreator("localhost"), TCP4ClientEndpoint(reactor, "127.0.0.1", port))
+        await connectProtocol(endpoint, client)
+        client.transport.write(b"hi")  # type: ignore[union-attr]
+        await with_timeout(client.done, 10)
+        self.assertEqual(client.received, b"bye")
+        assert client.reason is not None
+        self.assertTrue(client.reason.check(ConnectionDone), client.reason)

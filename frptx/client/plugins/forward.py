@@ -26,6 +26,7 @@ from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -166,7 +167,8 @@ class HTTPForwardProtocol(Protocol):
     def readConnectionLost(self) -> None:
         if self._tunnel and self._backend is not None and not self._backend.lost:
             bt = self._backend.transport
-            if callable(getattr(bt, "loseWriteConnection", None)):
+            # (not through TLS: Twisted's TLS layer would hand out the TCP half-close)
+            if callable(getattr(bt, "loseWriteConnection", None)) and not isinstance(bt, TLSMemoryBIOProtocol):
                 unregister_producer(bt)  # type: ignore[arg-type]
                 bt.loseWriteConnection()  # type: ignore[union-attr]
             else:

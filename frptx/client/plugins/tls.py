@@ -17,7 +17,7 @@ from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IProtocolFactory
 from twisted.internet.ssl import CertificateOptions
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from frptx.client.plugins.base import PluginConfigError
@@ -66,9 +66,26 @@ def server_options(crt_path: str, key_path: str, prefix: str,
     return options
 
 
+class _WholeCloseTLSProtocol(TLSMemoryBIOProtocol):
+    """Twisted's TLS layer, without the *TCP* half-close it would otherwise expose.
+
+    ``ProtocolWrapper.__getattr__`` hands out the TCP transport's
+    ``loseWriteConnection``, so a relay that half-closes "the TLS transport"
+    would send a bare FIN under the TLS stream, which the client reports as a
+    truncation.  With the attribute hidden the relay closes the whole
+    connection instead (after flushing), and the client gets a close_notify.
+    """
+
+    loseWriteConnection = None
+
+
+class _WholeCloseTLSFactory(TLSMemoryBIOFactory):
+    protocol = _WholeCloseTLSProtocol
+
+
 def tls_server_factory(options: CertificateOptions, wrapped: IProtocolFactory, reactor: Any) -> TLSMemoryBIOFactory:
     """Terminate TLS on each work connection, then run ``wrapped`` on the plaintext."""
-    return TLSMemoryBIOFactory(options, False, wrapped, clock=reactor)
+    return _WholeCloseTLSFactory(options, False, wrapped, clock=reactor)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
