@@ -77,8 +77,10 @@ class Pusher(Protocol):
     ``paused`` fires the first time the transport pushes back; ``sent`` counts.
     """
 
-    def __init__(self, total: int, prefix: bytes = b"", chunk: int = 1 << 16, autostart: bool = True) -> None:
+    def __init__(self, total: int, prefix: bytes = b"", chunk: int = 1 << 16, autostart: bool = True,
+                 close_when_done: bool = True) -> None:
         self.autostart = autostart
+        self.close_when_done = close_when_done
         self.total = total
         self.prefix = prefix
         self.chunk = b"x" * chunk
@@ -108,9 +110,10 @@ class Pusher(Protocol):
             n = min(len(self.chunk), self.total - self.sent)
             self.sent += n
             self.transport.write(self.chunk[:n])
-        if self.sent >= self.total and not self.is_paused:
+        if self.sent >= self.total and not self.is_paused and self.transport is not None:
             self.transport.unregisterProducer()
-            self.transport.loseConnection()
+            if self.close_when_done:
+                self.transport.loseConnection()
 
     def stopProducing(self) -> None:
         self.is_paused = True

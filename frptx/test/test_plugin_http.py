@@ -5,6 +5,7 @@ import json
 import tempfile
 
 from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.trial.unittest import TestCase
 
@@ -81,7 +82,9 @@ class ReverseProxyTests(TestCase):
         requests = (b"POST /one HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
                     b"GET /two HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-        answer = await roundtrip(port, requests)
+        client = Collector(requests)  # no half-close: like Go, a client EOF cancels a pending request
+        await connect(port, client)
+        answer = await with_timeout(client.done, 10)
         self.assertEqual(answer.count(b"HTTP/1.1 200 OK"), 2, answer)
         self.assertIn(b'"body": "hello world"', answer)
         self.assertIn(b'"uri": "/two"', answer)
@@ -122,3 +125,120 @@ class ReverseProxyTests(TestCase):
         head, _, body = data.partition(b"\r\n\r\n")
         self.assertIn(b"Content-Length: %d" % total, head)
         self.assertEqual(len(body), total)
+
+
+class _Truncating(Protocol):
+    """Promises 100 bytes, sends 10, and closes."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+class _Upgrading(Protocol):
+    """Accepts an upgrade, then echoes."""
+
+    upgraded = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.upgraded:
+            self.transport.write(data)  # type: ignore[union-attr]
+        elif b"\r\n\r\n" in data:
+            self.upgraded = True
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\n"  # type: ignore[union-attr]
+                                 b"Connection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+
+
+class _Silent(Protocol):
+    """Reads the request and never answers."""
+
+
+class ForwarderEdgeTests(TestCase):
+    def plugin_port(self, backend: int) -> int:
+        plugin = create_plugin({"type": "http2http", "localAddr": f"127.0.0.1:{backend}"})
+        return listen_local(self, plugin.build(reactor))
+
+    async def test_truncated_response_closes_the_client(self) -> None:
+        port = self.plugin_port(listen_local(self, Factory.forProtocol(_Truncating)))
+        client = Collector(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await connect(port, client)
+        answer = await with_timeout(client.done, 10)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer)
+        self.assertTrue(answer.endswith(b"\r\n\r\n0123456789"), answer)
+
+    async def test_upgrade_becomes_a_tunnel(self) -> None:
+        port = self.plugin_port(listen_local(self, Factory.forProtocol(_Upgrading)))
+        client = Collector(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        await connect(port, client)
+        head = await with_timeout(client.received_at_least(len(b"HTTP/1.1 101")), 10)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), head)
+        await with_timeout(client.received_at_least(head.find(b"\r\n\r\n") + 4 if b"\r\n\r\n" in head else 0), 10)
+        end = (await with_timeout(client.received_at_least(1), 10)).find(b"\r\n\r\n") + 4
+        client.transport.write(b"ping")  # type: ignore[union-attr]
+        data = await with_timeout(client.received_at_least(end + 4), 10)
+        self.assertEqual(data[end:], b"ping")
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await with_timeout(client.done, 10)
+
+    async def test_client_gone_while_waiting_closes_the_backend(self) -> None:
+        """The local-service cleanup fails if the backend connection were left open."""
+        port = self.plugin_port(listen_local(self, Factory.forProtocol(_Silent)))
+        client = Collector(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        await connect(port, client)
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await with_timeout(client.done, 10)
+
+
+class _SlowSink(Protocol):
+    """Reads nothing until ``go()``, then counts the body and answers."""
+
+    def __init__(self, body: int) -> None:
+        self.body = body
+        self.seen = b""
+        self.count = 0
+
+    def connectionMade(self) -> None:
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def go(self) -> None:
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.count == 0 and b"\r\n\r\n" not in self.seen:
+            self.seen += data
+            if b"\r\n\r\n" not in self.seen:
+                return
+            data = self.seen.split(b"\r\n\r\n", 1)[1]
+        self.count += len(data)
+        if self.count >= self.body:
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # type: ignore[union-attr]
+
+
+class UploadBackpressureTests(TestCase):
+    async def test_slow_backend_pauses_the_upload(self) -> None:
+        total = 64 << 20
+        sink = _SlowSink(total)
+        backend = listen_local(self, OneProtocol(sink))
+        plugin = create_plugin({"type": "http2http", "localAddr": f"127.0.0.1:{backend}"})
+        recording = Recording(plugin.build(reactor))
+        port = listen_local(self, recording)
+        uploader = Pusher(total, prefix=b"POST /up HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                                        b"Content-Length: %d\r\n\r\n" % total, close_when_done=False)
+        received: list[bytes] = []
+        uploader.dataReceived = received.append  # type: ignore[method-assign]
+        await connect(port, uploader)
+
+        def backend_leg() -> object:
+            protocol = recording.built[0] if recording.built else None
+            backend_protocol = getattr(protocol, "_backend", None)
+            return getattr(backend_protocol, "transport", None)
+
+        # the plugin's connection to the backend is full and has paused reading the client
+        await until(lambda: backend_leg() is not None and backend_leg().producerPaused  # type: ignore[attr-defined]
+                    and uploader.is_paused, "upload backpressure", 10)
+        self.assertLess(uploader.sent, total)
+        self.assertLess(buffered(backend_leg()), 4 << 20)
+        sink.go()
+        await with_timeout(uploader.lost, 30)  # the plugin closes after the answer (Connection: close)
+        self.assertEqual(sink.count, total)
+        self.assertTrue(b"".join(received).startswith(b"HTTP/1.1 200 OK"))

@@ -20,7 +20,7 @@ relays in both directions.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol as TypingProtocol
 
@@ -45,10 +45,14 @@ from frptx.vhost.http1 import (
     ResponseHead,
     ResponseParser,
     get_header,
+    keep_alive,
     serialize_request_head,
     serialize_response_head,
 )
 from frptx.vhost.rewrite import client_response, go_reason, http_date, reply_connection
+
+#: bytes of pipelined requests read ahead while an answer is pending, at most
+_PIPELINE_LIMIT = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ class HTTPForwardProtocol(Protocol):
             self._bad_request(e)
             return
         self._request_events(events)
+        self._limit_pipelined()
 
     def readConnectionLost(self) -> None:
         if self._tunnel and self._backend is not None and not self._backend.lost:
@@ -173,6 +178,11 @@ class HTTPForwardProtocol(Protocol):
                 bt.loseWriteConnection()  # type: ignore[union-attr]
             else:
                 bt.loseConnection()  # type: ignore[union-attr]
+            return
+        if self._awaiting_response() or self._dialing is not None:
+            # the client left before its answer: drop the backend request (Go cancels it)
+            self._drop_backend()
+            self.transport.loseConnection()  # type: ignore[union-attr]
             return
         try:
             events = self.parser.feed_eof()
@@ -245,7 +255,7 @@ class HTTPForwardProtocol(Protocol):
             self._chunker = None
         self._held = [serialize_request_head(out)]
         self._response = ResponseParser(head.method)
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._pause_reading()
         backend = _Backend(self)
         self._dialing = decision.endpoint.connect(_BackendFactory(backend))
         self._dialing.addCallbacks(self._backend_connected, self._backend_failed)
@@ -279,8 +289,30 @@ class HTTPForwardProtocol(Protocol):
         backend = self._backend
         if backend is not None and not backend.lost:
             unregister_producer(backend.transport)  # type: ignore[arg-type]
-        self.transport.pauseProducing()  # type: ignore[union-attr]
-        self._paused_for_response = True
+            if not self._paused_for_response:
+                # a backend whose buffer was full may have paused us; it no longer may
+                self.transport.resumeProducing()  # type: ignore[union-attr]
+        # Keep reading (bytes of a pipelined request wait in the parser, up to
+        # _PIPELINE_LIMIT) so that a client that goes away is noticed, as Go's
+        # server notices it with its background read and cancels the request.
+        self._limit_pipelined()
+
+    def _pause_reading(self) -> None:
+        if not self._paused_for_response:
+            self._paused_for_response = True
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def _resume_reading(self) -> None:
+        if self._paused_for_response:
+            self._paused_for_response = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def _awaiting_response(self) -> bool:
+        return self._request is not None and self._request_done and not self._response_done and not self._tunnel
+
+    def _limit_pipelined(self) -> None:
+        if self._awaiting_response() and self.parser.buffered > _PIPELINE_LIMIT:
+            self._pause_reading()
 
     # ------------------------------------------------------------- backend side
 
@@ -297,9 +329,7 @@ class HTTPForwardProtocol(Protocol):
         self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
         if not self._request_done:
             backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
-            self.transport.resumeProducing()  # type: ignore[union-attr]
-        else:
-            self._paused_for_response = True
+        self._resume_reading()
 
     def _backend_failed(self, reason: Failure) -> None:
         self._dialing = None
@@ -312,7 +342,7 @@ class HTTPForwardProtocol(Protocol):
         if not self._request_done:
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        self._close_after = not _keep_alive(self._request)
+        self._close_after = not keep_alive(self._request)
         self._finish_exchange()
 
     def backend_data(self, backend: _Backend, data: bytes) -> None:
@@ -381,8 +411,7 @@ class HTTPForwardProtocol(Protocol):
         for event in events:
             if isinstance(event, Data):
                 backend.transport.write(event.data)  # type: ignore[union-attr]
-        self._paused_for_response = False
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._resume_reading()
 
     def backend_lost(self, backend: _Backend, reason: Failure | None) -> None:
         if backend is not self._backend:
@@ -431,9 +460,7 @@ class HTTPForwardProtocol(Protocol):
         self._response = None
         self._response_framing = ""
         self._chunker = None
-        if self._paused_for_response:
-            self._paused_for_response = False
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._resume_reading()
         try:
             events = self.parser.start_next()
         except HTTPProtocolError as e:
@@ -442,17 +469,10 @@ class HTTPForwardProtocol(Protocol):
         self._request_events(events)
 
 
-def _keep_alive(request: RequestHead) -> bool:
-    from frptx.vhost.http1 import keep_alive
-
-    return keep_alive(request)
-
-
 class HTTPForwardFactory(Factory):
     """``buildProtocol(user_address)``: the address feeds X-Forwarded-For."""
 
-    def __init__(self, reactor: Any, route: Route,
-                 wrap: Callable[[HTTPForwardProtocol], Any] | None = None) -> None:
+    def __init__(self, reactor: Any, route: Route) -> None:
         self.reactor = reactor
         self.route = route
 

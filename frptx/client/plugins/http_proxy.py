@@ -42,7 +42,7 @@ from frptx.vhost.http1 import (
     get_header,
     remove_headers,
 )
-from frptx.vhost.rewrite import parse_basic_auth
+from frptx.vhost.rewrite import http_date, parse_basic_auth
 
 #: Go's ``getBadResponse()`` written by ``http.Response.Write`` (bytes captured from frpc 0.65.0).
 CONNECT_AUTH_REQUIRED = (b"HTTP/1.1 407 Not authorized\r\nConnection: close\r\n"
@@ -86,8 +86,6 @@ class ProxyRoute:
         self.credentials = credentials
 
     def route(self, head: RequestHead, conn: HTTPForwardProtocol) -> Forward | bytes:
-        from frptx.vhost.rewrite import http_date
-
         date = http_date(self.reactor.seconds())
         if not self.credentials.check(head.headers):
             return go_reply(date, head, 407, [("Proxy-Authenticate", "Basic")])

@@ -33,7 +33,7 @@ from frptx.client.plugins.base import ClientPlugin, split_host_port
 from frptx.client.plugins.forward import Forward, HTTPForwardFactory, HTTPForwardProtocol, go_reply, origin_form
 from frptx.client.plugins.tls import InsecureClientCreator, server_options, tls_server_factory
 from frptx.vhost.http1 import RequestHead, get_header, header_values, remove_headers, set_header
-from frptx.vhost.rewrite import canonical_header_key, rewrite_request
+from frptx.vhost.rewrite import canonical_header_key, http_date, rewrite_request
 from frptx.vhost.routing import canonical_host
 
 _FORWARDED = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
@@ -101,8 +101,6 @@ class ReverseRoute:
         return None
 
     def _date(self) -> str:
-        from frptx.vhost.rewrite import http_date
-
         return http_date(self.reactor.seconds())
 
     def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes:
