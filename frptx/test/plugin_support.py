@@ -21,6 +21,7 @@ from twisted.trial.unittest import SkipTest
 from twisted.web import resource, server
 from zope.interface import implementer
 
+from frptx.protocols.transforms import connect_through
 from frptx.test.support import listen_local, with_timeout
 
 CURL = shutil.which("curl")
@@ -186,9 +187,10 @@ class HandOff(Protocol):
     the already-started transport, ``dataReceived`` with the bytes read early.
     """
 
-    def __init__(self, plugin_factory: Any, preamble: bytes) -> None:
+    def __init__(self, plugin_factory: Any, preamble: bytes, chain: Any = None) -> None:
         self.plugin_factory = plugin_factory
         self.preamble = preamble
+        self.chain = chain
         self.buffer = b""
         self.plugin: Any = None
 
@@ -203,8 +205,9 @@ class HandOff(Protocol):
             self.transport.loseConnection()
             return
         early = self.buffer[len(self.preamble):]
-        self.plugin = self.plugin_factory.buildProtocol(self.transport.getPeer())
-        self.plugin.makeConnection(self.transport)
+        protocol = self.plugin_factory.buildProtocol(self.transport.getPeer())
+        # through the work connection's transforms (encryption, compression) if any
+        self.plugin = connect_through(self.chain, protocol, self.transport)
         if early:
             self.plugin.dataReceived(early)
 
@@ -227,9 +230,10 @@ class HandOff(Protocol):
 
 
 class HandOffFactory(Factory):
-    def __init__(self, plugin_factory: Any, preamble: bytes) -> None:
+    def __init__(self, plugin_factory: Any, preamble: bytes, chain: Any = None) -> None:
         self.plugin_factory = plugin_factory
         self.preamble = preamble
+        self.chain = chain
 
     def buildProtocol(self, addr: Any) -> Protocol:
-        return HandOff(self.plugin_factory, self.preamble)
+        return HandOff(self.plugin_factory, self.preamble, self.chain() if self.chain else None)

@@ -85,3 +85,55 @@ class HandOffTests(TestCase):
         out, err, code = await curl("-k", f"https://127.0.0.1:{port}/h")
         self.assertEqual(code, 0, err)
         self.assertEqual(json.loads(out)["uri"], "/h")
+
+
+class TransformedWorkConnectionTests(TestCase):
+    """A plugin served through frp's encryption + compression, as frpc will with useEncryption."""
+
+    def chain(self) -> object:
+        from frptx.protocols.transforms import CfbTransform, SnappyTransform, TransformChain
+
+        return TransformChain([SnappyTransform(), CfbTransform(b"0123456789abcdef")])
+
+    async def connect_encrypted(self, port: int, payload: bytes) -> tuple[object, object]:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        from frptx.protocols.transforms import TransformWrapper
+        from frptx.test.support import Collector
+
+        client = Collector(payload)
+        wrapper = TransformWrapper(self.chain(), client)  # type: ignore[arg-type]
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), wrapper)  # type: ignore[arg-type]
+        return client, wrapper
+
+    async def test_socks5_and_static_file_through_transforms(self) -> None:
+        import os
+        import tempfile
+
+        from twisted.internet import reactor
+
+        from frptx.test.plugin_support import HandOffFactory
+        from frptx.test.support import EchoFactory, listen_local, with_timeout
+
+        echo = listen_local(self, EchoFactory())
+        socks = listen_local(self, HandOffFactory(create_plugin({"type": "socks5"}).build(reactor), b"", self.chain))
+        request = b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01" + echo.to_bytes(2, "big") + b"secret"
+        client, _ = await self.connect_encrypted(socks, request)
+        # method reply (2 bytes), CONNECT reply (10: IPv4 bound address), then the echo
+        data = await with_timeout(client.received_at_least(2 + 10 + 6), 10)  # type: ignore[attr-defined]
+        self.assertEqual(data[:6], b"\x05\x00\x05\x00\x00\x01")
+        self.assertEqual(data[12:], b"secret")
+        client.transport.loseConnection()  # type: ignore[attr-defined]
+        await with_timeout(client.done, 10)  # type: ignore[attr-defined]
+
+        root = tempfile.mkdtemp(prefix="frptx-static-")
+        body = os.urandom(1 << 20)
+        with open(os.path.join(root, "f.bin"), "wb") as f:
+            f.write(body)
+        files = listen_local(self, HandOffFactory(
+            create_plugin({"type": "static_file", "localPath": root}).build(reactor), b"", self.chain))
+        client, _ = await self.connect_encrypted(files, b"GET /f.bin HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        answer = await with_timeout(client.done, 10)  # type: ignore[attr-defined]
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"), answer[:100])
+        self.assertEqual(answer.partition(b"\r\n\r\n")[2], body)
