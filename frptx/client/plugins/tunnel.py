@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
-from frptx.protocols.relay import Relay, RelayEnd
+from frptx.protocols.relay import Relay, RelaySink
 from frptx.protocols.relayed import RelayedProtocol, start_relay
 
 
@@ -34,7 +34,7 @@ class TunnelProtocol(Protocol):
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self.end: RelayEnd | None = None
+        self.end: RelaySink | None = None
         self.relay: Relay | None = None
         self.lost = False
         self._dialing: Any = None
