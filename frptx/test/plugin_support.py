@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from frptx.protocols.transforms import connect_through
 from frptx.test.support import listen_local, with_timeout
+from frptx.transport.internals import tcp_unsent_bytes
 
 CURL = shutil.which("curl")
 
@@ -149,7 +150,9 @@ class OneProtocol(Factory):
 
 def buffered(transport: Any) -> int:
     """Bytes a Twisted TCP transport holds in its write buffer."""
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    unsent = tcp_unsent_bytes(transport)
+    assert unsent is not None, f"not a plain TCP transport: {transport!r}"
+    return unsent
 
 
 def make_cert(directory: str) -> tuple[str, str]:

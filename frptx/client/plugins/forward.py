@@ -126,7 +126,7 @@ class _BackendFactory(Factory):
 class HTTPForwardProtocol(Protocol):
     """Serve HTTP requests arriving on one work connection through a :class:`Route`."""
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, reactor: Any, route: Route, client_address: Any = None) -> None:
         self.reactor = reactor

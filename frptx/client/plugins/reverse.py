@@ -38,7 +38,7 @@ from frptx.vhost.routing import canonical_host
 
 _FORWARDED = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
 
-log = logs.logger()
+log = logs.logger(__name__)
 
 
 class ReverseRoute:

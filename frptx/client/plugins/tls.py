@@ -17,27 +17,12 @@ from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IProtocolFactory
 from twisted.internet.ssl import CertificateOptions
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from frptx.client.plugins.base import PluginConfigError
 from frptx.transport.certs import TLSConfigError, generate_self_signed, load_certificates, load_private_key
-
-
-class _ServerOptions(CertificateOptions):
-    """Without an ALPN list, ignore the client's offer instead of failing the handshake.
-
-    Twisted's ALPN callback answers an empty choice when it has nothing to
-    offer, which current OpenSSL turns into an "internal error" alert for any
-    client that offers ALPN (curl always does); Go's server simply does not
-    negotiate, which ``NO_OVERLAPPING_PROTOCOLS`` reproduces.
-    """
-
-    def _makeContext(self, *args: Any, **kwargs: Any) -> SSL.Context:
-        context = super()._makeContext(*args, **kwargs)
-        if not self._acceptableProtocols:
-            context.set_alpn_select_callback(lambda connection, offered: SSL.NO_OVERLAPPING_PROTOCOLS)
-        return context
+from frptx.transport.tls_server import ServerTLSFactory
 
 
 def server_options(crt_path: str, key_path: str, prefix: str,
@@ -53,39 +38,36 @@ def server_options(crt_path: str, key_path: str, prefix: str,
             key = load_pem_private_key(key_pem, None)
     except TLSConfigError as e:
         raise PluginConfigError(f"{prefix}.crtPath", str(e)) from e
-    options = _ServerOptions(
+    options = CertificateOptions(
         privateKey=PKey.from_cryptography_key(key),
         certificate=X509.from_cryptography(certs[0]),
         extraCertChain=[X509.from_cryptography(c) for c in certs[1:]],
         acceptableProtocols=alpn,
     )
     try:
-        options.getContext()
+        context = options.getContext()  # built (and cached) now, so a bad pair fails at config time
     except SSL.Error as e:
         raise PluginConfigError(f"{prefix}.keyPath", f"certificate and key do not match: {e}") from e
+    if not alpn:
+        # Without an ALPN list, ignore the client's offer as Go's server does: Twisted's
+        # own callback answers an empty choice, which current OpenSSL turns into an
+        # "internal error" alert for any client that offers ALPN (curl always does).
+        context.set_alpn_select_callback(_no_alpn)
     return options
 
 
-class _WholeCloseTLSProtocol(TLSMemoryBIOProtocol):
-    """Twisted's TLS layer, without the *TCP* half-close it would otherwise expose.
+def _no_alpn(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
-    ``ProtocolWrapper.__getattr__`` hands out the TCP transport's
-    ``loseWriteConnection``, so a relay that half-closes "the TLS transport"
-    would send a bare FIN under the TLS stream, which the client reports as a
-    truncation.  With the attribute hidden the relay closes the whole
-    connection instead (after flushing), and the client gets a close_notify.
+
+def tls_server_factory(options: CertificateOptions, wrapped: IProtocolFactory, reactor: Any) -> ServerTLSFactory:
+    """Terminate TLS on each work connection, then run ``wrapped`` on the plaintext.
+
+    frptx's server TLS layer, not Twisted's bare one: it half-closes with a
+    close_notify (Twisted's would hand a relay the *TCP* half-close, a bare FIN
+    under the TLS stream that the client reports as a truncation).
     """
-
-    loseWriteConnection = None
-
-
-class _WholeCloseTLSFactory(TLSMemoryBIOFactory):
-    protocol = _WholeCloseTLSProtocol
-
-
-def tls_server_factory(options: CertificateOptions, wrapped: IProtocolFactory, reactor: Any) -> TLSMemoryBIOFactory:
-    """Terminate TLS on each work connection, then run ``wrapped`` on the plaintext."""
-    return _WholeCloseTLSFactory(options, False, wrapped, clock=reactor)
+    return ServerTLSFactory(TLSMemoryBIOFactory(options, False, wrapped, clock=reactor), wrapped)
 
 
 @implementer(IOpenSSLClientConnectionCreator)

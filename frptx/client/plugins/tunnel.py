@@ -30,7 +30,7 @@ class TunnelProtocol(Protocol):
     Subclasses override :meth:`handshake_received` and call :meth:`dial`.
     """
 
-    log = logs.logger()
+    log = logs.logger(__name__)
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
