@@ -126,3 +126,21 @@ class TLS2RawCloseTests(TestCase):
         self.assertEqual(client.received, b"bye")
         assert client.reason is not None
         self.assertTrue(client.reason.check(ConnectionDone), client.reason)
+
+    async def test_client_half_close_through_tls(self) -> None:
+        """The client's close_notify reaches the local service as a FIN; its answer still comes back."""
+        import os
+
+        from frptx.test.support import Collector
+        from frptx.transport.tls_client import wrap_client_factory
+
+        local = listen_local(self, EchoFactory())
+        plugin = create_plugin({"type": "tls2raw", "localAddr": f"127.0.0.1:{local}"})
+        port = listen_local(self, plugin.build(reactor))
+        payload = os.urandom(1 << 20)
+        client = Collector(payload, half_close=True)
+        factory = wrap_client_factory(Factory.forProtocol(lambda: client), InsecureClientCreator("localhost"),
+                                      custom_first_byte=False)
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+        answer = await with_timeout(client.done, 10)
+        self.assertEqual(answer, payload)
