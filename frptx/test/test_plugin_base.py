@@ -109,7 +109,6 @@ class TransformedWorkConnectionTests(TestCase):
 
     async def test_socks5_and_static_file_through_transforms(self) -> None:
         import os
-        import tempfile
 
         from twisted.internet import reactor
 
@@ -127,7 +126,8 @@ class TransformedWorkConnectionTests(TestCase):
         client.transport.loseConnection()  # type: ignore[attr-defined]
         await with_timeout(client.done, 10)  # type: ignore[attr-defined]
 
-        root = tempfile.mkdtemp(prefix="frptx-static-")
+        root = self.mktemp()
+        os.makedirs(root)
         body = os.urandom(1 << 20)
         with open(os.path.join(root, "f.bin"), "wb") as f:
             f.write(body)

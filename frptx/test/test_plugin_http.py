@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
@@ -30,7 +30,9 @@ def listen_https_backend(testcase: TestCase) -> int:
 
     from frptx.test.support import _LocalService
 
-    crt, key = make_cert(tempfile.mkdtemp(prefix="frptx-cert-"))
+    directory = testcase.mktemp()
+    os.makedirs(directory)
+    crt, key = make_cert(directory)
     options = CertificateOptions(privateKey=PKey.from_cryptography_key(load_private_key(key, "k")),
                                  certificate=X509.from_cryptography(load_certificates(crt, "c")[0]))
     service = _LocalService(echo_site())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -42,7 +42,9 @@ class TLSPluginTests(TestCase):
         self.assertNotEqual(code, 0)  # a self-signed certificate is not trusted without -k
 
     async def test_https2http_given_certificate_verified(self) -> None:
-        crt, key = make_cert(tempfile.mkdtemp(prefix="frptx-cert-"))
+        directory = self.mktemp()
+        os.makedirs(directory)
+        crt, key = make_cert(directory)
         backend = listen_http_backend(self)
         port = self.plugin_port("https2http", localAddr=f"127.0.0.1:{backend}", crtPath=crt, keyPath=key,
                                 enableHTTP2=False)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
@@ -22,7 +21,8 @@ LISTING = (b'<!doctype html>\n<meta name="viewport" content="width=device-width"
 
 class StaticFileTests(TestCase):
     def setUp(self) -> None:
-        self.root = tempfile.mkdtemp(prefix="frptx-static-")
+        self.root = self.mktemp()  # under _trial_temp, removed with it
+        os.makedirs(self.root)
         os.mkdir(os.path.join(self.root, "sub dir"))
         os.mkdir(os.path.join(self.root, "site"))
         self.data = os.urandom(1000)
