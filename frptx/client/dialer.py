@@ -14,8 +14,10 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import ClientFactory, Factory
+from twisted.python.failure import Failure
 
 from frptx.config import ClientConfig
+from frptx.protocols.tracking import TrackedConnection
 
 
 class NotConnected(Exception):
@@ -40,15 +42,43 @@ class OneShotFactory(Factory):
         return self.protocol_instance
 
 
+class _NotifyingFactory(ClientFactory):
+    """Connects one ``TrackedConnection``; its ``on_connected`` hook fires the Deferred."""
+
+    noisy = False
+
+    def __init__(self, protocol: TrackedConnection) -> None:
+        self.protocol_instance = protocol
+        self.deferred: Deferred[IProtocol] = Deferred()
+        protocol.on_connected = self._connected
+
+    def _connected(self) -> None:
+        if not self.deferred.called:
+            self.deferred.callback(self.protocol_instance)  # type: ignore[arg-type]  # a Protocol
+
+    def buildProtocol(self, addr: object) -> IProtocol:  # type: ignore[override]  # a caller's instance
+        return self.protocol_instance  # type: ignore[return-value]  # a Protocol
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        if not self.deferred.called:
+            self.deferred.errback(reason)
+
+
 def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout: float,
                 bind_address: tuple[str, int] | None = None,
                 wrap: Callable[[ClientFactory], Factory] | None = None) -> Deferred[IProtocol]:
     """Connect ``protocol`` to host:port; the Deferred fires at connectionMade.
 
-    Through ``TCP4ClientEndpoint``, which is ``reactor.connectTCP`` (host names
-    and IPv6 literals as before) with a Deferred that fires once the protocol is
-    connected; ``wrap`` puts a layer (TLS) between the endpoint and ``protocol``.
+    frptx's own protocols (``TrackedConnection``) say when they are connected, so they
+    are connected with ``reactor.connectTCP`` directly: no wrapper protocol forwards each
+    of their reads (this is frpc's per-connection path).  Any other protocol goes through
+    ``TCP4ClientEndpoint``.  ``wrap`` puts a layer (TLS) in front of ``protocol``.
     """
+    if isinstance(protocol, TrackedConnection):
+        notifying = _NotifyingFactory(protocol)
+        reactor.connectTCP(host, port, wrap(notifying) if wrap else notifying, timeout=timeout,
+                           bindAddress=bind_address)
+        return notifying.deferred
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind_address)
     factory: Any = OneShotFactory(protocol)
     d = endpoint.connect(wrap(factory) if wrap else factory)

@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import RelaySink, unregister_producer
+from frptx.protocols.tracking import TrackedConnection
 from frptx.transport.inline import pending_write_bytes, write_now
 from frptx.wire import (
     CfbDecryptor,
@@ -64,7 +65,7 @@ class _ReadGate:
 
 
 @implementer(IHalfCloseableProtocol)
-class MessageProtocol(Protocol):
+class MessageProtocol(TrackedConnection, Protocol):
     """Frames in, ``message_received`` out; ``send`` frames out."""
 
     log = logs.logger(__name__)
@@ -81,14 +82,6 @@ class MessageProtocol(Protocol):
         self.on_lost: Any = None
         self.relay: Any = None
         self._gate: _ReadGate | None = None
-
-    #: the owner's ConnectionSet, so stopping a service can close and await this connection
-    tracker: Any = None
-
-    def makeConnection(self, transport: Any) -> None:
-        if self.tracker is not None:
-            self.tracker.add(self)
-        super().makeConnection(transport)
 
     # -- incoming -------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:

@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from frptx.protocols.relay import Relay, RelaySink
 from frptx.protocols.splice import start_spliced
+from frptx.protocols.tracking import TrackedConnection
 
 
 class RelayEndOwner(TypingProtocol):
@@ -26,7 +27,7 @@ class RelayEndOwner(TypingProtocol):
 
 
 @implementer(IHalfCloseableProtocol)
-class RelayedProtocol(Protocol):
+class RelayedProtocol(TrackedConnection, Protocol):
     """A byte pipe whose far side is attached later with ``join``."""
 
     def __init__(self) -> None:
@@ -36,14 +37,6 @@ class RelayedProtocol(Protocol):
         self.lost = False
         self.lost_reason: Failure | None = None
         self.on_lost: Callable[[Failure | None], None] | None = None
-
-    #: the owner's ConnectionSet, so stopping a service can close and await this connection
-    tracker: Any = None
-
-    def makeConnection(self, transport: Any) -> None:
-        if self.tracker is not None:
-            self.tracker.add(self)
-        super().makeConnection(transport)
 
     def connectionMade(self) -> None:
         # Read nothing more until the other leg exists; backpressure from the start.

@@ -9,6 +9,7 @@ is still open after a grace period, and fires once the set is empty.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -75,3 +76,27 @@ class ConnectionSet:
 def _relay_of(protocol: Any) -> Any:
     end = getattr(protocol, "end", None)
     return getattr(end, "relay", None)
+
+
+class TrackedConnection:
+    """Mixin for frptx's protocols: joins its owner's ``ConnectionSet``, and says when connected.
+
+    ``tracker`` (set by the owner) is the ``ConnectionSet`` that stopping a service closes
+    and awaits.  ``on_connected``, if set, is called once, right after ``connectionMade``:
+    frpc's dialer learns that a connection is up this way, with no wrapper protocol in
+    front of every read (an endpoint's ``connect`` would add one per connection).
+    """
+
+    #: the owner's ConnectionSet, so stopping a service can close and await this connection
+    tracker: Any = None
+    #: called once after connectionMade (the dialer's notice that this connection is up)
+    on_connected: Callable[[], None] | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.add(self)
+        super().makeConnection(transport)  # type: ignore[misc]  # the Protocol it is mixed into
+        hook = self.on_connected
+        if hook is not None:
+            self.on_connected = None
+            hook()
