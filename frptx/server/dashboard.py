@@ -78,7 +78,7 @@ class FrpsWebState:
         return ProxyRecord(
             name=p.name, type=p.kind, online=p.online,
             conf=proxy_conf(p.name, p.kind, p.registration) if p.online else None,
-            user=p.user, client_id=p.client_id,
+            user=p.user, client_id=p.client_id, run_id=p.run_id,
             client_version=control.login.version if control is not None else "",
             today_traffic_in=p.traffic_in.days[0], today_traffic_out=p.traffic_out.days[0],
             total_traffic_in=p.total_in, total_traffic_out=p.total_out,
