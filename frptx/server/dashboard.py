@@ -9,6 +9,7 @@ only asked at request or scrape time and answers from what frps already keeps.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,10 +76,14 @@ class FrpsWebState:
 
     def _record(self, p: ProxyStats) -> ProxyRecord:
         control = self.server.controls.get(p.run_id) if p.online else None
+        conf = proxy_conf(p.name, p.kind, p.registration) if p.online else None
+        live = control.proxies.get(p.name) if control is not None else None
+        if conf is not None and live is not None and p.kind in ("tcp", "udp") and live.remote_port:
+            # like frp, the port actually bound (the client may have asked for 0: any port)
+            conf = dataclasses.replace(conf, remote_port=live.remote_port)
         return ProxyRecord(
-            name=p.name, type=p.kind, online=p.online,
-            conf=proxy_conf(p.name, p.kind, p.registration) if p.online else None,
-            user=p.user, client_id=p.client_id,
+            name=p.name, type=p.kind, online=p.online, conf=conf,
+            user=p.user, client_id=p.client_id, run_id=p.run_id,
             client_version=control.login.version if control is not None else "",
             today_traffic_in=p.traffic_in.days[0], today_traffic_out=p.traffic_out.days[0],
             total_traffic_in=p.total_in, total_traffic_out=p.total_out,

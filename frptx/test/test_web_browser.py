@@ -52,7 +52,15 @@ class _Collect(ProcessProtocol):
         self.ended.callback(code if code is not None else -1)
 
 
-class BrowserTests(unittest.TestCase):
+class ChromiumTestCase(unittest.TestCase):
+    """
+    A test case with headless Chromium (no tests of its own): C{setUp} skips (or
+    fails, with C{FRPTX_REQUIRE_BROWSER=1}) without it; L{browse} runs it on a URL.
+    """
+
+    chromium: str | None
+    profile: str
+
     def setUp(self) -> None:
         self.chromium = find_chromium()
         if self.chromium is None:
@@ -91,6 +99,8 @@ class BrowserTests(unittest.TestCase):
         bad = [line for line in err.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
         self.assertEqual(bad, [])
 
+
+class BrowserTests(ChromiumTestCase):
     async def test_frps_dashboard(self) -> None:
         state = scenario()
         # a week with some traffic on a few proxies, so the charts show something

@@ -52,6 +52,7 @@ class FakeFrpsState:
         client = self.clients_by_key.get(client_key)
         p = ProxyRecord(name=conf.name, type=conf.type, online=True, conf=conf,
                         user=client.user if client else "", client_id=client.client_id if client else "",
+                        run_id=client.run_id if client else "",
                         client_version=client.version if client else "",
                         last_start_time=started if started is not None else time.time(), **kw)  # type: ignore[arg-type]
         self.proxies_by_name[conf.name] = p
@@ -80,7 +81,7 @@ class FakeFrpsState:
         c = self.clients_by_key[key]
         self.clients_by_key[key] = dataclasses.replace(c, online=False, disconnected_at=time.time())
         for p in list(self.proxies_by_name.values()):
-            if p.online and c.user == p.user and c.client_id == p.client_id:
+            if p.online and c.user == p.user and c.client_id == p.client_id and c.run_id == p.run_id:
                 self.close_proxy(p.name)
 
     # -- FrpsState ------------------------------------------------------------

@@ -107,13 +107,14 @@ def frps_site(state: FrpsState, *, user: str = "", password: str = "", assets_di
     """
     if clock is None:
         from twisted.internet import reactor as clock
+    assert clock is not None
     metrics = None
     if enable_prometheus:
         from frptx.web.metrics import MetricsResource, make_registry
 
         metrics = MetricsResource(make_registry(state, process_metrics=process_metrics))
-    root = _Root(FrpsAPI(state).resource(), assets_dir or default_assets_dir("frps"), metrics)
-    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))  # type: ignore[arg-type]
+    root = _Root(FrpsAPI(state, clock.seconds).resource(), assets_dir or default_assets_dir("frps"), metrics)
+    site = server.Site(_guard(root, user, password, clock, auth_fail_delay))
     site.displayTracebacks = False
     return site
 

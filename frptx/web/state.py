@@ -111,6 +111,9 @@ class ProxyRecord:
     conf: ProxyConf | None = None
     user: str = ""
     client_id: str = ""
+    #: the run id of the client that registered it (frp's v2 API names a proxy's client by
+    #: it when the client sent no client id)
+    run_id: str = ""
     client_version: str = ""
     today_traffic_in: int = 0
     today_traffic_out: int = 0
@@ -155,6 +158,8 @@ class ClientRecord:
     last_connected_at: float = 0.0
     disconnected_at: float | None = None
     proxy_count: int = 0
+    #: the control connection's wire protocol (frp's v2 API shows it); frptx speaks v1 only
+    wire_protocol: str = "v1"
 
 
 class FrpsState(Protocol):

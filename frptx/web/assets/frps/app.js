@@ -5,7 +5,12 @@
 
 const TYPES = ["tcp", "udp", "http", "https", "tcpmux", "stcp", "sudp", "xtcp"];
 const REFRESH_MS = 5000;
-const state = { type: "tcp", info: null, timer: null, clientsSupported: true };
+// the proxy type tab is in the URL's fragment (#udp), so a tab can be bookmarked or linked to
+function typeFromHash() {
+  const t = decodeURIComponent(location.hash.slice(1)).toLowerCase();
+  return TYPES.includes(t) ? t : null;
+}
+const state = { type: typeFromHash() || "tcp", info: null, timer: null, clientsSupported: true };
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -95,7 +100,7 @@ function renderTabs(info) {
   document.getElementById("tabs").replaceChildren(...TYPES.map((t) =>
     h("button", {
       type: "button", class: t === state.type ? "active" : "", "data-type": t,
-      onclick: () => { state.type = t; refresh(); },
+      onclick: () => { state.type = t; history.replaceState(null, "", "#" + t); refresh(); },
     }, t.toUpperCase(), h("span", { class: "count" }, counts[t] || 0))));
 }
 
@@ -210,6 +215,10 @@ function schedule() {
   if (document.getElementById("auto").checked) state.timer = setInterval(refresh, REFRESH_MS);
 }
 
+window.addEventListener("hashchange", () => {
+  const t = typeFromHash();
+  if (t && t !== state.type) { state.type = t; refresh(); }
+});
 document.getElementById("refresh").addEventListener("click", refresh);
 document.getElementById("auto").addEventListener("change", schedule);
 document.getElementById("prune").addEventListener("click", async () => {
