@@ -123,4 +123,6 @@ def makeService(options: Options, tapname: str) -> IService:
         return FrpcService(cfg, reactor, config_path=options["config"], on_fatal=on_fatal, install_sighup=True)
     except TLSConfigError as e:
         raise SystemExit(f"frpc: TLS setup failed: {e}") from None
+    except ConfigError as e:  # what only the client can check (plugin options)
+        raise SystemExit(f"frpc: invalid config {options['config']}:\n{e}") from None
 

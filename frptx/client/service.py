@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from frptx import logs
 from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.client import FrpClient
+from frptx.client.kinds.plugin_host import check_plugins
 from frptx.client.udp import SudpVisitor
 from frptx.client.visitors import StcpVisitor
 from frptx.config import ClientConfig, ConfigError, VisitorConfig
@@ -55,6 +56,7 @@ class FrpcService(MultiService):
                  on_fatal: Callable[[str], None] | None = None, install_sighup: bool = False,
                  login_backoff: BackoffPolicy = LOGIN_BACKOFF) -> None:
         super().__init__()
+        check_plugins(config)
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -127,6 +129,7 @@ class FrpcService(MultiService):
             return fail(ConfigError([("<reload>", "frpc was not started from a config file")]))
         try:
             new_config = self.proxy_manager.loader(path)
+            check_plugins(new_config)
         except ConfigError as e:
             self.log.error("reload of {path} rejected, keeping the running proxies and visitors:\n{errors}",
                            path=path, errors=str(e))

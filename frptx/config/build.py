@@ -176,7 +176,7 @@ def _web_server(errors: Errors, doc: Doc) -> WebServerConfig:
 def _plugin(doc: Doc) -> PluginConfig:
     if not doc or not doc.get("type"):
         return PluginConfig()
-    options = {_snake(k): _frozen(v) for k, v in doc.items() if k != "type"}
+    options = {k: _frozen(v) for k, v in doc.items() if k != "type"}  # frp's keys, as the plugins take them
     return PluginConfig(type=doc["type"], options=FrozenMap(options))
 
 

@@ -311,8 +311,8 @@ class HealthCheckConfig:
 class PluginConfig:
     """
     C{proxies[].plugin} / C{visitors[].plugin}; C{type == ""} means no plugin.
-    C{options} holds the plugin-specific keys (snake_case), e.g.
-    C{{"unix_path": "/run/x.sock"}}.
+    C{options} holds the plugin-specific keys as frp spells them, e.g.
+    C{{"unixPath": "/run/x.sock"}} (L{frptx.client.plugins} reads them).
     """
 
     type: str = ""

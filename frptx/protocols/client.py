@@ -93,6 +93,8 @@ class ClientWorkProtocol(MessageProtocol):
         super().__init__()
         self.dispatcher = dispatcher
         self.tracker = dispatcher.connections
+        #: frps' StartWorkConn (the user's and the listener's addresses), once received
+        self.start_msg: StartWorkConn | None = None
 
     def connectionMade(self) -> None:
         tune(self.transport)
@@ -106,4 +108,5 @@ class ClientWorkProtocol(MessageProtocol):
             self.log.warn("frps refused a work connection: {error}", error=msg.error)
             self.close()
             return
+        self.start_msg = msg
         self.dispatcher.work_started(self, msg)

@@ -8,6 +8,7 @@ from twisted.python.failure import Failure
 
 from frptx import logs
 from frptx.client.context import ClientContext
+from frptx.client.kinds.plugin_host import serve_with_plugin
 from frptx.client.kinds.registry import ClientKind, register
 from frptx.config import ProxyConfig
 from frptx.protocols.client import ClientWorkProtocol, LocalServiceProtocol
@@ -22,7 +23,15 @@ log = logs.logger(__name__)
 
 def relay_to_local(client: ClientContext, proxy: ProxyConfig, work: ClientWorkProtocol,
                    codec: StreamCodec | None) -> None:
-    """Dial ``localIP:localPort`` and relay the work connection to it (tcp, stcp)."""
+    """Dial ``localIP:localPort`` and relay the work connection to it (tcp, stcp).
+
+    A proxy with a client plugin serves the work connection with the plugin instead.
+    """
+    if proxy.plugin.type:
+        start = work.start_msg
+        serve_with_plugin(client.reactor, proxy, work, codec, start.src_addr if start else "",
+                          start.src_port if start else 0)
+        return
     local = LocalServiceProtocol()
     local.tracker = client.connections
     counter = client.proxy_manager.counter(proxy.name)
