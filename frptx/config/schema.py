@@ -678,7 +678,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "proxies[*].transport.bandwidthLimit", _set, "bandwidth limits"),
     Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),
-    Unsupported("client", "proxies[*].transport.proxyProtocolVersion", _set, "PROXY protocol headers"),
     Unsupported("client", "proxies[*].plugin", _set, "client plugins"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
     Unsupported("client", "proxies[*].healthCheck.type", _set, "health checks"),

@@ -93,6 +93,8 @@ class ClientWorkProtocol(MessageProtocol):
         super().__init__()
         self.dispatcher = dispatcher
         self.tracker = dispatcher.connections
+        #: the StartWorkConn that started this connection (the user's and frps' addresses)
+        self.start_message: StartWorkConn | None = None
 
     def connectionMade(self) -> None:
         tune(self.transport)
@@ -106,4 +108,5 @@ class ClientWorkProtocol(MessageProtocol):
             self.log.warn("frps refused a work connection: {error}", error=msg.error)
             self.close()
             return
+        self.start_message = msg
         self.dispatcher.work_started(self, msg)

@@ -745,6 +745,15 @@ class UnsupportedTests(ConfigTestCase):
         self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1MB"})]},
                           "proxies[0].transport.bandwidthLimit: not supported by frptx yet")
 
+    def test_proxyProtocolVersion(self) -> None:
+        """v1 and v2 reach the model; anything else is refused at its key path (frp: "not support ...")."""
+        for version in ("v1", "v2"):
+            config = parse_client_config({"proxies": [tcp(transport={"proxyProtocolVersion": version})]})
+            self.assertEqual(config.proxies[0].transport.proxy_protocol_version, version)
+        self.assertEqual(parse_client_config({"proxies": [tcp()]}).proxies[0].transport.proxy_protocol_version, "")
+        self.client_fails({"proxies": [tcp(transport={"proxyProtocolVersion": "v3"})]},
+                          "proxies[0].transport.proxyProtocolVersion: must be one of v1, v2; got 'v3'")
+
     def test_visitors(self) -> None:
         config = parse_client_config({"visitors": [{"name": "v", "type": "stcp", "serverName": "s", "bindPort": 9000}]})
         self.assertEqual(config.visitors[0].server_name, "s")

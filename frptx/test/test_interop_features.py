@@ -1,0 +1,56 @@
+"""Live interop with Go frp 0.65.0 for the proxy features of issue 14.
+
+Each test puts a stock Go peer on one side and frptx on the other, so a
+difference in what either side sends (StartWorkConn's addresses, NewProxy's
+limit fields, the header bytes) shows up as a failed assertion here.
+"""
+from __future__ import annotations
+
+from frptx.test.support import connect, listen_local, tcp_proxy, with_timeout
+from frptx.test.test_e2e import async_test
+from frptx.test.test_e2e_proxy_protocol import HeaderEchoFactory
+from frptx.test.test_interop_go import GO_DEFAULT, EchoReader, InteropBase
+
+LOOPBACK = "127.0.0.1"
+
+
+class ProxyProtocolInterop(InteropBase):
+    """``transport.proxyProtocolVersion`` with one side Go, one side frptx."""
+
+    async def user_exchange(self, port: int, service: HeaderEchoFactory, version: int) -> None:
+        payload = b"through a stock peer" * 500
+        user = EchoReader(payload)  # no half-close: Go's relay would end both directions on it
+        await connect(port, user)
+        me = user.transport.getHost()
+        self.assertEqual(await with_timeout(user.done, 20), payload)
+        header = service.headers[-1]
+        self.assertEqual((header.version, header.command, header.transport), (version, "PROXY", "tcp"))
+        self.assertEqual(header.source, (LOOPBACK, me.port))
+        self.assertEqual(header.destination, (LOOPBACK, port))
+
+    @async_test
+    async def test_our_frpc_behind_go_frps(self) -> None:
+        """Go frps fills StartWorkConn; our frpc writes the header from it."""
+        service = HeaderEchoFactory()
+        local = listen_local(self, service)
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [
+            tcp_proxy("pp1", local, transport={"proxyProtocolVersion": "v1"}),
+            tcp_proxy("pp2", local, transport={"proxyProtocolVersion": "v2"})])
+        await self.user_exchange(await self.our_remote_port(frpc, "pp1"), service, 1)
+        await self.user_exchange(await self.our_remote_port(frpc, "pp2"), service, 2)
+        self.assertEqual(len(service.headers), 2)
+
+    @async_test
+    async def test_go_frpc_behind_our_frps(self) -> None:
+        """Our frps fills StartWorkConn; Go frpc writes the header from it."""
+        service = HeaderEchoFactory()
+        local = listen_local(self, service)
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [
+            tcp_proxy("pp1", local, transport={"proxyProtocolVersion": "v1"}),
+            tcp_proxy("pp2", local, transport={"proxyProtocolVersion": "v2"})])
+        await self.user_exchange(await go.remote_port("pp1"), service, 1)
+        await self.user_exchange(await go.remote_port("pp2"), service, 2)
+        self.assertEqual(len(service.headers), 2)
+
