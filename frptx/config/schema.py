@@ -680,7 +680,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),
     Unsupported("client", "proxies[*].plugin", _set, "client plugins"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
-    Unsupported("client", "proxies[*].healthCheck.type", _set, "health checks"),
     Unsupported("client", "proxies[*].loadBalancer.group", _set, "load-balancing groups"),
     # --- later: client-wide ------------------------------------------------
     Unsupported("client", "transport.protocol", _is_not("tcp"),

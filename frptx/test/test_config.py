@@ -754,6 +754,16 @@ class UnsupportedTests(ConfigTestCase):
         self.client_fails({"proxies": [tcp(transport={"proxyProtocolVersion": "v3"})]},
                           "proxies[0].transport.proxyProtocolVersion: must be one of v1, v2; got 'v3'")
 
+    def test_healthCheck(self) -> None:
+        check = {"type": "http", "timeoutSeconds": 2, "maxFailed": 4, "intervalSeconds": 5, "path": "/ok",
+                 "httpHeaders": [{"name": "Host", "value": "svc"}]}
+        hc = parse_client_config({"proxies": [tcp(healthCheck=check)]}).proxies[0].health_check
+        self.assertEqual((hc.type, hc.timeout_seconds, hc.max_failed, hc.interval_seconds, hc.path, hc.http_headers),
+                         ("http", 2, 4, 5, "/ok", (("Host", "svc"),)))
+        self.client_fails({"proxies": [tcp(healthCheck={"type": "udp"}), tcp("b", healthCheck={"type": "http"})]},
+                          "proxies[0].healthCheck.type: must be one of tcp, http; got 'udp'",
+                          "proxies[1].healthCheck.path: required when healthCheck.type is http")
+
     def test_visitors(self) -> None:
         config = parse_client_config({"visitors": [{"name": "v", "type": "stcp", "serverName": "s", "bindPort": 9000}]})
         self.assertEqual(config.visitors[0].server_name, "s")
