@@ -35,6 +35,7 @@ from frptx.client.dialer import Dialer
 from frptx.client.health import HealthChecker, Probe, probe_for
 from frptx.client.kinds.registry import new_proxy_message
 from frptx.config import ClientConfig, ConfigError, ProxyConfig, load_client_config
+from frptx.protocols.bandwidth import BandwidthLimiter
 from frptx.protocols.relay import TrafficCounter
 from frptx.wire import CloseProxy, NewProxyResp
 
@@ -87,6 +88,8 @@ class ProxyManager(Service):
         self.proxies: dict[str, ProxyConfig] = {p.name: p for p in client.config.active_proxies()}
         self.status: dict[str, ProxyStatus] = {name: ProxyStatus() for name in self.proxies}
         self.counters: dict[str, TrafficCounter] = {}
+        #: proxy name -> (the config it was made for, its limiter): one limiter per proxy, as in frp
+        self._limiters: dict[str, tuple[ProxyConfig, BandwidthLimiter | None]] = {}
         self._waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
         self._running_waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
         self._timers: dict[str, IDelayedCall] = {}
@@ -105,6 +108,19 @@ class ProxyManager(Service):
 
     def counter(self, name: str) -> TrafficCounter:
         return self.counters.setdefault(name, TrafficCounter())
+
+    def limiter(self, proxy: ProxyConfig) -> BandwidthLimiter | None:
+        """The proxy's client-mode bandwidth limiter, shared by all its connections (None: unlimited).
+
+        A reload that changes the proxy gets a fresh one (its config differs).
+        """
+        cached = self._limiters.get(proxy.name)
+        if cached is not None and cached[0] == proxy:
+            return cached[1]
+        t = proxy.transport
+        limiter = BandwidthLimiter.for_proxy(t.bandwidth_limit, t.bandwidth_limit_mode, "client", self.client.reactor)
+        self._limiters[proxy.name] = (proxy, limiter)
+        return limiter
 
     def wait_settled(self, name: str) -> Deferred[ProxyStatus]:
         """Fires with the status once frps has answered this proxy's NewProxy."""
@@ -310,6 +326,7 @@ class ProxyManager(Service):
             self.status.pop(name, None)
             self._cancel_timer(name)
             self._stop_checker(name)
+            self._limiters.pop(name, None)
         # proxies are the only reloadable part: keep the running client config otherwise
         self.client.config = _with_proxies(old_client_config, new_config)
         self.client.dialer.config = self.client.config

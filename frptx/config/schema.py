@@ -676,8 +676,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "proxies[*].type", _is("xtcp"),
                 "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
-    Unsupported("client", "proxies[*].transport.bandwidthLimit", _set, "bandwidth limits"),
-    Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),
     Unsupported("client", "proxies[*].plugin", _set, "client plugins"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
     Unsupported("client", "proxies[*].loadBalancer.group", _set, "load-balancing groups"),

@@ -742,8 +742,17 @@ class UnsupportedTests(ConfigTestCase):
         config = parse_client_config({"proxies": [tcp(transport={"useEncryption": True, "useCompression": True})]})
         self.assertTrue(config.proxies[0].transport.use_encryption)
         self.assertTrue(config.proxies[0].transport.use_compression)
-        self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1MB"})]},
-                          "proxies[0].transport.bandwidthLimit: not supported by frptx yet")
+
+    def test_bandwidthLimit(self) -> None:
+        config = parse_client_config({"proxies": [tcp(transport={"bandwidthLimit": "1MB"}),
+                                                  tcp("b", transport={"bandwidthLimit": "512KB",
+                                                                      "bandwidthLimitMode": "server"})]})
+        self.assertEqual([(p.transport.bandwidth_limit, p.transport.bandwidth_limit_mode) for p in config.proxies],
+                         [("1MB", "client"), ("512KB", "server")])
+        self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1mb"}),
+                                       tcp("b", transport={"bandwidthLimitMode": "both"})]},
+                          "proxies[0].transport.bandwidthLimit: must look like '1MB' or '512KB'; got '1mb'",
+                          "proxies[1].transport.bandwidthLimitMode: must be one of client, server; got 'both'")
 
     def test_proxyProtocolVersion(self) -> None:
         """v1 and v2 reach the model; anything else is refused at its key path (frp: "not support ...")."""
@@ -805,8 +814,8 @@ class UnsupportedTests(ConfigTestCase):
     def test_unsupportedAndInvalidTogether(self) -> None:
         """Unsupported features do not hide ordinary errors (or vice versa)."""
         self.client_fails(
-            {"proxies": [tcp(transport={"bandwidthLimit": "1MB"}), tcp("b", localPort="x")]},
-            "proxies[0].transport.bandwidthLimit: not supported by frptx yet",
+            {"proxies": [tcp(loadBalancer={"group": "g"}), tcp("b", localPort="x")]},
+            "proxies[0].loadBalancer.group: not supported by frptx yet",
             "proxies[1].localPort: expected an integer",
         )
 

@@ -6,7 +6,10 @@ limit fields, the header bytes) shows up as a failed assertion here.
 """
 from __future__ import annotations
 
+import time
+
 from frptx.test.support import connect, listen_local, tcp_proxy, with_timeout
+from frptx.test.test_bandwidth_relay import MIN_SECONDS, Sender, SinkFactory
 from frptx.test.test_e2e import async_test
 from frptx.test.test_e2e_proxy_protocol import HeaderEchoFactory
 from frptx.test.test_interop_go import GO_DEFAULT, EchoReader, InteropBase
@@ -54,3 +57,51 @@ class ProxyProtocolInterop(InteropBase):
         await self.user_exchange(await go.remote_port("pp2"), service, 2)
         self.assertEqual(len(service.headers), 2)
 
+
+
+class BandwidthLimitInterop(InteropBase):
+    """A server-mode ``bandwidthLimit`` travels in NewProxy: the stock peer's frps/frpc must honour ours.
+
+    Only a lower bound on the elapsed time is asserted (see ``test_bandwidth_relay``).
+    """
+
+    async def limited_transfer(self, port: int, sink: SinkFactory) -> None:
+        started = time.monotonic()
+        user = Sender()
+        await connect(port, user)
+        finished = await with_timeout(sink.done, 40)
+        user.transport.loseConnection()
+        self.assertGreaterEqual(finished - started, MIN_SECONDS)
+
+    @async_test
+    async def test_go_frpc_server_mode_limit_enforced_by_our_frps(self) -> None:
+        sink = SinkFactory()
+        local = listen_local(self, sink)
+        frps = self.our_frps(GO_DEFAULT["tcp_mux"])
+        go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [tcp_proxy(
+            "slow", local, transport={"bandwidthLimit": "512KB", "bandwidthLimitMode": "server"})])
+        port = await go.remote_port("slow")
+        self.assertIsNotNone(frps.server.proxies["slow"].limiter)
+        await self.limited_transfer(port, sink)
+
+    @async_test
+    async def test_our_frpc_server_mode_limit_enforced_by_go_frps(self) -> None:
+        sink = SinkFactory()
+        local = listen_local(self, sink)
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy(
+            "slow", local, transport={"bandwidthLimit": "512KB", "bandwidthLimitMode": "server"})])
+        port = await self.our_remote_port(frpc, "slow")
+        self.assertIsNone(frpc.proxy_manager.limiter(frpc.proxy_manager.proxies["slow"]))  # frps' job, not ours
+        conf = (await self.go_dashboard_proxy(frps, "tcp", "slow"))["conf"]["transport"]
+        self.assertEqual((conf.get("bandwidthLimit"), conf.get("bandwidthLimitMode")), ("512KB", "server"))
+        await self.limited_transfer(port, sink)
+
+    @async_test
+    async def test_our_frpc_client_mode_limit_behind_go_frps(self) -> None:
+        sink = SinkFactory()
+        local = listen_local(self, sink)
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy(
+            "slow", local, transport={"bandwidthLimit": "512KB"})])
+        await self.limited_transfer(await self.our_remote_port(frpc, "slow"), sink)

@@ -51,6 +51,8 @@ def relay_to_local(client: ClientContext, proxy: ProxyConfig, work: ClientWorkPr
             local.transport.write(header)
         work.relay = Relay(work.transport, local.transport, counter=counter)
         apply_codec(work.relay, "a", codec)
+        # bandwidthLimitMode client: frpc holds the proxy's traffic to the limit on the local-service leg
+        work.relay.limit("b", client.proxy_manager.limiter(proxy))
         work_early, work_eof = work.take_early()
         local_early, local_eof = local.take_early()
         start_relay(work.relay, work, local, work_early, local_early, work_eof, local_eof,
