@@ -7,12 +7,15 @@ limit fields, the header bytes) shows up as a failed assertion here.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from frptx.test.support import connect, listen_local, tcp_proxy, with_timeout
+from twisted.internet import reactor
+
+from frptx.test.support import EchoFactory, connect, deferLater, listen_local, tcp_proxy, with_timeout
 from frptx.test.test_bandwidth_relay import MIN_SECONDS, Sender, SinkFactory
 from frptx.test.test_e2e import async_test
 from frptx.test.test_e2e_proxy_protocol import HeaderEchoFactory
-from frptx.test.test_interop_go import GO_DEFAULT, EchoReader, InteropBase
+from frptx.test.test_interop_go import GO_DEFAULT, EchoReader, InteropBase, echo
 
 LOOPBACK = "127.0.0.1"
 
@@ -105,3 +108,32 @@ class BandwidthLimitInterop(InteropBase):
         frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy(
             "slow", local, transport={"bandwidthLimit": "512KB"})])
         await self.limited_transfer(await self.our_remote_port(frpc, "slow"), sink)
+
+
+class HealthCheckInterop(InteropBase):
+    """Our frpc's health check withdraws the proxy from a stock Go frps and registers it again."""
+
+    async def go_status(self, frps: Any, name: str, wanted: str) -> None:
+        for _ in range(200):  # bounded: 20 s
+            if (await self.go_dashboard_proxy(frps, "tcp", name))["status"] == wanted:
+                return
+            await deferLater(0.1)
+        raise AssertionError(f"Go frps never showed proxy {name} {wanted}")
+
+    @async_test
+    async def test_check_failed_closes_the_proxy_on_go_frps(self) -> None:
+        listener = reactor.listenTCP(0, EchoFactory(), interface=LOOPBACK)
+        local = listener.getHost().port
+        frps = await self.go_frps(GO_DEFAULT["tcp_mux"])
+        frpc, _ = self.our_frpc(frps.port, GO_DEFAULT, [tcp_proxy("web", local, healthCheck={
+            "type": "tcp", "intervalSeconds": 1, "timeoutSeconds": 1, "maxFailed": 1})])
+        port = await self.our_remote_port(frpc, "web")
+        self.assertEqual(await echo(port, b"up"), b"up")
+        await listener.stopListening()
+        await self.go_status(frps, "web", "offline")
+        self.assertEqual(frpc.proxy_manager.status["web"].phase, "check failed")
+        listener = reactor.listenTCP(local, EchoFactory(), interface=LOOPBACK)
+        self.addCleanup(listener.stopListening)
+        await with_timeout(frpc.proxy_manager.when_running("web"), 20)
+        await self.go_status(frps, "web", "online")
+        self.assertEqual(await echo(await self.our_remote_port(frpc, "web"), b"back"), b"back")
