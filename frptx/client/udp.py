@@ -204,7 +204,8 @@ class UdpWorkHandler:
         self.name = proxy.name
         self.counter = client.proxy_manager.counter(proxy.name)
         self.channel = PacketChannel(work_protocol, codec, self.from_frps, self.clock, on_lost=self._lost,
-                                     description=f"{proxy.type} proxy [{proxy.name}] work connection")
+                                     description=f"{proxy.type} proxy [{proxy.name}] work connection",
+                                     limiter=client.proxy_manager.limiter(proxy))
         self.peers: collections.OrderedDict[Address, _PeerSocket] = collections.OrderedDict()
         self.local_addr: Address | None = None
         self.pending: list[UDPPacket] = []

@@ -135,6 +135,48 @@ class LimitedRelayLegTests(unittest.TestCase):
         self.assertEqual(a.value(), b"ABC")
 
 
+class LimitedPacketChannelTests(unittest.TestCase):
+    """udp/sudp work connections: the proxy's limiter holds reads back and drops datagrams it cannot send."""
+
+    def setUp(self) -> None:
+        from frptx.test.test_udp import channel_on
+
+        self.clock = Clock()
+        self.channel, self.proto, self.got = channel_on(self.clock, limiter=BandwidthLimiter(RATE, self.clock))
+
+    def test_started_channel_reads(self) -> None:
+        self.assertFalse(paused(self.proto.transport))
+
+    def test_reads_over_the_limit_pause_the_connection(self) -> None:
+        from frptx.wire import UDPPacket, encode_message
+
+        frame = encode_message(UDPPacket(content=b"d" * 1400, remote_addr=("127.0.0.1", 5000)))
+        self.proto.dataReceived(frame)  # over the 1000-byte burst
+        self.assertEqual(len(self.got), 1)  # delivered, then paid for
+        self.assertTrue(paused(self.proto.transport))
+        self.clock.advance((len(frame) - RATE) / RATE)
+        self.assertFalse(paused(self.proto.transport))
+
+    def test_sends_over_the_limit_drop_until_the_debt_is_paid(self) -> None:
+        from frptx.wire import UDPPacket
+
+        packet = UDPPacket(content=b"s" * 1200, remote_addr=("127.0.0.1", 5000))
+        self.assertTrue(self.channel.send(packet))  # overdraws the bucket
+        self.assertFalse(self.channel.send(packet))  # dropped, not queued
+        self.assertEqual(self.channel.dropped_busy, 1)
+        self.clock.advance(1)
+        self.assertTrue(self.channel.send(packet))
+
+    def test_without_a_limiter_nothing_is_held(self) -> None:
+        from frptx.test.test_udp import channel_on
+        from frptx.wire import UDPPacket
+
+        channel, proto, _ = channel_on(self.clock)
+        packet = UDPPacket(content=b"s" * 1200, remote_addr=("127.0.0.1", 5000))
+        self.assertTrue(all(channel.send(packet) for _ in range(10)))
+        self.assertIs(channel.transport, proto.transport)
+
+
 class NewProxyFieldsTests(unittest.TestCase):
     def test_limit_travels_in_new_proxy_as_frp_sends_it(self) -> None:
         cfg = client_config(7000, False, False, [
@@ -211,3 +253,28 @@ class LimitedTransferTests(LimitedTransferMixin, unittest.TestCase):
     @async_test
     async def test_server_mode_holds_the_transfer_to_the_limit(self) -> None:
         await self.limited("server")
+
+    @async_test
+    async def test_udp_proxy_with_a_limit_still_carries_datagrams(self) -> None:
+        """The limited udp channel (both modes) starts reading and echoes what fits the burst."""
+        from twisted.internet import reactor
+
+        from frptx.test.test_e2e_proxy_protocol import UdpOnce
+        from frptx.test.test_e2e_udp import UdpEcho
+
+        echo = UdpEcho()
+        service = reactor.listenUDP(0, echo, interface="127.0.0.1")
+        self.addCleanup(service.stopListening)
+        t = Tunnel(self, MODES["mux"])
+        t.start_server()
+        t.start_client([{"name": f"u{mode}", "type": "udp", "localIP": "127.0.0.1",
+                         "localPort": service.getHost().port, "remotePort": 0,
+                         "transport": {"bandwidthLimit": "512KB", "bandwidthLimitMode": mode}}
+                        for mode in ("client", "server")])
+        for mode in ("client", "server"):
+            port = await t.remote_port(f"u{mode}")
+            user = UdpOnce()
+            sock = reactor.listenUDP(0, user, interface="127.0.0.1")
+            self.addCleanup(sock.stopListening)
+            sock.write(b"limited " + mode.encode(), ("127.0.0.1", port))
+            self.assertEqual(await with_timeout(user.reply, 20), b"limited " + mode.encode())
