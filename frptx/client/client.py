@@ -250,6 +250,12 @@ class FrpClient:
             work.log.warn("StartWorkConn for unknown proxy [{name}]", name=msg.proxy_name)
             work.close()
             return
+        status = self.proxy_manager.status.get(proxy.name)
+        if status is not None and status.phase == "check failed":
+            # frp: a proxy withdrawn by its health check takes no more work connections
+            work.log.info("proxy [{name}]: work connection refused, the health check failed", name=proxy.name)
+            work.close()
+            return
         kind = kinds.kind_for(proxy.type)
         if kind is None:
             work.log.warn("proxy [{name}]: frpc cannot run {type} proxies", name=proxy.name, type=proxy.type)

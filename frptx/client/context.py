@@ -14,7 +14,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocol
 
 from frptx.client.dialer import Dialer
-from frptx.config import ClientConfig
+from frptx.config import ClientConfig, ProxyConfig
+from frptx.protocols.bandwidth import BandwidthLimiter
 from frptx.protocols.relay import TrafficCounter
 from frptx.protocols.tracking import ConnectionSet
 from frptx.wire import Message
@@ -34,6 +35,9 @@ class LoginState(Protocol):
 class TrafficCounters(Protocol):
     def counter(self, name: str) -> TrafficCounter:
         """The byte counters of proxy ``name``."""
+
+    def limiter(self, proxy: ProxyConfig) -> BandwidthLimiter | None:
+        """frpc's limiter for ``proxy`` (client-mode ``bandwidthLimit``), shared by its connections."""
 
 
 class ClientContext(Protocol):

@@ -10,6 +10,14 @@ the config file and diffs proxies by name, like buildbot's service reconfig:
 unchanged proxies keep their connections, removed ones get CloseProxy, new ones
 NewProxy, changed ones CloseProxy + NewProxy.  An invalid file is rejected with
 a clear log and the running proxies stay as they were.
+
+A proxy with a ``healthCheck`` (and a ``localPort``) follows frp's proxy wrapper
+(``client/proxy/proxy_wrapper.go``): its ``HealthChecker`` starts with each login
+session (frp builds the wrappers per control) and stops when the session ends,
+on reload and on stop.  The proxy stays "new" (unregistered) until a check
+passes; once the checker declares it failed, a registered ("running" or "wait
+start") proxy is withdrawn with CloseProxy and shows "check failed"; the next
+pass registers it again (NewProxy).  A refused proxy is retried only while healthy.
 """
 from __future__ import annotations
 
@@ -24,8 +32,10 @@ from twisted.internet.interfaces import IDelayedCall
 from frptx import logs
 from frptx.client.context import LoginState
 from frptx.client.dialer import Dialer
+from frptx.client.health import HealthChecker, Probe, probe_for
 from frptx.client.kinds.registry import new_proxy_message
 from frptx.config import ClientConfig, ConfigError, ProxyConfig, load_client_config
+from frptx.protocols.bandwidth import BandwidthLimiter
 from frptx.protocols.relay import TrafficCounter
 from frptx.wire import CloseProxy, NewProxyResp
 
@@ -55,7 +65,7 @@ RETRY_DELAYS = (2.0, 4.0, 8.0, 16.0, 30.0)
 class ProxyStatus:
     """What frps last said about a proxy (what a status API shows)."""
 
-    phase: str = "new"  # new | wait start | running | start error
+    phase: str = "new"  # new | wait start | running | start error | check failed
     remote_addr: str = ""
     error: str = ""
     #: when (reactor seconds) NewProxy is sent again after a "start error"
@@ -78,9 +88,15 @@ class ProxyManager(Service):
         self.proxies: dict[str, ProxyConfig] = {p.name: p for p in client.config.active_proxies()}
         self.status: dict[str, ProxyStatus] = {name: ProxyStatus() for name in self.proxies}
         self.counters: dict[str, TrafficCounter] = {}
+        #: proxy name -> (the config it was made for, its limiter): one limiter per proxy, as in frp
+        self._limiters: dict[str, tuple[ProxyConfig, BandwidthLimiter | None]] = {}
         self._waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
         self._running_waiters: dict[str, list[Deferred[ProxyStatus]]] = {}
         self._timers: dict[str, IDelayedCall] = {}
+        #: the health checkers of this login session, by proxy name
+        self.checkers: dict[str, HealthChecker] = {}
+        #: builds a proxy's health probe (tests inject fakes)
+        self.probe_factory: Callable[[ProxyConfig], Probe] = self._real_probe
 
     # -- lookups -----------------------------------------------------------------
     def by_wire_name(self, wire_name: str) -> ProxyConfig | None:
@@ -92,6 +108,19 @@ class ProxyManager(Service):
 
     def counter(self, name: str) -> TrafficCounter:
         return self.counters.setdefault(name, TrafficCounter())
+
+    def limiter(self, proxy: ProxyConfig) -> BandwidthLimiter | None:
+        """The proxy's client-mode bandwidth limiter, shared by all its connections (None: unlimited).
+
+        A reload that changes the proxy gets a fresh one (its config differs).
+        """
+        cached = self._limiters.get(proxy.name)
+        if cached is not None and cached[0] == proxy:
+            return cached[1]
+        t = proxy.transport
+        limiter = BandwidthLimiter.for_proxy(t.bandwidth_limit, t.bandwidth_limit_mode, "client", self.client.reactor)
+        self._limiters[proxy.name] = (proxy, limiter)
+        return limiter
 
     def wait_settled(self, name: str) -> Deferred[ProxyStatus]:
         """Fires with the status once frps has answered this proxy's NewProxy."""
@@ -115,8 +144,77 @@ class ProxyManager(Service):
 
     # -- registration ------------------------------------------------------------
     def logged_in(self, control: LoginState) -> None:
-        for proxy in self.proxies.values():
+        self._stop_checkers()
+        for proxy in list(self.proxies.values()):
+            self._start(control, proxy)
+
+    def _start(self, control: LoginState | None, proxy: ProxyConfig) -> None:
+        """Register ``proxy`` now, or (health-checked) once its first check passes."""
+        if not _monitored(proxy):
             self._register(control, proxy)
+            return
+        self._cancel_timer(proxy.name)
+        self.status[proxy.name] = ProxyStatus(phase="new")
+        if control is None:
+            return  # the next login starts its checker
+        hc = proxy.health_check
+        checker = HealthChecker(
+            self.probe_factory(proxy),
+            lambda: self._check_passed(proxy.name),
+            lambda: self._check_failed(proxy.name),
+            clock=self.client.reactor,
+            interval=hc.interval_seconds,
+            timeout=hc.timeout_seconds,
+            max_failed=hc.max_failed,
+            name=proxy.name,
+        )
+        self.checkers[proxy.name] = checker
+        checker.start()
+
+    def _real_probe(self, proxy: ProxyConfig) -> Probe:
+        hc = proxy.health_check
+        return probe_for(hc.type, proxy.local_ip, proxy.local_port, reactor=self.client.reactor,
+                         path=hc.path, headers=hc.http_headers)
+
+    def healthy(self, name: str) -> bool:
+        """No health check, or its last verdict was a pass."""
+        checker = self.checkers.get(name)
+        return checker is None or checker.ok
+
+    def _logged_in_control(self) -> LoginState | None:
+        control = self.client.control
+        return control if control is not None and control.logged_in else None
+
+    def _check_passed(self, name: str) -> None:
+        """frp: a healthy proxy that is "new" or "check failed" (or whose retry waited) sends NewProxy."""
+        proxy, status, control = self.proxies.get(name), self.status.get(name), self._logged_in_control()
+        if proxy is None or status is None or control is None:
+            return
+        if status.phase in ("new", "check failed") or (status.phase == "start error" and name not in self._timers):
+            self.log.info("proxy [{name}]: health check passed, registering it", name=name)
+            self._register(control, proxy, status.failures)
+
+    def _check_failed(self, name: str) -> None:
+        """frp: a registered proxy whose checks failed is withdrawn (CloseProxy) and shows "check failed"."""
+        status = self.status.get(name)
+        if status is None or status.phase not in ("running", "wait start"):
+            return
+        control = self._logged_in_control()
+        if control is not None:
+            control.send(CloseProxy(proxy_name=self.client.config.wire_name(name)))
+        self._cancel_timer(name)
+        self.status[name] = ProxyStatus(phase="check failed")
+        self.log.warn("proxy [{name}]: health check failed, proxy closed on frps until it passes again",
+                      name=name)
+
+    def _stop_checker(self, name: str) -> None:
+        checker = self.checkers.pop(name, None)
+        if checker is not None:
+            checker.stop()
+
+    def _stop_checkers(self) -> None:
+        for name in list(self.checkers):
+            self._stop_checker(name)
 
     def _register(self, control: LoginState | None, proxy: ProxyConfig, failures: int = 0) -> None:
         self._cancel_timer(proxy.name)
@@ -144,6 +242,8 @@ class ProxyManager(Service):
         if proxy is None or status is None or status.phase != "start error" or control is None \
                 or not control.logged_in:
             return  # gone, or offline: the next login registers every proxy anyway
+        if not self.healthy(name):
+            return  # frp retries only a healthy proxy; the next passing check registers it
         # the refusal's warning announced this retry; its outcome is the next line
         self.log.debug("proxy [{name}]: registering it again (after {n} refusal{s})", name=name,
                        n=status.failures, s="" if status.failures == 1 else "s")
@@ -154,8 +254,13 @@ class ProxyManager(Service):
         if proxy is None:
             self.log.debug("NewProxyResp for proxy [{name}] we no longer have", name=msg.proxy_name)
             return
-        self._cancel_timer(proxy.name)
         previous = self.status.get(proxy.name) or ProxyStatus()
+        if previous.phase == "check failed":
+            # frp ignores an answer to a NewProxy it has since withdrawn (not "wait start" any more)
+            self.log.debug("NewProxyResp for proxy [{name}], withdrawn after a failed check: ignored",
+                           name=proxy.name)
+            return
+        self._cancel_timer(proxy.name)
         if msg.error:
             failures = previous.failures + 1
             delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1]
@@ -176,6 +281,7 @@ class ProxyManager(Service):
 
     def control_lost(self) -> None:
         self._cancel_all()
+        self._stop_checkers()
         for name in self.status:
             self.status[name] = ProxyStatus()
 
@@ -185,6 +291,7 @@ class ProxyManager(Service):
 
     def stopService(self) -> None:
         self._cancel_all()
+        self._stop_checkers()
         super().stopService()
 
     # -- reload --------------------------------------------------------------------
@@ -218,15 +325,22 @@ class ProxyManager(Service):
             del self.proxies[name]
             self.status.pop(name, None)
             self._cancel_timer(name)
+            self._stop_checker(name)
+            self._limiters.pop(name, None)
         # proxies are the only reloadable part: keep the running client config otherwise
         self.client.config = _with_proxies(old_client_config, new_config)
         self.client.dialer.config = self.client.config
         for name in changed + added:
             self.proxies[name] = new[name]
-            self._register(control, new[name])
+            self._start(control, new[name])
         self.log.info("reload: {added} added, {changed} changed, {removed} removed, {kept} unchanged",
                       added=len(added), changed=len(changed), removed=len(removed),
                       kept=len(self.proxies) - len(added) - len(changed))
+
+
+def _monitored(proxy: ProxyConfig) -> bool:
+    """frp health-checks a proxy only if it has a check type and a local port."""
+    return bool(proxy.health_check.type) and proxy.local_port > 0
 
 
 def _without_proxies(cfg: ClientConfig) -> ClientConfig:

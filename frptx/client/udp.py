@@ -7,6 +7,8 @@ address seen in a UDPPacket gets its own local UDP socket connected to
 answers goes back as a UDPPacket for that same address.  A socket idle for
 30 s is closed, at most ``MAX_PEERS`` exist at once (the least recently used
 one makes room), and a Ping every 30 s keeps frps's 60 s read deadline away.
+With ``transport.proxyProtocolVersion`` every datagram to the service starts
+with a PROXY protocol header naming its user (``udp_datagram_header``).
 A udp proxy has exactly one work connection: a new StartWorkConn replaces the
 previous one, as in frp.  An sudp provider gets one work connection per visitor
 connection; they run side by side (frp does the same).
@@ -33,6 +35,7 @@ from frptx import logs
 from frptx.protocols.codec import StreamCodec
 from frptx.protocols.packets import DROP_LOG_INTERVAL, PacketChannel
 from frptx.wire import UDPPacket
+from frptx.wire.proxy_protocol import udp_datagram_header
 
 if TYPE_CHECKING:
     from frptx.client.context import ClientContext
@@ -201,7 +204,8 @@ class UdpWorkHandler:
         self.name = proxy.name
         self.counter = client.proxy_manager.counter(proxy.name)
         self.channel = PacketChannel(work_protocol, codec, self.from_frps, self.clock, on_lost=self._lost,
-                                     description=f"{proxy.type} proxy [{proxy.name}] work connection")
+                                     description=f"{proxy.type} proxy [{proxy.name}] work connection",
+                                     limiter=client.proxy_manager.limiter(proxy))
         self.peers: collections.OrderedDict[Address, _PeerSocket] = collections.OrderedDict()
         self.local_addr: Address | None = None
         self.pending: list[UDPPacket] = []
@@ -274,7 +278,14 @@ class UdpWorkHandler:
                 return
         else:
             self.peers.move_to_end(user)
-        if not peer.send(packet.content):
+        content = packet.content
+        version = self.proxy.transport.proxy_protocol_version
+        if version:
+            # proxyProtocolVersion: each datagram names its user (frp: the destination is the service itself)
+            header = udp_datagram_header(version, user, self.local_addr)
+            if header:
+                content = header + content
+        if not peer.send(content):
             self._drop("the local socket refused it")
 
     def _open_peer(self, user: Address) -> _PeerSocket | None:

@@ -417,20 +417,27 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
 
     t = _sub(doc, "transport")
     limit = t.get("bandwidthLimit", "")
+    # the messages are frp's own words, after the key path
     if limit and not _BANDWIDTH.match(limit):
-        errors.append((join(path, "transport.bandwidthLimit"), f"must look like '1MB' or '512KB'; got {limit!r}"))
+        errors.append((join(path, "transport.bandwidthLimit"),
+                       f"unit not support: {limit!r} (a number and MB or KB, e.g. 1MB, 512KB)"))
     mode = _or(t.get("bandwidthLimitMode"), "client")
-    _one_of(errors, join(path, "transport.bandwidthLimitMode"), mode, ("client", "server"))
+    if mode not in ("client", "server"):
+        errors.append((join(path, "transport.bandwidthLimitMode"),
+                       f"bandwidth limit mode should be client or server; got {mode!r}"))
     ppv = t.get("proxyProtocolVersion", "")
-    if ppv:
-        _one_of(errors, join(path, "transport.proxyProtocolVersion"), ppv, ("v1", "v2"))
+    if ppv and ppv not in ("v1", "v2"):
+        errors.append((join(path, "transport.proxyProtocolVersion"),
+                       f"not support proxy protocol version: {ppv} (use v1 or v2)"))
 
     hc = _sub(doc, "healthCheck")
     hc_type = hc.get("type", "")
     if hc_type:
-        _one_of(errors, join(path, "healthCheck.type"), hc_type, ("tcp", "http"))
+        if hc_type not in ("tcp", "http"):
+            errors.append((join(path, "healthCheck.type"),
+                           f"not support health check type: {hc_type} (use tcp or http)"))
         if hc_type == "http" and not hc.get("path"):
-            errors.append((join(path, "healthCheck.path"), "required when healthCheck.type is http"))
+            errors.append((join(path, "healthCheck.path"), "health check path should not be empty (type http)"))
 
     lb = _sub(doc, "loadBalancer")
     headers = tuple(

@@ -676,11 +676,7 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("client", "proxies[*].type", _is("xtcp"),
                 "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
-    Unsupported("client", "proxies[*].transport.bandwidthLimit", _set, "bandwidth limits"),
-    Unsupported("client", "proxies[*].transport.bandwidthLimitMode", _is_not("client"), "server-side bandwidth limits"),
-    Unsupported("client", "proxies[*].transport.proxyProtocolVersion", _set, "PROXY protocol headers"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
-    Unsupported("client", "proxies[*].healthCheck.type", _set, "health checks"),
     Unsupported("client", "proxies[*].loadBalancer.group", _set, "load-balancing groups"),
     # --- later: client-wide ------------------------------------------------
     Unsupported("client", "transport.protocol", _is_not("tcp"),

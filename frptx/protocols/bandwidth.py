@@ -247,12 +247,28 @@ class LimitedProtocol:
     def writeConnectionLost(self) -> None:
         self.wrapped.writeConnectionLost()  # type: ignore[attr-defined]
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         for timer in (self._read_timer, self._write_timer):
             if timer is not None and timer.active():
                 timer.cancel()
         self._read_timer = self._write_timer = None
-        self.wrapped.connectionLost(reason)
+        self.wrapped.connectionLost(reason)  # type: ignore[arg-type]  # a relay end takes None too
+
+    # the relay's sink names: a relay end's owner feeds its ``source`` (``Relay.limit``)
+    data_received = dataReceived
+    read_connection_lost = readConnectionLost
+    connection_lost = connectionLost
+
+    def attach(self, transport: Any, paused: bool) -> None:
+        """Sit on ``transport`` without ``makeConnection`` (a relay leg that is already connected).
+
+        ``paused``: the transport is paused, waiting for the relay; the first
+        ``resumeProducing`` (the relay's start) resumes it.
+        """
+        self.transport = transport
+        self._read_gate.target = transport
+        if paused:
+            self._read_gate.reasons.add("consumer")
 
     def _hold(self, gate: _Gate, timer: IDelayedCall | None, delay: float) -> IDelayedCall | None:
         """Pause ``gate`` for the limit until ``delay`` from now (extending a pause already running)."""

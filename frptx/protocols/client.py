@@ -93,8 +93,8 @@ class ClientWorkProtocol(MessageProtocol):
         super().__init__()
         self.dispatcher = dispatcher
         self.tracker = dispatcher.connections
-        #: frps' StartWorkConn (the user's and the listener's addresses), once received
-        self.start_msg: StartWorkConn | None = None
+        #: the StartWorkConn that started this connection (the user's and frps' addresses)
+        self.start_message: StartWorkConn | None = None
 
     def connectionMade(self) -> None:
         tune(self.transport)
@@ -108,5 +108,5 @@ class ClientWorkProtocol(MessageProtocol):
             self.log.warn("frps refused a work connection: {error}", error=msg.error)
             self.close()
             return
-        self.start_msg = msg
+        self.start_message = msg
         self.dispatcher.work_started(self, msg)

@@ -14,6 +14,11 @@ while the transport says "paused" (its write buffer is full) new datagrams are
 dropped and counted, as frp drops what does not fit its 1024-packet channels.
 A datagram whose frame body would exceed the peer's 10240-byte reader limit is
 dropped too: sending it would make the Go reader close the whole tunnel.
+
+With a ``limiter`` (a proxy's ``bandwidthLimit``) a ``LimitedProtocol`` sits
+between the channel and the connection: reads pause while the bucket is
+overdrawn, and datagrams to send are dropped while it is (frp's limited writer
+blocks and its packet channels overflow; frptx drops at once instead of queueing).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
+from frptx.protocols.bandwidth import BandwidthLimiter, LimitedProtocol
 from frptx.protocols.codec import StreamCodec
 from frptx.protocols.relay import unregister_producer
 from frptx.wire import (
@@ -71,9 +77,16 @@ class PacketChannel:
         on_lost: Callable[[PacketChannel], None] | None = None,
         read_timeout: float | None = None,
         description: str = "UDP tunnel",
+        limiter: BandwidthLimiter | None = None,
     ) -> None:
         self.protocol = protocol
         self.transport = protocol.transport
+        #: between the connection and this channel when the proxy's bandwidth is limited
+        self.limited: LimitedProtocol | None = None
+        if limiter is not None:
+            self.limited = LimitedProtocol(limiter, self)  # type: ignore[arg-type]  # speaks IProtocol's names
+            self.limited.attach(protocol.transport, paused=True)  # the raw-mode protocol is paused until start
+            self.transport = self.limited
         self.codec = codec
         self.on_packet = on_packet
         self.on_lost = on_lost
@@ -105,7 +118,7 @@ class PacketChannel:
     def start(self) -> None:
         """Take over the (paused, raw-mode) protocol: early bytes first, then resume reading."""
         protocol = self.protocol
-        protocol.end = self
+        protocol.end = self.limited if self.limited is not None else self
         if protocol.closed:
             # closed before we got it (cannot happen when attached right after the
             # message that switched it to raw mode): report it lost at once
@@ -187,6 +200,19 @@ class PacketChannel:
     def read_connection_lost(self) -> None:
         # The peer finished sending: a UDP tunnel has no half-open use.
         self.close()
+
+    # the IProtocol names, for a LimitedProtocol in front of the channel
+    def dataReceived(self, data: bytes) -> None:
+        self.data_received(data)
+
+    def readConnectionLost(self) -> None:
+        self.read_connection_lost()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.connection_lost(reason)
+
+    def makeConnection(self, transport: Any) -> None:
+        pass  # never called: the channel takes over a connected protocol (``start``)
 
     def connection_lost(self, reason: Failure | None = None) -> None:
         if self.lost:

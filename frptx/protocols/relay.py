@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from frptx import logs
+from frptx.protocols.bandwidth import BandwidthLimiter, LimitedProtocol
 from frptx.protocols.transforms import TransformChain, TransformWrapper
 from frptx.protocols.tuning import tune
 from frptx.transport.inline import write_now
@@ -193,12 +194,39 @@ class Relay:
         end.source = wrapper
         end.transforms = chain
 
+    def limit(self, side: str, limiter: BandwidthLimiter | None) -> None:
+        """Hold end ``side``'s traffic, both ways, to ``limiter`` (before ``start``; after ``wrap``).
+
+        A ``LimitedProtocol`` goes between the end and its transport (above the
+        leg's transforms, if any, so plain bytes are counted): it pauses the leg's
+        reads after a read that overdraws the bucket, and the other leg (the
+        producer of what is written here) after such a write.  Nothing is queued.
+        The legs' transports are paused until ``start`` (their relayed protocols
+        pause them on connect), and the limiter takes that pause over.
+        """
+        if limiter is None:
+            return
+        end: RelayEnd = getattr(self, side)
+        if isinstance(end.transport, LimitedProtocol):
+            raise ValueError(f"relay end {side} is already limited")
+        limited = LimitedProtocol(limiter, end)  # type: ignore[arg-type]  # a relay end speaks IProtocol's names
+        limited.attach(end.transport, paused=True)
+        if end.transforms:
+            end.source.wrappedProtocol = limited  # type: ignore[attr-defined]  # the TransformWrapper decodes into it
+        else:
+            end.source = limited
+        end.transport = limited  # type: ignore[assignment]  # a full transport over the leg's own
+
+    @property
+    def limited(self) -> bool:
+        return isinstance(self.a.transport, LimitedProtocol) or isinstance(self.b.transport, LimitedProtocol)
+
     def _corrupt(self, error: ProtocolError) -> None:
         self.abort()
 
     def plain(self) -> bool:
-        """Neither leg transforms its bytes (the first condition for splice)."""
-        return not (self.a.transforms or self.b.transforms)
+        """Neither leg transforms or limits its bytes (the first condition for splice)."""
+        return not (self.a.transforms or self.b.transforms or self.limited)
 
     def begin(self) -> None:
         """Count the connection and tune both legs (once, whichever path moves the bytes)."""

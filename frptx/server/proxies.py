@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from frptx import logs
 from frptx.config import ServerConfig
+from frptx.protocols.bandwidth import BandwidthLimiter
 from frptx.protocols.codec import StreamCodec, apply_codec, stream_codec
 from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import start_relay
@@ -110,6 +111,8 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
                       on_close=lambda r: proxy.users.discard(user))
         apply_codec(relay, "a", user_codec)
         apply_codec(relay, "b", proxy.work_codec())
+        # bandwidthLimitMode server: frps holds the proxy's plain stream to the limit, on the user leg
+        relay.limit("a", getattr(proxy, "limiter", None))
         user.relay = relay
         user_early, user_eof = user.take_early()
         work_early, work_eof = work.protocol.take_early()
@@ -131,6 +134,14 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
         user.transport.loseConnection()
 
     d.addCallbacks(got_work, no_work)
+
+
+def _server_limiter(msg: NewProxy, clock: Any) -> BandwidthLimiter | None:
+    """frps limits a proxy whose NewProxy asks for a positive limit in mode "server" (frp ignores a bad value)."""
+    try:
+        return BandwidthLimiter.for_proxy(msg.bandwidth_limit or "", msg.bandwidth_limit_mode or "", "server", clock)
+    except ValueError:
+        return None
 
 
 def _is_lost(user: Any) -> bool:
@@ -166,6 +177,8 @@ class ProxyBase:
         self.counter = TrafficCounter()
         self.users: set[Any] = set()
         self.closed = False
+        #: one limiter for all the proxy's connections (server-mode ``bandwidthLimit`` in its NewProxy)
+        self.limiter = _server_limiter(msg, control.server.reactor)
 
     @property
     def remote_port(self) -> int:

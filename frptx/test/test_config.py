@@ -742,8 +742,36 @@ class UnsupportedTests(ConfigTestCase):
         config = parse_client_config({"proxies": [tcp(transport={"useEncryption": True, "useCompression": True})]})
         self.assertTrue(config.proxies[0].transport.use_encryption)
         self.assertTrue(config.proxies[0].transport.use_compression)
-        self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1MB"})]},
-                          "proxies[0].transport.bandwidthLimit: not supported by frptx yet")
+
+    def test_bandwidthLimit(self) -> None:
+        config = parse_client_config({"proxies": [tcp(transport={"bandwidthLimit": "1MB"}),
+                                                  tcp("b", transport={"bandwidthLimit": "512KB",
+                                                                      "bandwidthLimitMode": "server"})]})
+        self.assertEqual([(p.transport.bandwidth_limit, p.transport.bandwidth_limit_mode) for p in config.proxies],
+                         [("1MB", "client"), ("512KB", "server")])
+        self.client_fails({"proxies": [tcp(transport={"bandwidthLimit": "1mb"}),
+                                       tcp("b", transport={"bandwidthLimitMode": "both"})]},
+                          "proxies[0].transport.bandwidthLimit: unit not support: '1mb'",
+                          "proxies[1].transport.bandwidthLimitMode: bandwidth limit mode should be client or server")
+
+    def test_proxyProtocolVersion(self) -> None:
+        """v1 and v2 reach the model; anything else is refused at its key path (frp: "not support ...")."""
+        for version in ("v1", "v2"):
+            config = parse_client_config({"proxies": [tcp(transport={"proxyProtocolVersion": version})]})
+            self.assertEqual(config.proxies[0].transport.proxy_protocol_version, version)
+        self.assertEqual(parse_client_config({"proxies": [tcp()]}).proxies[0].transport.proxy_protocol_version, "")
+        self.client_fails({"proxies": [tcp(transport={"proxyProtocolVersion": "v3"})]},
+                          "proxies[0].transport.proxyProtocolVersion: not support proxy protocol version: v3")
+
+    def test_healthCheck(self) -> None:
+        check = {"type": "http", "timeoutSeconds": 2, "maxFailed": 4, "intervalSeconds": 5, "path": "/ok",
+                 "httpHeaders": [{"name": "Host", "value": "svc"}]}
+        hc = parse_client_config({"proxies": [tcp(healthCheck=check)]}).proxies[0].health_check
+        self.assertEqual((hc.type, hc.timeout_seconds, hc.max_failed, hc.interval_seconds, hc.path, hc.http_headers),
+                         ("http", 2, 4, 5, "/ok", (("Host", "svc"),)))
+        self.client_fails({"proxies": [tcp(healthCheck={"type": "udp"}), tcp("b", healthCheck={"type": "http"})]},
+                          "proxies[0].healthCheck.type: not support health check type: udp",
+                          "proxies[1].healthCheck.path: health check path should not be empty")
 
     def test_visitors(self) -> None:
         config = parse_client_config({"visitors": [{"name": "v", "type": "stcp", "serverName": "s", "bindPort": 9000}]})
@@ -786,8 +814,8 @@ class UnsupportedTests(ConfigTestCase):
     def test_unsupportedAndInvalidTogether(self) -> None:
         """Unsupported features do not hide ordinary errors (or vice versa)."""
         self.client_fails(
-            {"proxies": [tcp(transport={"bandwidthLimit": "1MB"}), tcp("b", localPort="x")]},
-            "proxies[0].transport.bandwidthLimit: not supported by frptx yet",
+            {"proxies": [tcp(loadBalancer={"group": "g"}), tcp("b", localPort="x")]},
+            "proxies[0].loadBalancer.group: not supported by frptx yet",
             "proxies[1].localPort: expected an integer",
         )
 

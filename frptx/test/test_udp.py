@@ -296,7 +296,8 @@ class FakeClient:
         self.connections = ConnectionSet(clock)
         self.config = SimpleNamespace(udp_packet_size=1500)
         counters: dict[str, TrafficCounter] = {}
-        self.proxy_manager = SimpleNamespace(counter=lambda name: counters.setdefault(name, TrafficCounter()))
+        self.proxy_manager = SimpleNamespace(counter=lambda name: counters.setdefault(name, TrafficCounter()),
+                                             limiter=lambda proxy: None)
 
 
 class ClientUdpHandlerTests(unittest.TestCase):

@@ -63,6 +63,9 @@ def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewPro
         proxy_type=proxy.type,
         use_encryption=t.use_encryption,
         use_compression=t.use_compression,
+        # frp sends the limit as configured, and the mode only when it is not the default "client"
+        bandwidth_limit=t.bandwidth_limit,
+        bandwidth_limit_mode="" if t.bandwidth_limit_mode == "client" else t.bandwidth_limit_mode,
         metas=dict(proxy.metadatas),
         annotations=dict(proxy.annotations),
         **(kind.new_proxy_fields(proxy) if kind is not None else {}),

@@ -127,7 +127,7 @@ class UdpProxy(ProxyBase):
         work.start(StartWorkConn(proxy_name=self.name))
         channel = PacketChannel(work.protocol, self.work_codec(), self._from_client, self.reactor,
                                 on_lost=self._work_lost, read_timeout=WORK_READ_TIMEOUT,
-                                description=f"udp proxy [{self.name}] work connection")
+                                description=f"udp proxy [{self.name}] work connection", limiter=self.limiter)
         self.channel = channel
         self.channels_used += 1
         channel.start()
