@@ -25,6 +25,7 @@ from .model import (
     LoadBalancerConfig,
     LogConfig,
     PluginConfig,
+    HTTPPluginConfig,
     PortRange,
     ProxyConfig,
     ProxyTransportConfig,
@@ -250,6 +251,7 @@ def build_server_config(doc: Doc, errors: Errors) -> ServerConfig:
     web_port = (doc.get("webServer") or {}).get("port") or 0
     if web_port and web_port == bind_port:
         errors.append(("webServer.port", f"{web_port} is also bindPort; the dashboard needs a port of its own"))
+    http_plugins: list[HTTPPluginConfig] = []
     for i, plugin in enumerate(doc.get("httpPlugins") or []):
         if plugin is None:
             continue
@@ -261,6 +263,9 @@ def build_server_config(doc: Doc, errors: Errors) -> ServerConfig:
                         f"must be one of {', '.join(HTTP_PLUGIN_OPS)}; got {op!r}",
                     )
                 )
+        http_plugins.append(HTTPPluginConfig(
+            name=plugin.get("name") or "", addr=plugin.get("addr") or "", path=plugin.get("path") or "",
+            ops=tuple(op for op in plugin.get("ops") or [] if op), tls_verify=bool(plugin.get("tlsVerify", False))))
 
     return ServerConfig(
         bind_addr=bind_addr,
@@ -286,6 +291,7 @@ def build_server_config(doc: Doc, errors: Errors) -> ServerConfig:
         web_server=_web_server(errors, _sub(doc, "webServer")),
         enable_prometheus=doc.get("enablePrometheus", False),
         nathole_analysis_data_reserve_hours=_or(doc.get("natholeAnalysisDataReserveHours"), 168),
+        http_plugins=tuple(http_plugins),
     )
 
 

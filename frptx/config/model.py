@@ -32,6 +32,7 @@ __all__ = [
     "LoadBalancerConfig",
     "HealthCheckConfig",
     "PluginConfig",
+    "HTTPPluginConfig",
     "ProxyConfig",
     "TcpProxyConfig",
     "UdpProxyConfig",
@@ -200,6 +201,22 @@ class ServerTransportConfig:
 
 
 @dataclass(frozen=True)
+class HTTPPluginConfig:
+    """
+    One C{httpPlugins[]} entry: frps POSTs the operations in C{ops} to
+    C{addr}+C{path} (C{http://} unless C{addr} has a scheme) and obeys the
+    answer (see L{frptx.server.plugins}).  C{tls_verify} checks an
+    C{https://} plugin's certificate (off by default, as in frp).
+    """
+
+    name: str = ""
+    addr: str = ""
+    path: str = ""
+    ops: tuple[str, ...] = ()
+    tls_verify: bool = False
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The whole frps configuration."""
 
@@ -229,6 +246,7 @@ class ServerConfig:
     web_server: WebServerConfig = field(default_factory=WebServerConfig)
     enable_prometheus: bool = False
     nathole_analysis_data_reserve_hours: int = 168
+    http_plugins: tuple[HTTPPluginConfig, ...] = ()
 
     def port_allowed(self, port: int) -> bool:
         """

@@ -697,7 +697,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     Unsupported("server", "vhostHTTPPort", _set, "HTTP vhost routing; set it to 0"),
     Unsupported("server", "vhostHTTPSPort", _set, "HTTPS vhost routing; set it to 0"),
     Unsupported("server", "tcpmuxHTTPConnectPort", _set, "tcpmux HTTP CONNECT routing; set it to 0"),
-    Unsupported("server", "httpPlugins", _set, "server HTTP plugins"),
     Unsupported("server", "sshTunnelGateway.bindPort", _set, "the SSH tunnel gateway"),
     Unsupported("server", "allowedClientIPs", _set, "client IP allow-lists"),
     Unsupported("server", "auth.method", _is("oidc"), "OIDC authentication; use token"),

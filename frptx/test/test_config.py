@@ -22,6 +22,7 @@ from frptx.config import (
     ClientTLSConfig,
     ClientTransportConfig,
     ConfigError,
+    HTTPPluginConfig,
     LogConfig,
     PortRange,
     ProxyConfig,
@@ -796,13 +797,19 @@ class UnsupportedTests(ConfigTestCase):
         )
         self.assertEqual(config.transport.protocol, "tcp")
 
+    def test_httpPlugins(self) -> None:
+        """frps's server plugins are typed entries, in order; an unknown op is refused."""
+        config = parse_server_config({"httpPlugins": [
+            {"name": "p", "addr": "a:1", "path": "/h", "ops": ["Login", "NewProxy"]},
+            {"name": "q", "addr": "https://b", "path": "/", "ops": ["Ping"], "tlsVerify": True}]})
+        self.assertEqual(config.http_plugins, (
+            HTTPPluginConfig("p", "a:1", "/h", ("Login", "NewProxy"), False),
+            HTTPPluginConfig("q", "https://b", "/", ("Ping",), True)))
+        self.server_fails({"httpPlugins": [{"name": "p", "addr": "a", "ops": ["Login", "Logout"]}]},
+                          "httpPlugins[0].ops[1]: must be one of")
+
     def test_serverWide(self) -> None:
-        self.server_fails(
-            {"httpPlugins": [{"name": "p", "addr": "a", "path": "/", "ops": ["Login"]}],
-             "kcpBindPort": 7000},
-            "httpPlugins: not supported by frptx yet",
-            "kcpBindPort: not supported by frptx yet",
-        )
+        self.server_fails({"kcpBindPort": 7000}, "kcpBindPort: not supported by frptx yet")
         parse_server_config({"enablePrometheus": False, "httpPlugins": [], "webServer": {"port": 0}})
         web = parse_server_config({"bindPort": 7000, "enablePrometheus": True, "webServer": {
             "port": 7500, "user": "u", "password": "p", "tls": {"certFile": "c.pem", "keyFile": "k.pem"}}})
