@@ -12,6 +12,11 @@ A peer that sends requests (frp Pings) and never reads the answers (Pongs) must 
 make us buffer without bound: once more than ``MAX_UNREAD_REPLIES`` bytes wait in the
 transport's write buffer, ``send`` stops reading the connection until it drained
 (``_ReadGate``), as Go frps does by blocking on the write.
+
+While an owner decides asynchronously what a message means (an frps server
+plugin asked about a Login, a NewProxy, ...), ``hold`` stops parsing and reading
+the connection, so later messages wait (in order, and still undecrypted until
+the decision switches encryption on) instead of overtaking it; ``release`` reads on.
 """
 from __future__ import annotations
 
@@ -82,6 +87,7 @@ class MessageProtocol(TrackedConnection, Protocol):
         self.on_lost: Any = None
         self.relay: Any = None
         self._gate: _ReadGate | None = None
+        self._held = False
 
     # -- incoming -------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -92,10 +98,14 @@ class MessageProtocol(TrackedConnection, Protocol):
             else:
                 self._early.append(data)
             return
+        self.reader.feed(data)
+        if not self._held:
+            self._parse()
+
+    def _parse(self) -> None:
         reader = self.reader
-        reader.feed(data)
         try:
-            while not self._raw and not self.closed:
+            while not self._raw and not self.closed and not self._held:
                 msg = reader.next_message()
                 if msg is None:
                     break
@@ -105,6 +115,31 @@ class MessageProtocol(TrackedConnection, Protocol):
 
     def message_received(self, msg: Message) -> None:
         raise NotImplementedError
+
+    def hold(self) -> None:
+        """Parse no further message (and stop reading the peer) until ``release``.
+
+        Called from ``message_received``: the message being handled is the last
+        one delivered; bytes already received stay in the reader, undecoded.
+        """
+        if self._held or self.closed:
+            return
+        self._held = True
+        if self.transport is not None and not self._raw:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]  # an IPushProducer
+
+    def release(self) -> None:
+        """Deliver the messages that waited, then read the peer again (unless held anew,
+        closed, or switched to raw -- then the relay owns reading)."""
+        if not self._held:
+            return
+        self._held = False
+        if self.closed or self._raw or self.transport is None:
+            return
+        self._parse()
+        if not self._held and not self.closed and not self._raw and self.transport is not None \
+                and not (self._gate is not None and self._gate.stopped_reading):
+            self.transport.resumeProducing()  # type: ignore[attr-defined]  # an IPushProducer
 
     def protocol_error(self, reason: str) -> None:
         """The peer broke the protocol: log why and drop this connection only."""
@@ -155,7 +190,7 @@ class MessageProtocol(TrackedConnection, Protocol):
         if gate is None or self.transport is None:
             return
         unregister_producer(self.transport)
-        if gate.stopped_reading and not self.closed and not self._raw:
+        if gate.stopped_reading and not self.closed and not self._raw and not self._held:
             self.transport.resumeProducing()  # type: ignore[attr-defined]  # an IPushProducer
 
     def start_encryption(self, key: bytes) -> None:
@@ -171,6 +206,7 @@ class MessageProtocol(TrackedConnection, Protocol):
         """
         self._open_gate()
         self._raw = True
+        self._held = False
         leftover = self.reader.take_buffer()
         if leftover:
             self._early.append(leftover)

@@ -9,11 +9,17 @@ its stcp/sudp proxy.  Anything else closes this connection only.
 This module knows nothing of frps's state: what to do with each first message is
 asked of a ``ServerDispatcher`` (``frptx.server.registry.FrpServer`` implements it
 and is injected), as Twisted's SMTP server asks an ``IMessageDelivery``.
+
+A decision may take time (frps asks its server plugins about a Login or a
+NewWorkConn): the dispatcher then returns a Deferred of the handler, and the
+connection is held -- nothing more is parsed or read -- until it fires.  With no
+plugin the answer is immediate and no Deferred is made.
 """
 from __future__ import annotations
 
-from typing import Protocol as TypingProtocol
+from typing import Protocol as TypingProtocol, Union
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -30,19 +36,24 @@ class ConnectionHandler(TypingProtocol):
     def connection_lost(self, reason: Failure | None) -> None: ...
 
 
+#: a dispatcher's decision: the handler now, None (refused: the dispatcher closed the connection), or later
+Decision = Union[ConnectionHandler, None, "Deferred[ConnectionHandler | None]"]
+
+
 class ServerDispatcher(TypingProtocol):
     """What a bind-port connection needs of frps: a clock and a decision per first message.
 
     Each method may answer and close ``protocol`` itself (a refusal); ``login`` and
-    ``work_connection`` return the handler that owns the connection from then on.
+    ``work_connection`` return the handler that owns the connection from then on,
+    or a Deferred of it while they wait for something (server plugins).
     """
 
     @property
     def reactor(self) -> IReactorTime: ...
 
-    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> ConnectionHandler | None: ...
+    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> Decision: ...
 
-    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> ConnectionHandler | None: ...
+    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> Decision: ...
 
     def visitor_connection(self, protocol: ServerConnectionProtocol, msg: NewVisitorConn) -> None: ...
 
@@ -73,13 +84,35 @@ class ServerConnectionProtocol(MessageProtocol):
             self._first_timer.cancel()
         self._first_timer = None
         if isinstance(msg, Login):
-            self.handler = self.server.login(self, msg)
+            self._adopt(self.server.login(self, msg))
         elif isinstance(msg, NewWorkConn):
-            self.handler = self.server.work_connection(self, msg)
+            self._adopt(self.server.work_connection(self, msg))
         elif isinstance(msg, NewVisitorConn):
             self.server.visitor_connection(self, msg)
         else:
             self.protocol_error(f"unexpected first message {type(msg).__name__}")
+
+    def _adopt(self, decision: Decision) -> None:
+        if not isinstance(decision, Deferred):
+            self.handler = decision
+            return
+        self.hold()
+        decision.addCallbacks(self._decided, self._decision_failed)
+
+    def _decided(self, handler: ConnectionHandler | None) -> None:
+        if self.closed:
+            # lost while the decision was pending: the dispatcher normally checks, but a
+            # handler made anyway must still learn that its connection is gone
+            if handler is not None:
+                handler.connection_lost(None)
+            return
+        self.handler = handler
+        if handler is not None:
+            self.release()
+
+    def _decision_failed(self, failure: Failure) -> None:
+        self.log.failure("deciding about a connection failed", failure)
+        self.close()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         super().connectionLost(reason)
