@@ -8,10 +8,17 @@ new login with the same run id replaces it, everything it owns is closed.
 
 It asks frps (the ``ControlOwner`` interface, implemented by ``FrpServer``) to
 register and close proxies; proxies see it through ``proxies.ControlView``.
+
+NewProxy and Ping go through frps's server plugins first, as in frp's
+``control.go``: a refusal answers with the plugin's reason, a rewrite is what is
+registered (or checked).  While a plugin decides, the control connection is held
+(``MessageProtocol.hold``): the client's later messages wait, in order, as frp's
+one message loop per client makes them wait.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol as TypingProtocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol as TypingProtocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
@@ -20,6 +27,15 @@ from twisted.python.failure import Failure
 from frptx import FRP_PROTOCOL_VERSION, logs
 from frptx.config import ServerConfig
 from frptx.protocols.tracking import ConnectionSet
+from frptx.server.plugins import (
+    OP_NEW_PROXY,
+    OP_PING,
+    NewProxyContent,
+    PingContent,
+    PluginDenied,
+    PluginManager,
+    UserInfo,
+)
 from frptx.server.pool import WorkConnectionPool
 from frptx.server.proxies import ProxyBase
 from frptx.wire import (
@@ -40,6 +56,8 @@ from frptx.wire import (
 if TYPE_CHECKING:
     from frptx.protocols.server import ServerConnectionProtocol
 
+_T = TypeVar("_T")
+
 
 class ControlOwner(TypingProtocol):
     """What a client's control needs of frps (``FrpServer``)."""
@@ -52,6 +70,9 @@ class ControlOwner(TypingProtocol):
 
     @property
     def connections(self) -> ConnectionSet: ...
+
+    @property
+    def plugins(self) -> PluginManager: ...
 
     def client_error(self, detailed: str, summary: str) -> str: ...
 
@@ -163,13 +184,67 @@ class ServerControl:
     # -- messages ------------------------------------------------------------
     def message_received(self, msg: Message) -> None:
         if isinstance(msg, NewProxy):
-            self.server.register_proxy(self, msg).addCallback(self._send_if_open)
+            plugins = self.server.plugins
+            if not plugins.wants(OP_NEW_PROXY):
+                self._new_proxy(msg)
+                return
+            name = msg.proxy_name
+
+            def proxy_denied(e: PluginDenied) -> None:
+                self.log.warn("client [{run_id}]: new proxy [{name}] type [{type}] error: {why}",
+                              run_id=self.run_id, name=name, type=msg.proxy_type, why=str(e))
+                self._send_if_open(NewProxyResp(proxy_name=name, error=self.server.client_error(
+                    str(e), f"new proxy [{name}] error")))
+
+            self._after_plugins(plugins.new_proxy(NewProxyContent(self.user_info(), msg)),
+                                lambda c: self._new_proxy(c.new_proxy), proxy_denied)
         elif isinstance(msg, CloseProxy):
             self.server.close_proxy(self, msg.proxy_name)
         elif isinstance(msg, Ping):
-            self._ping(msg)
+            plugins = self.server.plugins
+            if not plugins.wants(OP_PING):
+                self._ping(msg)
+                return
+
+            def ping_denied(e: PluginDenied) -> None:
+                self.log.warn("client [{run_id}]: received invalid ping: {why}", run_id=self.run_id, why=str(e))
+                self.protocol.send(Pong(error=self.server.client_error(str(e), "invalid ping")))
+
+            self._after_plugins(plugins.ping(PingContent(self.user_info(), msg)), lambda c: self._ping(c.ping),
+                                ping_denied)
         else:
             self.log.debug("client [{run_id}]: ignoring {msg}", run_id=self.run_id, msg=type(msg).__name__)
+
+    def user_info(self) -> UserInfo:
+        """Who this client is, for server plugins."""
+        return UserInfo.of(self.login, self.run_id)
+
+    def _after_plugins(self, decision: Deferred[_T], allowed: Callable[[_T], None],
+                       denied: Callable[[PluginDenied], None]) -> None:
+        """Hold the connection until the plugins decide, then act (unless the client is gone).
+
+        In-process plugins often answer at once: then nothing is held.
+        """
+        held = not decision.called
+        if held:
+            self.protocol.hold()
+        decision.addCallbacks(lambda c: self._decided(allowed, c), lambda f: self._refused(denied, f))
+        decision.addErrback(lambda f: self.log.failure("client [{run_id}]: acting on a plugin decision failed", f,
+                                                       run_id=self.run_id))
+        if held:
+            decision.addBoth(lambda _: self.protocol.release())
+
+    def _decided(self, allowed: Callable[[_T], None], content: _T) -> None:
+        if not self.closed:
+            allowed(content)
+
+    def _refused(self, denied: Callable[[PluginDenied], None], failure: Failure) -> None:
+        failure.trap(PluginDenied)
+        if not self.closed:
+            denied(failure.value)  # type: ignore[arg-type]  # trapped: a PluginDenied
+
+    def _new_proxy(self, msg: NewProxy) -> None:
+        self.server.register_proxy(self, msg).addCallback(self._send_if_open)
 
     def _send_if_open(self, msg: NewProxyResp) -> None:
         """Answer the NewProxy, then start the proxy (frps's order: a udp proxy takes

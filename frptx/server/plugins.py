@@ -121,6 +121,7 @@ __all__ = [
     "PluginManager",
     "client_error_text",
     "new_reqid",
+    "address_text",
 ]
 
 API_VERSION = "0.1.0"
@@ -138,6 +139,13 @@ DEFAULT_TIMEOUT = 10.0
 def new_reqid() -> str:
     """frp's ``util.RandID()``: 16 random lowercase hex digits."""
     return os.urandom(8).hex()
+
+
+def address_text(address: Any) -> str:
+    """Go's ``net.Addr.String()`` of a TCP address: ``ip:port``, ``[ipv6]:port``."""
+    host = getattr(address, "host", "")
+    port = getattr(address, "port", 0)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # --------------------------------------------------------------------------
@@ -178,6 +186,11 @@ class UserInfo:
         # no omitempty here; a client without metas has a nil map: null
         return {"user": self.user, "metas": dict(sorted(self.metas.items())) if self.metas else None,
                 "run_id": self.run_id}
+
+    @classmethod
+    def of(cls, login: Login, run_id: str) -> UserInfo:
+        """A logged-in client's identity (``run_id``: the one frps uses, maybe generated at login)."""
+        return cls(login.user, dict(login.metas) if login.metas else None, run_id)
 
     @classmethod
     def from_json(cls, obj: Any) -> UserInfo:
@@ -621,8 +634,13 @@ class PluginManager:
     def __init__(self, plugins: Sequence[ServerPlugin] = (), *, clock: IReactorTime,
                  timeout: float = DEFAULT_TIMEOUT, reqid: Callable[[], str] = new_reqid) -> None:
         self._plugins: list[ServerPlugin] = []
+        #: the ops at least one plugin handles: ``wants`` is one set lookup on every connection
+        self._ops: frozenset[str] = frozenset()
         self._clock = clock
         self.timeout = timeout
+        #: plugin calls under way (``stop`` cancels them)
+        self._asking: set[Deferred[Any]] = set()
+        self._stopped = False
         self._reqid = reqid
         for p in plugins:
             self.register(p)
@@ -632,6 +650,18 @@ class PluginManager:
         if unknown:
             raise ValueError(f"plugin {plugin.name!r}: unknown op(s) {', '.join(unknown)}")
         self._plugins.append(plugin)
+        self._ops = self._ops | frozenset(plugin.ops)
+
+    def stop(self) -> None:
+        """frps is stopping: cancel the plugin calls under way and ask no plugin from now on
+        (every operation still waiting is refused as a plugin error)."""
+        self._stopped = True
+        for d in list(self._asking):
+            d.cancel()
+
+    def wants(self, op: str) -> bool:
+        """Whether any plugin handles ``op`` (frps skips the whole step, and its Deferred, when none does)."""
+        return op in self._ops
 
     def plugins_for(self, op: str) -> list[ServerPlugin]:
         return [p for p in self._plugins if p.supports(op)]
@@ -654,7 +684,7 @@ class PluginManager:
     def close_proxy(self, content: CloseProxyContent) -> Deferred[str | None]:
         """Tell every CloseProxy plugin; answers are ignored, errors collected (frp's text)."""
         plugins = self.plugins_for(OP_CLOSE_PROXY)
-        if not plugins:
+        if not plugins or self._stopped:  # nobody to tell, or frps is stopping: no noise for each proxy
             return succeed(None)
         reqid = self._reqid()
         errors: list[str] = []
@@ -701,6 +731,8 @@ class PluginManager:
 
     async def _ask(self, plugin: ServerPlugin, op: str, content: Any, reqid: str) -> tuple[PluginResponse, Any]:
         """One plugin's answer and, if it rewrites, the new content; :class:`_AskError` if it failed."""
+        if self._stopped:
+            raise _AskError("frps is stopping")
         d = maybeDeferred(plugin.handle, op, content, reqid)
         # Not Deferred.addTimeout: Agent reports a cancelled request as ResponseNeverReceived, not
         # CancelledError, so whether the clock ran out is remembered here.
@@ -711,13 +743,17 @@ class PluginManager:
             d.cancel()
 
         timer = self._clock.callLater(self.timeout, expire)
+        self._asking.add(d)
         try:
             response = await d
         except Exception as e:
             if expired:
                 raise _AskError(f"no answer within {self.timeout:g}s") from None
+            if self._stopped:
+                raise _AskError("frps is stopping") from None
             raise _AskError(_error_text(e)) from None
         finally:
+            self._asking.discard(d)
             if timer.active():
                 timer.cancel()
         if not isinstance(response, PluginResponse):

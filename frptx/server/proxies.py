@@ -28,6 +28,7 @@ from frptx.protocols.relay import Relay, TrafficCounter
 from frptx.protocols.relayed import start_relay
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.ingress import Ingress
+from frptx.server.plugins import OP_NEW_USER_CONN, NewUserConnContent, PluginDenied, UserInfo, address_text
 from frptx.server.pool import PoolClosed
 from frptx.wire import Login, NewProxy, StartWorkConn
 
@@ -84,7 +85,43 @@ def join_to_work_connection(proxy: Any, user: Any, user_codec: StreamCodec | Non
     ``user`` is a paused connection whose bytes go to the proxied service: a public
     user (``PublicConnectionProtocol``) or a visitor connection (a message protocol
     in raw mode).  ``user_codec`` is the visitor's own encryption/compression.
+
+    With NewUserConn server plugins (frp asks them for tcp, stcp and sudp users)
+    the user waits, paused, for their decision; a refusal closes it before any
+    work connection is taken.
     """
+    plugins = getattr(proxy.control.server, "plugins", None)
+    if plugins is not None and plugins.wants(OP_NEW_USER_CONN):
+        _ask_new_user_conn(plugins, proxy, user, user_codec)
+        return
+    _join(proxy, user, user_codec)
+
+
+def _ask_new_user_conn(plugins: Any, proxy: Any, user: Any, user_codec: StreamCodec | None) -> None:
+    control = proxy.control
+    proxy.users.add(user)  # closing the proxy meanwhile closes the user too
+    remote_addr = address_text(user.transport.getPeer())
+    content = NewUserConnContent(UserInfo.of(control.login, control.run_id), proxy.name, proxy.msg.proxy_type,
+                                 remote_addr)
+
+    def allowed(_: object) -> None:
+        proxy.users.discard(user)
+        if not (_is_lost(user) or proxy.closed):
+            _join(proxy, user, user_codec)
+
+    def denied(failure: Failure) -> None:
+        failure.trap(PluginDenied)
+        proxy.users.discard(user)
+        proxy.log.warn("proxy [{name}]: the user conn [{addr}] was rejected, err: {why}", name=proxy.name,
+                       addr=remote_addr, why=failure.getErrorMessage())
+        if not _is_lost(user):
+            user.transport.loseConnection()
+
+    plugins.new_user_conn(content).addCallbacks(allowed, denied).addErrback(
+        lambda f: proxy.log.failure("proxy [{name}]: serving a user connection failed", f, name=proxy.name))
+
+
+def _join(proxy: Any, user: Any, user_codec: StreamCodec | None) -> None:
     control = proxy.control
     proxy.users.add(user)
     d: Deferred[WorkConnection] = control.get_work_connection()

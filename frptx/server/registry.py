@@ -8,11 +8,17 @@ and the ``ControlOwner`` each client's control is given.  It decides logins
 client's pool, and creates and closes proxies: the proxy's kind comes from the
 ``KindRegistry`` (``frptx.server.kinds``), its public port from the ingress type
 the kind names (``frptx.server.ingress``); no kind is named here.
+
+Server plugins (``frptx.server.plugins``: ``httpPlugins`` and in-process hooks)
+are asked where frps 0.65.0 asks them: Login before the login is checked (a
+rewrite changes the Login frps checks and keeps), NewWorkConn once the client is
+found and before the token check, CloseProxy after a proxy closed.  With no
+plugin for an op, the step is skipped entirely and the answer stays synchronous.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -29,10 +35,28 @@ from frptx.server.ingress import PortIngresses, PortIngressType
 from frptx.server.kind import KindRegistry, ProxyKind
 from frptx.server.kinds import builtin_kinds
 from frptx.server.kinds.udp import DEFAULT_UDP_TIMING, UdpTiming
+from frptx.server.plugins import (
+    DEFAULT_TIMEOUT,
+    OP_CLOSE_PROXY,
+    OP_LOGIN,
+    OP_NEW_WORK_CONN,
+    CallablePlugin,
+    CloseProxyContent,
+    HTTPPlugin,
+    LoginContent,
+    NewWorkConnContent,
+    PluginCallable,
+    PluginDenied,
+    PluginManager,
+    ServerPlugin,
+    UserInfo,
+    address_text,
+)
 from frptx.server.ports import PortError, TooManyPorts
 from frptx.server.proxies import ProxyBase
 from frptx.server.stats import StatsCollector
 from frptx.wire import (
+    CloseProxy,
     Login,
     LoginResp,
     NewProxy,
@@ -45,7 +69,7 @@ from frptx.wire import (
 )
 
 if TYPE_CHECKING:
-    from frptx.protocols.server import ServerConnectionProtocol
+    from frptx.protocols.server import Decision, ServerConnectionProtocol
 
 
 class LoginRefused(Exception):
@@ -60,7 +84,8 @@ class FrpServer:
     # An intersection for the reader; Python typing has none, so mypy takes it as Any.
     def __init__(self, config: ServerConfig, reactor: IReactorTCP & IReactorTime,  # type: ignore[valid-type]
                  udp_timing: UdpTiming | None = None, kinds: KindRegistry | None = None,
-                 stats: StatsCollector | None = None) -> None:
+                 stats: StatsCollector | None = None, plugins: Iterable[ServerPlugin] = (),
+                 plugin_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.config = config
         self.reactor = reactor
         #: when udp proxies take work connections (frps's values unless a test shortens them)
@@ -77,22 +102,64 @@ class FrpServer:
         self.ingresses: dict[str, PortIngresses] = {}
         #: every open connection frps accepted (bind port and public ports)
         self.connections = ConnectionSet(reactor)
+        #: server plugins: the ``httpPlugins`` of the config, in order, then ``plugins`` and ``add_plugin``'s
+        self.plugins = PluginManager(clock=reactor, timeout=plugin_timeout)
+        for entry in config.http_plugins:
+            self.plugins.register(HTTPPlugin(entry.name, entry.addr, entry.path, entry.ops, reactor=reactor,
+                                             tls_verify=entry.tls_verify))
+            self.log.info("plugin [{name}] has been registered", name=entry.name)
+        for plugin in plugins:
+            self.plugins.register(plugin)
 
     def client_error(self, detailed: str, summary: str) -> str:
         """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""
         return detailed if self.config.detailed_errors_to_client else summary
 
+    # -- plugins -------------------------------------------------------------
+    def add_plugin(self, plugin: ServerPlugin) -> None:
+        """Ask ``plugin`` too (after those already registered), from the next operation on."""
+        self.plugins.register(plugin)
+
+    def add_hook(self, name: str, ops: Iterable[str], fn: PluginCallable) -> CallablePlugin:
+        """An in-process plugin: ``fn(op, content)`` is asked about ``ops`` (see ``CallablePlugin``)."""
+        plugin = CallablePlugin(name, ops, fn)
+        self.add_plugin(plugin)
+        return plugin
+
     # -- login -------------------------------------------------------------
-    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> ServerControl | None:
-        """Check a Login; on success the returned control owns the connection."""
+    def login(self, protocol: ServerConnectionProtocol, msg: Login) -> Decision:
+        """Check a Login; on success the returned control owns the connection.
+
+        With Login plugins the decision is a Deferred (the protocol holds the
+        connection meanwhile); a plugin's rewrite is the Login that is checked and kept.
+        """
+        if not self.plugins.wants(OP_LOGIN):
+            return self._login(protocol, msg)
+        assert protocol.transport is not None  # a connected protocol sent the Login
+        content = LoginContent(msg, address_text(protocol.transport.getPeer()))
+
+        def denied(failure: Failure) -> None:
+            failure.trap(PluginDenied)
+            self._refuse_login(protocol, self.client_error(str(failure.value), "register control error"))
+
+        return self.plugins.login(content).addCallbacks(lambda c: self._login(protocol, c.login), denied)
+
+    def _refuse_login(self, protocol: ServerConnectionProtocol, why: str) -> None:
+        if protocol.transport is None or protocol.closed:
+            return
+        logs.throttle.warn(self.log, "login refused", "login from {peer} refused: {why}",
+                           peer=protocol.transport.getPeer(), why=why)
+        protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, error=why))
+        protocol.close()
+
+    def _login(self, protocol: ServerConnectionProtocol, msg: Login) -> ServerControl | None:
+        if protocol.closed:
+            self.log.info("login from a connection closed while its plugins decided: ignored")
+            return None
         try:
             self._check_login(msg)
         except LoginRefused as e:
-            assert protocol.transport is not None  # a connected protocol sent the Login
-            logs.throttle.warn(self.log, "login refused", "login from {peer} refused: {why}",
-                               peer=protocol.transport.getPeer(), why=str(e))
-            protocol.send(LoginResp(version=FRP_PROTOCOL_VERSION, error=str(e)))
-            protocol.close()
+            self._refuse_login(protocol, str(e))
             return None
         run_id = msg.run_id or os.urandom(8).hex()
         old = self.controls.get(run_id)
@@ -126,21 +193,42 @@ class FrpServer:
         self.clients.offline(control)
 
     # -- work connections ---------------------------------------------------
-    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> ServerWorkConnection | None:
+    def work_connection(self, protocol: ServerConnectionProtocol, msg: NewWorkConn) -> Decision:
+        """File a work connection into its client's pool (after the NewWorkConn plugins, if any)."""
         control = self.controls.get(msg.run_id)
-        error = ""
         if control is None:
-            error = f"no client control found for run id [{msg.run_id}]"
-        elif "NewWorkConns" in self.config.auth.additional_scopes and not verify_privilege_key(
+            self._refuse_work(protocol, f"no client control found for run id [{msg.run_id}]")
+            return None
+        if not self.plugins.wants(OP_NEW_WORK_CONN):
+            return self._work_connection(protocol, control, msg)
+        content = NewWorkConnContent(UserInfo.of(control.login, control.run_id), msg)
+
+        def denied(failure: Failure) -> None:
+            failure.trap(PluginDenied)
+            self._refuse_work(protocol, self.client_error(str(failure.value), "invalid NewWorkConn"))
+
+        return self.plugins.new_work_conn(content).addCallbacks(
+            lambda c: self._work_connection(protocol, control, c.new_work_conn), denied)
+
+    def _refuse_work(self, protocol: ServerConnectionProtocol, error: str) -> None:
+        if protocol.transport is None or protocol.closed:
+            return
+        logs.throttle.warn(self.log, "work connection refused", "work connection from {peer} refused: {why}",
+                           peer=protocol.transport.getPeer(), why=error)
+        protocol.send(StartWorkConn(error=error))
+        protocol.close()
+
+    def _work_connection(self, protocol: ServerConnectionProtocol, control: ServerControl,
+                         msg: NewWorkConn) -> ServerWorkConnection | None:
+        if protocol.closed:
+            return None
+        if control.closed:
+            self._refuse_work(protocol, f"no client control found for run id [{control.run_id}]")
+            return None
+        if "NewWorkConns" in self.config.auth.additional_scopes and not verify_privilege_key(
                 control.token, msg.timestamp, msg.privilege_key):
-            error = self.client_error("token in NewWorkConn doesn't match token from configuration",
-                                      "invalid NewWorkConn")
-        if control is None or error:
-            assert protocol.transport is not None  # a connected protocol sent the NewWorkConn
-            logs.throttle.warn(self.log, "work connection refused", "work connection from {peer} refused: {why}",
-                               peer=protocol.transport.getPeer(), why=error)
-            protocol.send(StartWorkConn(error=error))
-            protocol.close()
+            self._refuse_work(protocol, self.client_error(
+                "token in NewWorkConn doesn't match token from configuration", "invalid NewWorkConn"))
             return None
         work = ServerWorkConnection(control, protocol)
         if not control.pool.add(work):
@@ -277,9 +365,14 @@ class FrpServer:
             self.stats.proxy_closed(name)
         self.log.info("client [{run_id}]: proxy [{name}] closed (in {inb} bytes, out {outb} bytes)",
                       run_id=control.run_id, name=name, inb=proxy.counter.inbound, outb=proxy.counter.outbound)
+        if self.plugins.wants(OP_CLOSE_PROXY):
+            # frp tells the CloseProxy plugins in the background and ignores their answers
+            self.plugins.close_proxy(CloseProxyContent(UserInfo.of(control.login, control.run_id),
+                                                       CloseProxy(proxy_name=name)))
 
     def close(self) -> Deferred[None]:
         """Drop every client (frps stopping); fires when all public ports are closed."""
+        self.plugins.stop()
         pending: list[Deferred[None]] = []
         for control in list(self.controls.values()):
             for name in list(control.proxies):

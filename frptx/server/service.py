@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -24,6 +24,7 @@ from frptx.config import ConfigError, ServerConfig, load_server_config
 from frptx.factories.server import DEFAULT_TIMEOUTS, BindPortTimeouts, bind_port_factory
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.kinds.udp import UdpTiming
+from frptx.server.plugins import CallablePlugin, PluginCallable, ServerPlugin
 from frptx.server.registry import FrpServer
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
@@ -91,7 +92,8 @@ class FrpsService(MultiService):
     def __init__(self, config: ServerConfig, reactor: Any = None,
                  on_fatal: Callable[[str], None] | None = None,
                  timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS, udp_timing: UdpTiming | None = None,
-                 config_path: str | None = None, install_sighup: bool = False) -> None:
+                 config_path: str | None = None, install_sighup: bool = False,
+                 plugins: Iterable[ServerPlugin] = ()) -> None:
         super().__init__()
         self.config_path = config_path
         self._install_sighup = install_sighup
@@ -102,7 +104,8 @@ class FrpsService(MultiService):
             reactor = default_reactor
         self.config = config
         self.reactor = reactor
-        self.server = FrpServer(config, reactor, udp_timing=udp_timing)
+        #: ``plugins`` are asked after the config's ``httpPlugins`` (see ``frptx.server.plugins``)
+        self.server = FrpServer(config, reactor, udp_timing=udp_timing, plugins=plugins)
         self.bind_port = BindPortService(self.server, reactor, on_fatal, timeouts)
         self.bind_port.setServiceParent(self)
         self.web: Any = None
@@ -116,6 +119,15 @@ class FrpsService(MultiService):
             self.web = WebServerService(site, reactor, web.addr, web.port, web.tls_cert_file, web.tls_key_file,
                                         what="dashboard", on_fatal=on_fatal)
             self.web.setServiceParent(self)
+
+    def add_plugin(self, plugin: ServerPlugin) -> None:
+        """Ask ``plugin`` too (an ``HTTPPlugin``, a ``CallablePlugin``, ...), after those already registered."""
+        self.server.add_plugin(plugin)
+
+    def add_hook(self, name: str, ops: Iterable[str], fn: PluginCallable) -> CallablePlugin:
+        """In-process server plugin: ``fn(op, content)`` returns None (allow), a ``PluginResponse`` or a
+        Deferred of either (see ``frptx.server.plugins``)."""
+        return self.server.add_hook(name, ops, fn)
 
     @property
     def port(self) -> IListeningPort | None:
