@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 from twisted.web.server import Site
 
+from frptx.server.plugins import CallablePlugin, PluginResponse
 from frptx.test.gofrp import free_port
 from frptx.test.support import (
     Collector,
@@ -121,6 +123,33 @@ class ServerPluginsMixin:
         self.assertEqual(await roundtrip(open_port, b"welcome"), b"welcome")
         self.assertEqual(echo.connections, 1)
         self.assertEqual(len(requests(service, "NewUserConn")), 2)
+
+
+    @async_test
+    async def test_in_process_hooks_as_in_the_readme(self: Any) -> None:
+        """``FrpsService(plugins=...)`` and ``add_hook``: typed contents, mapping rewrites, notifications."""
+        local = listen_local(self, EchoFactory())
+        rewrite_port = free_port()
+        closed: Deferred[str] = Deferred()
+
+        def policy(op: str, content: Any) -> PluginResponse | None:
+            if op == "Login" and content.login.user != "alice":
+                return PluginResponse.rejected("alice only")
+            if op == "NewProxy" and content.new_proxy.remote_port == 0:
+                return PluginResponse.rewrite({**content.to_json(), "remote_port": rewrite_port})
+            return None
+
+        tunnel = Tunnel(self, self.mode)
+        frps = tunnel.start_server()
+        frps.add_plugin(CallablePlugin("policy", ["Login", "NewProxy"], policy))
+        frps.add_hook("audit", ["CloseProxy"], lambda op, content: closed.callback(content.close_proxy.proxy_name))
+        tunnel.start_client([tcp_proxy("p", local)], user="bob")
+        self.assertIn("alice only", await with_timeout(tunnel.fatal.first(), 15))
+        frpc = tunnel.start_client([tcp_proxy("p", local)], user="alice")
+        self.assertEqual(await tunnel.remote_port("p"), rewrite_port)
+        self.assertEqual(await roundtrip(rewrite_port, b"hooked"), b"hooked")
+        await frpc.stopService()
+        self.assertEqual(await with_timeout(closed, 10), "alice.p")
 
 
 mode_cases(ServerPluginsMixin, globals(), unittest.TestCase,
