@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -421,3 +421,23 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([home, *(p for p in sys.path if p and p != home)])
     return env
+
+
+def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
+    """An ``async def`` test method as trial runs it: a Deferred from the coroutine."""
+    import functools
+
+    @functools.wraps(f)
+    def run(self: Any) -> Deferred[Any]:
+        return Deferred.fromCoroutine(f(self))
+
+    return run
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (closed again before use)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -5,9 +5,7 @@ classes are generated from one mixin by ``mode_cases``.
 """
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.internet import reactor
@@ -23,8 +21,10 @@ from frptx.test.support import (
     EchoFactory,
     LogWatch,
     Tunnel,
+    async_test,
     connect,
     digest,
+    free_port,
     listen_local,
     mode_cases,
     roundtrip,
@@ -32,14 +32,6 @@ from frptx.test.support import (
     until,
     with_timeout,
 )
-
-
-def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
-    @functools.wraps(f)
-    def run(self: Any) -> Deferred[Any]:
-        return Deferred.fromCoroutine(f(self))
-
-    return run
 
 
 class Sink(Protocol):
@@ -404,13 +396,6 @@ class TcpTunnelMixin:
         await until(lambda: len(t.frps.server.connections) == 0, "every silent connection gone on frps")
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (closed again before use)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 

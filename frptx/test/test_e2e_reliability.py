@@ -7,8 +7,6 @@ events (a connection's ``connectionLost``), each bounded by a timeout far below 
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twisted.internet import reactor
@@ -22,20 +20,13 @@ from frptx.test.support import (
     Collector,
     Echo,
     Tunnel,
+    async_test,
     connect,
     mode_cases,
     tcp_proxy,
     with_timeout,
 )
 from frptx.transport import tls_client, tls_context
-
-
-def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
-    @functools.wraps(f)
-    def run(self: Any) -> Deferred[Any]:
-        return Deferred.fromCoroutine(f(self))
-
-    return run
 
 
 def when_lost(protocol: Any) -> Deferred[None]:
