@@ -677,7 +677,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
                 "xtcp (P2P) proxies; tcp, udp, stcp and sudp proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
-    Unsupported("client", "proxies[*].loadBalancer.group", _set, "load-balancing groups"),
     # --- later: client-wide ------------------------------------------------
     Unsupported("client", "transport.protocol", _is_not("tcp"),
                 "transports other than tcp (kcp/quic/websocket/wss/auto)"),

@@ -31,6 +31,9 @@ class ProxyKind:
     ingress: PortIngressType | None = None
     #: the NewProxyResp error for a port allocation failure ``why`` for ``remotePort``
     port_error: Callable[[int, str], str] = _as_is
+    #: whether proxies of this kind may share their ingress in a load-balancing group
+    #: (``NewProxy.group``; kinds without groups ignore the field, as frps does for udp)
+    groups: bool = False
 
 
 class KindRegistry:

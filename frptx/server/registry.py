@@ -31,6 +31,7 @@ from frptx.protocols.codec import stream_codec
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.clients import ClientHistory
 from frptx.server.control import ServerControl, ServerWorkConnection
+from frptx.server.groups import GroupRefused, Groups
 from frptx.server.ingress import PortIngresses, PortIngressType
 from frptx.server.kind import KindRegistry, ProxyKind
 from frptx.server.kinds import builtin_kinds
@@ -100,6 +101,8 @@ class FrpServer:
         self._pending_names: set[str] = set()
         #: the public ports of each ingress type (tcp, udp), opened on demand
         self.ingresses: dict[str, PortIngresses] = {}
+        #: load-balancing groups: proxies sharing one ingress
+        self.groups = Groups()
         #: every open connection frps accepted (bind port and public ports)
         self.connections = ConnectionSet(reactor)
         #: server plugins: the ``httpPlugins`` of the config, in order, then ``plugins`` and ``add_plugin``'s
@@ -274,10 +277,27 @@ class FrpServer:
                           refusal: Callable[[str], NewProxyResp]) -> Deferred[NewProxyResp]:
         name = msg.proxy_name
         ingresses = self.port_ingresses(ingress_type)
+        group = msg.group if kind.groups else ""
 
         def port_refusal(why: str) -> NewProxyResp:
             return refusal(kind.port_error(msg.remote_port, why))
 
+        def join_group() -> NewProxyResp | None:
+            """Attach to the group's ingress if the group is open (None: this is its first member)."""
+            existing = self.groups.get(ingress_type.name, group) if group else None
+            if existing is None:
+                return None
+            try:
+                existing.check(msg.group_key, msg.remote_port)
+            except GroupRefused as e:
+                return refusal(str(e))
+            proxy = kind.proxy(control, msg)
+            proxy.attach(existing.ingress)
+            return self._registered(control, proxy)
+
+        joined = join_group()
+        if joined is not None:
+            return succeed(joined)
         try:
             candidates = ingresses.candidates(name, msg.remote_port, control.run_id)
         except TooManyPorts as e:
@@ -292,11 +312,16 @@ class FrpServer:
                 return NewProxyResp(proxy_name=name, error="client is offline")
             if name in self.proxies:
                 return refusal(f"proxy [{name}] already exists")
+            joined = join_group()  # another member may have opened the group while this one waited
+            if joined is not None:
+                return joined
             proxy = kind.proxy(control, msg)  # first: if it raises, no port is left open
             try:
                 ingress = ingresses.open(candidates, msg.remote_port, name, control.run_id)
             except PortError as e:
                 return port_refusal(str(e))
+            if group:
+                self.groups.create(ingress_type.name, group, msg.group_key, msg.remote_port, ingress)
             proxy.attach(ingress)
             return self._registered(control, proxy)
 

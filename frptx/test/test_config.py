@@ -821,9 +821,21 @@ class UnsupportedTests(ConfigTestCase):
     def test_unsupportedAndInvalidTogether(self) -> None:
         """Unsupported features do not hide ordinary errors (or vice versa)."""
         self.client_fails(
-            {"proxies": [tcp(loadBalancer={"group": "g"}), tcp("b", localPort="x")]},
-            "proxies[0].loadBalancer.group: not supported by frptx yet",
+            {"dnsServer": "8.8.8.8", "proxies": [tcp(), tcp("b", localPort="x")]},
+            "dnsServer: not supported by frptx yet",
             "proxies[1].localPort: expected an integer",
+        )
+
+    def test_loadBalancingGroups(self) -> None:
+        """tcp groups load (and reach NewProxy); groups of vhost-routed types are refused, naming the type."""
+        config = parse_client_config({"proxies": [tcp(loadBalancer={"group": "web", "groupKey": "k"})]})
+        self.assertEqual((config.proxies[0].load_balancer.group, config.proxies[0].load_balancer.group_key),
+                         ("web", "k"))
+        self.client_fails(
+            {"proxies": [{"name": "m", "type": "tcpmux", "multiplexer": "httpconnect", "customDomains": ["a"],
+                          "localPort": 1, "loadBalancer": {"group": "g"}}]},
+            "proxies[0].loadBalancer.group: not supported by frptx yet (load-balancing groups of tcpmux proxies;"
+            " tcp groups run today)",
         )
 
     def test_droppingRowEnablesFeature(self) -> None:

@@ -66,6 +66,9 @@ def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewPro
         # frp sends the limit as configured, and the mode only when it is not the default "client"
         bandwidth_limit=t.bandwidth_limit,
         bandwidth_limit_mode="" if t.bandwidth_limit_mode == "client" else t.bandwidth_limit_mode,
+        # every proxy carries its loadBalancer settings, as frpc sends them; frps decides what they mean
+        group=proxy.load_balancer.group,
+        group_key=proxy.load_balancer.group_key,
         metas=dict(proxy.metadatas),
         annotations=dict(proxy.annotations),
         **(kind.new_proxy_fields(proxy) if kind is not None else {}),

@@ -2,7 +2,8 @@
 """frps's ``tcp`` proxy: users connect to a public TCP port (``remotePort``).
 
 Each user connection the ingress routes here is paused at once and joined to a
-work connection of the client (``join_to_work_connection``).
+work connection of the client (``join_to_work_connection``).  Proxies naming a
+``loadBalancer.group`` share one port (``frptx.server.groups``).
 """
 from __future__ import annotations
 
@@ -20,4 +21,4 @@ class TcpProxy(ProxyBase):
         join_to_work_connection(self, user)
 
 
-KIND = ProxyKind("tcp", TcpProxy, ingress=TCP_PORT)
+KIND = ProxyKind("tcp", TcpProxy, ingress=TCP_PORT, groups=True)
