@@ -136,6 +136,13 @@ class KindNewProxyTests(unittest.TestCase):
         self.assertEqual(kinds.new_proxy_message(cfg, UdpProxyConfig(name="u", remote_port=7)).remote_port, 7)
         self.assertEqual(set(kinds.registered()) >= {"tcp", "udp", "stcp", "sudp"}, True)
 
+    def test_load_balancer_sent_as_frpc_does(self) -> None:
+        """``loadBalancer.group``/``groupKey`` go in every NewProxy (frps decides what they mean)."""
+        cfg = client_config(7000, False, False, [tcp_proxy("t", 22, 6000, loadBalancer={"group": "g", "groupKey": "k"})])
+        msg = kinds.new_proxy_message(cfg, cfg.proxies[0])
+        self.assertEqual(msg, NewProxy(proxy_name="t", proxy_type="tcp", remote_port=6000, group="g", group_key="k"))
+        self.assertEqual((msg.to_json()["group"], msg.to_json()["group_key"]), ("g", "k"))
+
 
 class KindRegistryTests(unittest.TestCase):
     """A kind registered from outside (as a client plugin will) gets its proxies' work connections."""
