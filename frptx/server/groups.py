@@ -16,9 +16,14 @@ port), and must present the first member's key ("group auth failed").  Groups
 are found by name alone, across users and clients, per ingress type (frps keeps
 one group table for tcp).
 
+With ``remotePort: 0`` frps 0.65.0 reports the port its port manager picked but
+listens on another one the kernel picked (users of the reported port are
+refused); frptx listens on the port it reports.
+
 How frps spreads users: every member's accept loop waits on one shared channel
 and takes the next connection when its turn comes, so with idle members the
-connections go round the members in turn.  ``RoundRobin`` does that on purpose.
+connections go round the members in turn (32 users one after the other against
+two members of a Go frps: ABAB...AB).  ``RoundRobin`` does that on purpose.
 """
 from __future__ import annotations
 
