@@ -12,8 +12,16 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from frptx.test.support import LogWatch, Tunnel, connect, listen_local, mode_cases, tcp_proxy, with_timeout
-from frptx.test.test_e2e import async_test
+from frptx.test.support import (
+    LogWatch,
+    Tunnel,
+    async_test,
+    connect,
+    listen_local,
+    mode_cases,
+    tcp_proxy,
+    with_timeout,
+)
 from frptx.test.test_interop_go import EchoReader
 
 

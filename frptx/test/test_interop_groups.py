@@ -8,9 +8,7 @@ which even a fair coin per user would fail with probability 2 * 2**-32 < 1e-9.
 """
 from __future__ import annotations
 
-from frptx.test.gofrp import free_port
-from frptx.test.support import LogWatch, listen_local, with_timeout
-from frptx.test.test_e2e import async_test
+from frptx.test.support import LogWatch, async_test, free_port, listen_local, with_timeout
 from frptx.test.test_e2e_groups import NamedFactory, group, served_by, spread
 from frptx.test.test_interop_go import GO_DEFAULT, InteropBase
 
