@@ -19,6 +19,10 @@ def _as_is(port: int, why: str) -> str:
     return why
 
 
+class ProxyRefused(Exception):
+    """A kind's proxy constructor refuses the NewProxy; ``str()`` is frp's text for NewProxyResp."""
+
+
 @dataclass(frozen=True)
 class ProxyKind:
     """One proxy type as frps serves it."""

@@ -33,7 +33,7 @@ from frptx.server.clients import ClientHistory
 from frptx.server.control import ServerControl, ServerWorkConnection
 from frptx.server.groups import GroupRefused, Groups
 from frptx.server.ingress import PortIngresses, PortIngressType
-from frptx.server.kind import KindRegistry, ProxyKind
+from frptx.server.kind import KindRegistry, ProxyKind, ProxyRefused
 from frptx.server.kinds import builtin_kinds
 from frptx.server.kinds.udp import DEFAULT_UDP_TIMING, UdpTiming
 from frptx.server.plugins import (
@@ -56,6 +56,7 @@ from frptx.server.plugins import (
 from frptx.server.ports import PortError, TooManyPorts
 from frptx.server.proxies import ProxyBase
 from frptx.server.stats import StatsCollector
+from frptx.server.vhost_http import HttpVhost
 from frptx.wire import (
     CloseProxy,
     Login,
@@ -113,6 +114,8 @@ class FrpServer:
             self.log.info("plugin [{name}] has been registered", name=entry.name)
         for plugin in plugins:
             self.plugins.register(plugin)
+        #: the routes of vhostHTTPPort (None: http proxies are refused, as frp does without it)
+        self.http_vhost = HttpVhost(config, reactor) if config.vhost_http_port else None
 
     def client_error(self, detailed: str, summary: str) -> str:
         """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""
@@ -270,7 +273,11 @@ class FrpServer:
         if name in self.proxies or name in self._pending_names:
             return succeed(refusal(f"proxy [{name}] already exists"))
         if kind.ingress is None:
-            return succeed(self._registered(control, kind.proxy(control, msg)))
+            try:
+                proxy = kind.proxy(control, msg)
+            except ProxyRefused as e:
+                return succeed(refusal(str(e)))
+            return succeed(self._registered(control, proxy))
         return self._register_on_port(control, msg, kind, kind.ingress, refusal)
 
     def _register_on_port(self, control: ServerControl, msg: NewProxy, kind: ProxyKind, ingress_type: PortIngressType,

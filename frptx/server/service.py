@@ -26,6 +26,7 @@ from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.kinds.udp import UdpTiming
 from frptx.server.plugins import CallablePlugin, PluginCallable, ServerPlugin
 from frptx.server.registry import FrpServer
+from frptx.server.vhost_http import HttpVhostService
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
 
@@ -108,6 +109,10 @@ class FrpsService(MultiService):
         self.server = FrpServer(config, reactor, udp_timing=udp_timing, plugins=plugins)
         self.bind_port = BindPortService(self.server, reactor, on_fatal, timeouts)
         self.bind_port.setServiceParent(self)
+        self.vhost_http: HttpVhostService | None = None
+        if self.server.http_vhost is not None:
+            self.vhost_http = HttpVhostService(self.server.http_vhost, reactor, on_fatal)
+            self.vhost_http.setServiceParent(self)
         self.web: Any = None
         web = config.web_server
         if web.port:

@@ -347,7 +347,7 @@ class GoFrpcOurFrps(InteropBase):
 
     @async_test
     async def test_reload_and_unsupported_type(self) -> None:
-        """An http proxy is refused (visibly, to Go frpc) without harm to the others; a reload
+        """An http proxy is refused (visibly, to Go frpc: no vhostHTTPPort) without harm to the others; a reload
         (frpc's admin API) closes, keeps and adds proxies through CloseProxy/NewProxy."""
         echo_a, echo_b = EchoFactory(), EchoFactory()
         a, b = listen_local(self, echo_a), listen_local(self, echo_b)
@@ -357,7 +357,7 @@ class GoFrpcOurFrps(InteropBase):
                "customDomains": ["frptx.test"]}
         go = await self.go_frpc(frps.bound_port, GO_DEFAULT, [keep, gone, web], wait=False)
         for line in ("[keep] start proxy success", "[gone] start proxy success",
-                     "[web] start error: proxy type [http] is not supported by this server"):
+                     "[web] start error: type [http] not supported when vhost http port is not set"):
             await go.proc.wait_for(line)
         self.assertEqual(sorted(frps.server.proxies), ["gone", "keep"])
         keep_port, gone_port = await go.remote_port("keep"), await go.remote_port("gone")

@@ -23,8 +23,8 @@ The frps side has its own kind module (``frptx/server/kinds/``).
 """
 from __future__ import annotations
 
-from frptx.client.kinds import stcp, sudp, tcp, udp
+from frptx.client.kinds import http, stcp, sudp, tcp, udp
 from frptx.client.kinds.registry import ClientKind, kind_for, new_proxy_message, register, registered, unregister
 
 __all__ = ["ClientKind", "kind_for", "new_proxy_message", "register", "registered", "unregister",
-           "stcp", "sudp", "tcp", "udp"]
+           "http", "stcp", "sudp", "tcp", "udp"]

@@ -29,9 +29,9 @@ from twisted.internet.interfaces import IProtocolFactory
 from twisted.python.failure import Failure
 
 from frptx.client.plugins.base import ClientPlugin
-from frptx.client.plugins.forward import Forward, HTTPForwardProtocol, go_reply, origin_form
 from frptx.client.plugins.tls import InsecureClientCreator
 from frptx.client.plugins.tunnel import TunnelFactory, TunnelProtocol
+from frptx.protocols.httpforward import Forward, HTTPForwardProtocol, go_reply, origin_form
 from frptx.protocols.relayed import RelayedProtocol
 from frptx.vhost.http1 import (
     Data,

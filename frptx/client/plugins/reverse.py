@@ -30,8 +30,8 @@ from twisted.python.failure import Failure
 
 from frptx import logs
 from frptx.client.plugins.base import ClientPlugin, split_host_port
-from frptx.client.plugins.forward import Forward, HTTPForwardFactory, HTTPForwardProtocol, go_reply, origin_form
 from frptx.client.plugins.tls import InsecureClientCreator, server_options, tls_server_factory
+from frptx.protocols.httpforward import Forward, HTTPForwardFactory, HTTPForwardProtocol, go_reply, origin_form
 from frptx.vhost.http1 import RequestHead, get_header, header_values, remove_headers, set_header
 from frptx.vhost.rewrite import canonical_header_key, http_date, rewrite_request
 from frptx.vhost.routing import canonical_host

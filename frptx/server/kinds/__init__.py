@@ -4,6 +4,7 @@
 - ``tcp``: a public TCP port per proxy (``kinds/tcp.py``)
 - ``udp``: a public UDP port tunnelled over one work connection (``kinds/udp.py``)
 - ``stcp``, ``sudp``: no public port, reached through visitors (``kinds/secret.py``)
+- ``http``: routes on the shared vhostHTTPPort (``kinds/http.py``, ``server/vhost_http.py``)
 
 How to add a proxy kind (frps side)
 -----------------------------------
@@ -24,7 +25,7 @@ A new *ingress* (a virtual-host route, a group listener) is a new class in
 from __future__ import annotations
 
 from frptx.server.kind import KindRegistry
-from frptx.server.kinds import secret, tcp, udp
+from frptx.server.kinds import http, secret, tcp, udp
 
 
 def builtin_kinds() -> KindRegistry:
@@ -34,4 +35,5 @@ def builtin_kinds() -> KindRegistry:
     registry.register(udp.KIND)
     registry.register(secret.STCP)
     registry.register(secret.SUDP)
+    registry.register(http.KIND)
     return registry

@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_plugin_http -*-
+# -*- test-case-name: frptx.test.test_plugin_http,frptx.test.test_e2e_vhost_http -*-
 """A streaming HTTP/1.1 forwarder serving one work connection.
 
 The ``http2http``, ``http2https``, ``https2http``, ``https2https`` plugins
@@ -20,8 +20,8 @@ relays in both directions.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
@@ -49,7 +49,7 @@ from frptx.vhost.http1 import (
     serialize_request_head,
     serialize_response_head,
 )
-from frptx.vhost.rewrite import client_response, go_reason, http_date, reply_connection
+from frptx.vhost.rewrite import client_response, gateway_timeout_response, go_reason, http_date, reply_connection
 
 #: bytes of pipelined requests read ahead while an answer is pending, at most
 _PIPELINE_LIMIT = 1 << 16
@@ -61,6 +61,8 @@ class Forward:
 
     endpoint: IStreamClientEndpoint
     head: RequestHead
+    #: fields set on the response (frp's ``responseHeaders.set``)
+    response_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class Route(TypingProtocol):
@@ -128,9 +130,14 @@ class HTTPForwardProtocol(Protocol):
 
     log = logs.logger(__name__)
 
-    def __init__(self, reactor: Any, route: Route, client_address: Any = None) -> None:
+    def __init__(self, reactor: Any, route: Route, client_address: Any = None,
+                 response_timeout: float | None = None) -> None:
         self.reactor = reactor
         self.route = route
+        #: seconds the backend has to send its response head once the request is on its way
+        #: (frps's ``vhostHTTPTimeout``: then 504); None waits for ever (the frpc plugins)
+        self.response_timeout = response_timeout
+        self._response_timer: Any = None
         #: the user's address (``buildProtocol``'s argument) for X-Forwarded-For
         self.client_address = client_address
         self.parser = RequestParser()
@@ -148,6 +155,7 @@ class HTTPForwardProtocol(Protocol):
         self._response_done = False
         self._tunnel = False
         self._paused_for_response = False
+        self._response_headers: Mapping[str, str] = {}
 
     # ------------------------------------------------------------- client side
 
@@ -198,6 +206,7 @@ class HTTPForwardProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
+        self._cancel_response_timer()
         if self._dialing is not None:
             dialing, self._dialing = self._dialing, None
             dialing.cancel()
@@ -205,7 +214,7 @@ class HTTPForwardProtocol(Protocol):
             self._backend.transport.loseConnection()  # type: ignore[union-attr]
 
     def _bad_request(self, error: HTTPProtocolError) -> None:
-        self.log.info("plugin: bad request: {error}", error=str(error))
+        self.log.info("http: bad request: {error}", error=str(error))
         if self._request is None:
             self.transport.write(error.response_bytes())  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
@@ -255,6 +264,7 @@ class HTTPForwardProtocol(Protocol):
             self._chunker = None
         self._held = [serialize_request_head(out)]
         self._response = ResponseParser(head.method)
+        self._response_headers = decision.response_headers
         self._pause_reading()
         backend = _Backend(self)
         self._dialing = decision.endpoint.connect(_BackendFactory(backend))
@@ -329,13 +339,32 @@ class HTTPForwardProtocol(Protocol):
         self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
         if not self._request_done:
             backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        if self.response_timeout is not None:
+            self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timed_out)
         self._resume_reading()
+
+    def _cancel_response_timer(self) -> None:
+        timer, self._response_timer = self._response_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _response_timed_out(self) -> None:
+        """No response head within ``response_timeout``: 504, as Go's ResponseHeaderTimeout gives frps."""
+        self._response_timer = None
+        if self.lost or self._request is None or self._response_framing or self._response_done:
+            return
+        self.log.warn("http: no response from the backend within {secs}s", secs=self.response_timeout)
+        date = http_date(self.reactor.seconds())
+        self.transport.write(gateway_timeout_response(date, self._request))  # type: ignore[union-attr]
+        self._response_done = True
+        self._close_after = not keep_alive(self._request)
+        self._finish_exchange()
 
     def _backend_failed(self, reason: Failure) -> None:
         self._dialing = None
         if self.lost or self._request is None:
             return
-        self.log.warn("plugin: backend unreachable: {error}", error=reason.getErrorMessage())
+        self.log.warn("http: backend unreachable: {error}", error=reason.getErrorMessage())
         date = http_date(self.reactor.seconds())
         self.transport.write(self.route.error_reply(self._request, reason, date))  # type: ignore[union-attr]
         self._response_done = True
@@ -360,10 +389,12 @@ class HTTPForwardProtocol(Protocol):
         self._response_events(events)
 
     def _backend_broke(self, error: Exception) -> None:
-        self.log.warn("plugin: bad backend response: {error}", error=str(error))
+        self.log.warn("http: bad backend response: {error}", error=str(error))
         if self._response_framing == "" and self._request is not None:
             date = http_date(self.reactor.seconds())
-            self.transport.write(go_reply(date, self._request, 502))  # type: ignore[union-attr]
+            broken = getattr(self.route, "broken_reply", None)  # frps answers its 404 page, Go's proxy 502
+            reply = broken(self._request, date) if broken is not None else go_reply(date, self._request, 502)
+            self.transport.write(reply)  # type: ignore[union-attr]
         self._drop_backend()
         self.transport.loseConnection()  # type: ignore[union-attr]
 
@@ -371,9 +402,11 @@ class HTTPForwardProtocol(Protocol):
         assert self._request is not None
         for event in events:
             if isinstance(event, ResponseHead):
+                self._cancel_response_timer()
                 date = http_date(self.reactor.seconds())
                 assert self._response is not None
-                answer = client_response(event, self._request, self._response.body_framing, date=date)
+                answer = client_response(event, self._request, self._response.body_framing, date=date,
+                                         set_headers=self._response_headers)
                 if event.status < 200 and event.status != 101:
                     self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
                     continue
@@ -435,6 +468,7 @@ class HTTPForwardProtocol(Protocol):
             self._backend_broke(BadResponse("backend closed mid-response"))
 
     def _drop_backend(self) -> None:
+        self._cancel_response_timer()
         backend, self._backend = self._backend, None
         if backend is not None:
             unregister_producer(self.transport)  # type: ignore[arg-type]
