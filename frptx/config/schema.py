@@ -667,12 +667,10 @@ def _any_true(value: Any) -> bool:
 # Delete a row to enable its feature.  The first block is next on the plan.
 UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     # --- later: proxy types and proxy features -----------------------------
-    Unsupported("client", "proxies[*].type", _is("https"),
-                "https proxies (vhost routing); tcp, udp, stcp, sudp and http proxies run today"),
     Unsupported("client", "proxies[*].type", _is("tcpmux"),
-                "tcpmux proxies; tcp, udp, stcp, sudp and http proxies run today"),
+                "tcpmux proxies; tcp, udp, stcp, sudp, http and https proxies run today"),
     Unsupported("client", "proxies[*].type", _is("xtcp"),
-                "xtcp (P2P) proxies; tcp, udp, stcp, sudp and http proxies run today"),
+                "xtcp (P2P) proxies; tcp, udp, stcp, sudp, http and https proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
     # --- later: client-wide ------------------------------------------------
@@ -691,7 +689,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     # --- later: frps --------------------------------------------------------
     Unsupported("server", "kcpBindPort", _set, "the KCP listener; set it to 0"),
     Unsupported("server", "quicBindPort", _set, "the QUIC listener; set it to 0"),
-    Unsupported("server", "vhostHTTPSPort", _set, "HTTPS vhost routing; set it to 0"),
     Unsupported("server", "tcpmuxHTTPConnectPort", _set, "tcpmux HTTP CONNECT routing; set it to 0"),
     Unsupported("server", "sshTunnelGateway.bindPort", _set, "the SSH tunnel gateway"),
     Unsupported("server", "allowedClientIPs", _set, "client IP allow-lists"),

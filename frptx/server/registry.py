@@ -57,6 +57,7 @@ from frptx.server.ports import PortError, TooManyPorts
 from frptx.server.proxies import ProxyBase
 from frptx.server.stats import StatsCollector
 from frptx.server.vhost_http import HttpVhost
+from frptx.server.vhost_https import HttpsVhost
 from frptx.wire import (
     CloseProxy,
     Login,
@@ -116,6 +117,8 @@ class FrpServer:
             self.plugins.register(plugin)
         #: the routes of vhostHTTPPort (None: http proxies are refused, as frp does without it)
         self.http_vhost = HttpVhost(config, reactor) if config.vhost_http_port else None
+        #: the routes of vhostHTTPSPort (None: https proxies are refused)
+        self.https_vhost = HttpsVhost(config, reactor) if config.vhost_https_port else None
 
     def client_error(self, detailed: str, summary: str) -> str:
         """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""

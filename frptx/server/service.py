@@ -27,6 +27,7 @@ from frptx.server.kinds.udp import UdpTiming
 from frptx.server.plugins import CallablePlugin, PluginCallable, ServerPlugin
 from frptx.server.registry import FrpServer
 from frptx.server.vhost_http import HttpVhostService
+from frptx.server.vhost_https import HttpsVhostService
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
 
@@ -113,6 +114,10 @@ class FrpsService(MultiService):
         if self.server.http_vhost is not None:
             self.vhost_http = HttpVhostService(self.server.http_vhost, reactor, on_fatal)
             self.vhost_http.setServiceParent(self)
+        self.vhost_https: HttpsVhostService | None = None
+        if self.server.https_vhost is not None:
+            self.vhost_https = HttpsVhostService(self.server.https_vhost, reactor, self.server.connections, on_fatal)
+            self.vhost_https.setServiceParent(self)
         self.web: Any = None
         web = config.web_server
         if web.port:

@@ -257,18 +257,19 @@ class _VhostFactory(Factory):
         return protocol
 
 
-class HttpVhostService(Service):
-    """frps's ``vhostHTTPPort`` listener (on ``proxyBindAddr``), a child of ``FrpsService``."""
+class VhostPortService(Service):
+    """A vhost port of frps (on ``proxyBindAddr``), a child of ``FrpsService``."""
 
-    name = "vhost-http"
+    what = "vhost port"
 
-    def __init__(self, vhost: HttpVhost, reactor: Any, on_fatal: Callable[[str], None] | None = None) -> None:
-        self.vhost = vhost
+    def __init__(self, config: ServerConfig, reactor: Any, port: int,
+                 on_fatal: Callable[[str], None] | None = None) -> None:
+        self.config = config
         self.reactor = reactor
-        #: the port to listen on (``vhostHTTPPort``; tests set 0 before starting)
-        self.listen_port = vhost.config.vhost_http_port
+        #: the port to listen on (tests set 0 before starting)
+        self.listen_port = port
         self.port: Any = None
-        self.factory: _VhostFactory | None = None
+        self.factory: Any = None
         self._on_fatal = on_fatal
 
     @property
@@ -276,29 +277,47 @@ class HttpVhostService(Service):
         assert self.port is not None
         return bound_port(self.port)
 
+    def make_factory(self) -> Factory:
+        raise NotImplementedError
+
     def startService(self) -> None:
         super().startService()
-        cfg = self.vhost.config
-        self.factory = _VhostFactory(self.vhost)
+        cfg = self.config
+        self.factory = self.make_factory()
         try:
             self.port = self.reactor.listenTCP(self.listen_port, self.factory,
                                                interface=cfg.proxy_bind_addr, backlog=LISTEN_BACKLOG)
         except CannotListenError as e:
-            message = f"frps cannot listen on {cfg.proxy_bind_addr}:{self.listen_port} (vhostHTTPPort): {e.socketError}"
+            message = f"frps cannot listen on {cfg.proxy_bind_addr}:{self.listen_port} ({self.what}): {e.socketError}"
             log.critical("{message}", message=message)
             if self._on_fatal is None:
                 raise
             self._on_fatal(message)
             return
-        log.info("http vhost listening on {addr}:{port}", addr=cfg.proxy_bind_addr, port=self.bound_port)
+        log.info("{what} listening on {addr}:{port}", what=self.what, addr=cfg.proxy_bind_addr,
+                 port=self.bound_port)
 
     def stopService(self) -> Deferred[Any] | None:
-        """Stop listening and close the browsers' connections; fires when the port is closed."""
+        """Stop listening and close the open user connections; fires when the port is closed."""
         super().stopService()
-        if self.factory is not None:
-            for conn in list(self.factory.live):
-                conn.transport.loseConnection()
+        live = getattr(self.factory, "live", ())
+        for conn in list(live):
+            conn.transport.loseConnection()
         port, self.port = self.port, None
         if port is None:
             return None
         return maybeDeferred(port.stopListening)
+
+
+class HttpVhostService(VhostPortService):
+    """frps's ``vhostHTTPPort`` listener."""
+
+    name = "vhost-http"
+    what = "vhostHTTPPort"
+
+    def __init__(self, vhost: HttpVhost, reactor: Any, on_fatal: Callable[[str], None] | None = None) -> None:
+        super().__init__(vhost.config, reactor, vhost.config.vhost_http_port, on_fatal)
+        self.vhost = vhost
+
+    def make_factory(self) -> Factory:
+        return _VhostFactory(self.vhost)

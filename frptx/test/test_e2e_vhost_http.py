@@ -398,10 +398,10 @@ class Config(TestCase):
         client = parse_client_config({"proxies": [http_proxy("a", 80, subdomain="x")]})
         self.assertEqual(client.proxies[0].type, "http")
 
-    def test_https_still_refused(self) -> None:
+    def test_tcpmux_still_refused(self) -> None:
         with self.assertRaises(ConfigError):
-            parse_client_config({"proxies": [{"name": "s", "type": "https", "localPort": 1,
-                                               "customDomains": ["a"]}]})
+            parse_client_config({"proxies": [{"name": "s", "type": "tcpmux", "localPort": 1,
+                                               "customDomains": ["a"], "multiplexer": "httpconnect"}]})
 
 
 @dataclasses.dataclass

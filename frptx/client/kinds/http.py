@@ -1,5 +1,5 @@
 # -*- test-case-name: frptx.test.test_e2e_vhost_http -*-
-"""http proxies on frpc: the NewProxy carries the routing (domains, locations, auth,
+"""http (and https) proxies on frpc: the NewProxy carries the routing (domains, locations, auth,
 rewrites, which frps applies); each work connection carries one HTTP exchange that
 frpc relays to the local service without parsing it, as frp's frpc does."""
 from __future__ import annotations
@@ -29,3 +29,5 @@ def http_fields(proxy: Any) -> dict[str, Any]:
 
 
 KIND = register(ClientKind("http", http_fields, relay_to_local))
+#: https: frps routes the TLS stream by SNI and relays it untouched; frpc relays it like tcp
+HTTPS = register(ClientKind("https", domain_fields, relay_to_local))

@@ -4,7 +4,8 @@
 - ``tcp``: a public TCP port per proxy (``kinds/tcp.py``)
 - ``udp``: a public UDP port tunnelled over one work connection (``kinds/udp.py``)
 - ``stcp``, ``sudp``: no public port, reached through visitors (``kinds/secret.py``)
-- ``http``: routes on the shared vhostHTTPPort (``kinds/http.py``, ``server/vhost_http.py``)
+- ``http``, ``https``: routes on the shared vhostHTTPPort / vhostHTTPSPort (``kinds/http.py``,
+  ``server/vhost_http.py``, ``server/vhost_https.py``)
 
 How to add a proxy kind (frps side)
 -----------------------------------
@@ -36,4 +37,5 @@ def builtin_kinds() -> KindRegistry:
     registry.register(secret.STCP)
     registry.register(secret.SUDP)
     registry.register(http.KIND)
+    registry.register(http.HTTPS)
     return registry

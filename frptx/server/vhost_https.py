@@ -1,0 +1,164 @@
+# -*- test-case-name: frptx.test.test_e2e_vhost_https -*-
+"""frps's HTTPS virtual hosts: one ``vhostHTTPSPort`` shared by every ``https`` proxy.
+
+TLS is not terminated: each connection's ClientHello is read
+(:class:`frptx.vhost.sni.ClientHelloReader`), its server name routed with the
+same domain rules as http (exact, ``*.`` wildcards, ``*``; no locations, no
+users), and the whole stream, hello included, relayed untouched over a work
+connection of the proxy (``join_to_work_connection``, as a tcp user).  As
+frps does: a hello naming no route (no SNI routes as the empty name, which only
+``*`` takes) gets Go's ``unrecognized_name`` alert and is closed; a hello that
+does not parse is just closed; so is a client that has not completed its hello
+within ``HELLO_TIMEOUT``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from frptx import logs
+from frptx.config import ServerConfig
+from frptx.protocols.tracking import ConnectionSet
+from frptx.server.ingress import PublicConnectionProtocol
+from frptx.server.proxies import join_to_work_connection
+from frptx.server.vhost_http import VhostPortService
+from frptx.vhost.routing import RouteTable, proxy_domains
+from frptx.vhost.sni import UNRECOGNIZED_NAME_ALERT, ClientHelloReader, NeedMore, SNIError
+
+log = logs.logger(__name__)
+
+#: frps's vhost read timeout for the ClientHello (frp: 30 s)
+HELLO_TIMEOUT = 30.0
+
+
+class HttpsVhost:
+    """The routes of every https proxy (domain only)."""
+
+    def __init__(self, config: ServerConfig, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.table: RouteTable[Any] = RouteTable()
+        self.hello_timeout = HELLO_TIMEOUT
+
+    def register(self, proxy: Any) -> list[str]:
+        """Add the proxy's domains, all or nothing (``DomainConfigError``/``RouteConflict``)."""
+        msg = proxy.msg
+        domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
+        added: list[str] = []
+        try:
+            for domain in domains:
+                self.table.add(domain, "", "", proxy)
+                added.append(domain)
+        except Exception:
+            for domain in added:
+                self.table.remove(domain, "", "")
+            raise
+        return domains
+
+    def unregister(self, proxy: Any) -> None:
+        for route in list(self.table):
+            if route.value is proxy:
+                self.table.remove(route.domain, route.location, route.http_user)
+
+    def lookup(self, name: str | None) -> Any:
+        route = self.table.lookup(name or "")
+        if route is None or route.value.closed:
+            return None
+        return route.value
+
+
+class SniProtocol(PublicConnectionProtocol):
+    """A user of vhostHTTPSPort: read the ClientHello, route it, then relay like a tcp user."""
+
+    def __init__(self, vhost: HttpsVhost, tracker: ConnectionSet | None = None) -> None:
+        super().__init__(None, tracker)  # type: ignore[arg-type]  # the proxy is known after the hello
+        self.vhost = vhost
+        self.reader = ClientHelloReader()
+        self.routed = False
+        self._timer: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        # read (unlike a tcp user) until the hello is complete; the relay pauses later
+        self._timer = self.vhost.reactor.callLater(self.vhost.hello_timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self.routed:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.routed:
+            super().dataReceived(data)
+            return
+        try:
+            name = self.reader.feed(data)
+        except SNIError as e:
+            log.debug("https vhost: closing {peer}: {error}", peer=self.transport.getPeer(), error=str(e))  # type: ignore[union-attr]
+            self._refuse(alert=False)
+            return
+        if isinstance(name, NeedMore):
+            return
+        proxy = self.vhost.lookup(name)
+        if proxy is None:
+            log.debug("https vhost: no route for server name {name!r}", name=name)
+            self._refuse()
+            return
+        self._cancel_timer()
+        self.routed = True
+        self.proxy = proxy
+        self._early.append(self.reader.buffered)
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        join_to_work_connection(proxy, self)
+
+    def _refuse(self, alert: bool = True) -> None:
+        """frps closes a connection whose hello does not parse; one naming no route gets the alert."""
+        self._cancel_timer()
+        self.routed = True  # nothing more is read into the reader
+        if alert:
+            self.transport.write(UNRECOGNIZED_NAME_ALERT)  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        if self.proxy is None:
+            self.transport.loseConnection()
+            return
+        super().readConnectionLost()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._cancel_timer()
+        super().connectionLost(reason)
+
+
+class _SniFactory(Factory):
+    noisy = False
+
+    def __init__(self, vhost: HttpsVhost, connections: ConnectionSet | None) -> None:
+        self.vhost = vhost
+        self.connections = connections
+
+    def buildProtocol(self, addr: Any) -> SniProtocol:
+        return SniProtocol(self.vhost, self.connections)
+
+
+class HttpsVhostService(VhostPortService):
+    """frps's ``vhostHTTPSPort`` listener (on ``proxyBindAddr``), a child of ``FrpsService``."""
+
+    name = "vhost-https"
+    what = "vhostHTTPSPort"
+
+    def __init__(self, vhost: HttpsVhost, reactor: Any, connections: ConnectionSet | None = None,
+                 on_fatal: Any = None) -> None:
+        super().__init__(vhost.config, reactor, vhost.config.vhost_https_port, on_fatal)
+        self.vhost = vhost
+        self.connections = connections
+
+    def make_factory(self) -> Factory:
+        return _SniFactory(self.vhost, self.connections)
