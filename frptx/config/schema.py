@@ -667,10 +667,8 @@ def _any_true(value: Any) -> bool:
 # Delete a row to enable its feature.  The first block is next on the plan.
 UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     # --- later: proxy types and proxy features -----------------------------
-    Unsupported("client", "proxies[*].type", _is("tcpmux"),
-                "tcpmux proxies; tcp, udp, stcp, sudp, http and https proxies run today"),
     Unsupported("client", "proxies[*].type", _is("xtcp"),
-                "xtcp (P2P) proxies; tcp, udp, stcp, sudp, http and https proxies run today"),
+                "xtcp (P2P) proxies; tcp, udp, stcp, sudp, http, https and tcpmux proxies run today"),
     Unsupported("client", "visitors[*].type", _is("xtcp"), "xtcp (P2P) visitors"),
     Unsupported("client", "visitors[*].plugin", _set, "visitor plugins"),
     # --- later: client-wide ------------------------------------------------
@@ -689,7 +687,6 @@ UNSUPPORTED_FEATURES: tuple[Unsupported, ...] = (
     # --- later: frps --------------------------------------------------------
     Unsupported("server", "kcpBindPort", _set, "the KCP listener; set it to 0"),
     Unsupported("server", "quicBindPort", _set, "the QUIC listener; set it to 0"),
-    Unsupported("server", "tcpmuxHTTPConnectPort", _set, "tcpmux HTTP CONNECT routing; set it to 0"),
     Unsupported("server", "sshTunnelGateway.bindPort", _set, "the SSH tunnel gateway"),
     Unsupported("server", "allowedClientIPs", _set, "client IP allow-lists"),
     Unsupported("server", "auth.method", _is("oidc"), "OIDC authentication; use token"),

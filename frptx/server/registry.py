@@ -58,6 +58,7 @@ from frptx.server.proxies import ProxyBase
 from frptx.server.stats import StatsCollector
 from frptx.server.vhost_http import HttpVhost
 from frptx.server.vhost_https import HttpsVhost
+from frptx.server.vhost_tcpmux import TcpmuxVhost
 from frptx.wire import (
     CloseProxy,
     Login,
@@ -119,6 +120,8 @@ class FrpServer:
         self.http_vhost = HttpVhost(config, reactor) if config.vhost_http_port else None
         #: the routes of vhostHTTPSPort (None: https proxies are refused)
         self.https_vhost = HttpsVhost(config, reactor) if config.vhost_https_port else None
+        #: the routes of tcpmuxHTTPConnectPort (None: tcpmux proxies are refused)
+        self.tcpmux_vhost = TcpmuxVhost(config, reactor) if config.tcpmux_http_connect_port else None
 
     def client_error(self, detailed: str, summary: str) -> str:
         """frp's ``detailedErrorsToClient``: the full reason, or only a summary."""

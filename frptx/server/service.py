@@ -28,6 +28,7 @@ from frptx.server.plugins import CallablePlugin, PluginCallable, ServerPlugin
 from frptx.server.registry import FrpServer
 from frptx.server.vhost_http import HttpVhostService
 from frptx.server.vhost_https import HttpsVhostService
+from frptx.server.vhost_tcpmux import TcpmuxVhostService
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
 
@@ -118,6 +119,11 @@ class FrpsService(MultiService):
         if self.server.https_vhost is not None:
             self.vhost_https = HttpsVhostService(self.server.https_vhost, reactor, self.server.connections, on_fatal)
             self.vhost_https.setServiceParent(self)
+        self.vhost_tcpmux: TcpmuxVhostService | None = None
+        if self.server.tcpmux_vhost is not None:
+            self.vhost_tcpmux = TcpmuxVhostService(self.server.tcpmux_vhost, reactor, self.server.connections,
+                                                   on_fatal)
+            self.vhost_tcpmux.setServiceParent(self)
         self.web: Any = None
         web = config.web_server
         if web.port:

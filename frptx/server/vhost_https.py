@@ -70,18 +70,21 @@ class HttpsVhost:
         return route.value
 
 
-class SniProtocol(PublicConnectionProtocol):
-    """A user of vhostHTTPSPort: read the ClientHello, route it, then relay like a tcp user."""
+class FirstBytesRouter(PublicConnectionProtocol):
+    """A user routed by what it sends first (a ClientHello, a CONNECT), then relayed like a tcp user.
 
-    def __init__(self, vhost: HttpsVhost, tracker: ConnectionSet | None = None) -> None:
-        super().__init__(None, tracker)  # type: ignore[arg-type]  # the proxy is known after the hello
+    Subclasses implement ``examine(data)``, which ends in ``hand_to(proxy, replay)``
+    or ``refuse(reply)``; until then the connection is read (a tcp user is paused at
+    once) and a client too slow to say enough is closed after ``vhost.hello_timeout``.
+    """
+
+    def __init__(self, vhost: Any, tracker: ConnectionSet | None = None) -> None:
+        super().__init__(None, tracker)  # type: ignore[arg-type]  # the proxy is known after the first bytes
         self.vhost = vhost
-        self.reader = ClientHelloReader()
         self.routed = False
         self._timer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
-        # read (unlike a tcp user) until the hello is complete; the relay pauses later
         self._timer = self.vhost.reactor.callLater(self.vhost.hello_timeout, self._timed_out)
 
     def _timed_out(self) -> None:
@@ -97,33 +100,28 @@ class SniProtocol(PublicConnectionProtocol):
     def dataReceived(self, data: bytes) -> None:
         if self.routed:
             super().dataReceived(data)
-            return
-        try:
-            name = self.reader.feed(data)
-        except SNIError as e:
-            log.debug("https vhost: closing {peer}: {error}", peer=self.transport.getPeer(), error=str(e))  # type: ignore[union-attr]
-            self._refuse(alert=False)
-            return
-        if isinstance(name, NeedMore):
-            return
-        proxy = self.vhost.lookup(name)
-        if proxy is None:
-            log.debug("https vhost: no route for server name {name!r}", name=name)
-            self._refuse()
-            return
+        else:
+            self.examine(data)
+
+    def examine(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def hand_to(self, proxy: Any, replay: bytes) -> None:
+        """Relay to ``proxy``'s work connection, ``replay`` (bytes read so far) first."""
         self._cancel_timer()
         self.routed = True
         self.proxy = proxy
-        self._early.append(self.reader.buffered)
+        if replay:
+            self._early.append(replay)
         self.transport.pauseProducing()  # type: ignore[union-attr]
         join_to_work_connection(proxy, self)
 
-    def _refuse(self, alert: bool = True) -> None:
-        """frps closes a connection whose hello does not parse; one naming no route gets the alert."""
+    def refuse(self, reply: bytes) -> None:
+        """Send ``reply`` (maybe nothing) and close."""
         self._cancel_timer()
-        self.routed = True  # nothing more is read into the reader
-        if alert:
-            self.transport.write(UNRECOGNIZED_NAME_ALERT)  # type: ignore[union-attr]
+        self.routed = True  # nothing more is examined (nor relayed: no proxy)
+        if reply:
+            self.transport.write(reply)  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def readConnectionLost(self) -> None:
@@ -135,6 +133,34 @@ class SniProtocol(PublicConnectionProtocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel_timer()
         super().connectionLost(reason)
+
+
+class SniProtocol(FirstBytesRouter):
+    """A user of vhostHTTPSPort: read the ClientHello, route it on its server name."""
+
+    vhost: HttpsVhost
+
+    def __init__(self, vhost: HttpsVhost, tracker: ConnectionSet | None = None) -> None:
+        super().__init__(vhost, tracker)
+        self.reader = ClientHelloReader()
+
+    def examine(self, data: bytes) -> None:
+        try:
+            name = self.reader.feed(data)
+        except SNIError as e:
+            # frps closes a connection whose hello does not parse, without a word
+            log.debug("https vhost: closing {peer}: {error}", peer=self.transport.getPeer(),  # type: ignore[union-attr]
+                      error=str(e))
+            self.refuse(b"")
+            return
+        if isinstance(name, NeedMore):
+            return
+        proxy = self.vhost.lookup(name)
+        if proxy is None:
+            log.debug("https vhost: no route for server name {name!r}", name=name)
+            self.refuse(UNRECOGNIZED_NAME_ALERT)
+            return
+        self.hand_to(proxy, self.reader.buffered)
 
 
 class _SniFactory(Factory):

@@ -492,7 +492,7 @@ class KeyTests(ConfigTestCase):
                 {"name": "p", "addr": "127.0.0.1:9000", "path": "/h", "ops": ["Login"], "tlsVerify": True}
             ],
         }
-        error = self.server_fails(server, "tcpmuxHTTPConnectPort: not supported by frptx yet")
+        error = self.server_fails(server, "kcpBindPort: not supported by frptx yet")
         self.assertEqual([r for _, r in error.errors if "not supported" not in r], [])
 
         plugin = {"type": "https2http", "localAddr": "127.0.0.1:80", "crtPath": "c", "keyPath": "k",
@@ -582,7 +582,7 @@ class KeyTests(ConfigTestCase):
                  "plugin": {"type": "virtual_net", "destinationIP": "100.86.0.2"}},
             ],
         }
-        error = self.client_fails(client, "proxies[4].type: not supported by frptx yet")
+        error = self.client_fails(client, "proxies[7].type: not supported by frptx yet")
         self.assertEqual([e for e in error.errors if "not supported" not in e[1]], [])
 
 
@@ -724,24 +724,21 @@ class UnsupportedTests(ConfigTestCase):
     """frp features frptx has not built are refused unless left at their default."""
 
     def test_proxyTypes(self) -> None:
-        error = self.client_fails(
-            {"proxies": [{"name": "w", "type": "tcpmux", "localPort": 80, "customDomains": ["a.example"],
-                          "multiplexer": "httpconnect"}]},
-            "proxies[0].type: not supported by frptx yet",
-        )
+        error = self.client_fails({"proxies": [{"name": "p", "type": "xtcp", "localPort": 53}]},
+                                  "proxies[0].type: not supported by frptx yet")
         self.assertEqual(len(error.errors), 1)
-        self.client_fails({"proxies": [{"name": "p", "type": "xtcp", "localPort": 53}]},
-                          "proxies[0].type: not supported by frptx yet")
-        for vtype in ("http", "https"):
+        for vtype in ("http", "https", "tcpmux"):
             config = parse_client_config(
-                {"proxies": [{"name": "w", "type": vtype, "localPort": 80, "customDomains": ["a.example"]}]})
+                {"proxies": [{"name": "w", "type": vtype, "localPort": 80, "customDomains": ["a.example"],
+                              **({"multiplexer": "httpconnect"} if vtype == "tcpmux" else {})}]})
             self.assertEqual(config.proxies[0].type, vtype)
         for ptype in ("udp", "stcp", "sudp"):  # implemented
             config = parse_client_config({"proxies": [{"name": "p", "type": ptype, "localPort": 53}]})
             self.assertEqual(config.proxies[0].type, ptype)
 
     def test_vhostPort(self) -> None:
-        self.server_fails({"tcpmuxHTTPConnectPort": 1337}, "tcpmuxHTTPConnectPort: not supported by frptx yet")
+        self.server_fails({"quicBindPort": 7002}, "quicBindPort: not supported by frptx yet")
+        self.assertEqual(parse_server_config({"tcpmuxHTTPConnectPort": 1337}).tcpmux_http_connect_port, 1337)
         self.assertEqual(parse_server_config({"vhostHTTPSPort": 8443}).vhost_https_port, 8443)
         self.assertEqual(parse_server_config({"vhostHTTPPort": 8080}).vhost_http_port, 8080)
         self.assertEqual(parse_server_config({"vhostHTTPPort": 0}).vhost_http_port, 0)
@@ -847,20 +844,19 @@ class UnsupportedTests(ConfigTestCase):
 
     def test_droppingRowEnablesFeature(self) -> None:
         """Removing a row from UNSUPPORTED_FEATURES is all it takes to accept a feature."""
-        data = {"proxies": [{"name": "w", "type": "xtcp", "localPort": 80, "secretKey": "k"},
-                            {"name": "t", "type": "tcpmux", "localPort": 22, "customDomains": ["b.example"],
-                             "multiplexer": "httpconnect"}]}
-        self.client_fails(data, "proxies[0].type: not supported", "proxies[1].type: not supported")
+        data = {"proxies": [{"name": "w", "type": "xtcp", "localPort": 80, "secretKey": "k"}],
+                "visitors": [{"name": "v", "type": "xtcp", "serverName": "w", "secretKey": "k", "bindPort": 9001}]}
+        self.client_fails(data, "proxies[0].type: not supported", "visitors[0].type: not supported")
         rows = tuple(
             row for row in UNSUPPORTED_FEATURES
             if not (row.pattern == "proxies[*].type" and row.active("xtcp"))
-            and not (row.pattern == "proxies[*].type" and row.active("tcpmux"))
+            and not (row.pattern == "visitors[*].type" and row.active("xtcp"))
         )
         self.assertEqual(len(rows), len(UNSUPPORTED_FEATURES) - 2)
         self.patch(schema, "UNSUPPORTED_FEATURES", rows)
         config = parse_client_config(data)
         self.assertEqual((config.proxies[0].type, config.proxies[0].secret_key), ("xtcp", "k"))  # type: ignore[attr-defined]
-        self.assertEqual((config.proxies[1].type, config.proxies[1].multiplexer), ("tcpmux", "httpconnect"))
+        self.assertEqual((config.visitors[0].type, config.visitors[0].server_name), ("xtcp", "w"))
 
 
 class RealisticConfigTests(ConfigTestCase):

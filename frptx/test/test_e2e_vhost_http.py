@@ -398,10 +398,9 @@ class Config(TestCase):
         client = parse_client_config({"proxies": [http_proxy("a", 80, subdomain="x")]})
         self.assertEqual(client.proxies[0].type, "http")
 
-    def test_tcpmux_still_refused(self) -> None:
+    def test_xtcp_still_refused(self) -> None:
         with self.assertRaises(ConfigError):
-            parse_client_config({"proxies": [{"name": "s", "type": "tcpmux", "localPort": 1,
-                                               "customDomains": ["a"], "multiplexer": "httpconnect"}]})
+            parse_client_config({"proxies": [{"name": "s", "type": "xtcp", "localPort": 1, "secretKey": "k"}]})
 
 
 @dataclasses.dataclass

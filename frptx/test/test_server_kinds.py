@@ -23,9 +23,9 @@ from frptx.wire import CloseProxy, NewProxy, NewProxyResp
 class KindRegistryTests(unittest.TestCase):
     def test_builtin_kinds(self) -> None:
         kinds = builtin_kinds()
-        self.assertEqual(sorted(kinds), ["http", "https", "stcp", "sudp", "tcp", "udp"])
+        self.assertEqual(sorted(kinds), ["http", "https", "stcp", "sudp", "tcp", "tcpmux", "udp"])
         self.assertIs(kinds.get(""), kinds.get("tcp"))  # frp: a proxy without a type is tcp
-        self.assertIsNone(kinds.get("tcpmux"))
+        self.assertIsNone(kinds.get("xtcp"))
 
     def test_register_twice_refused(self) -> None:
         kinds = KindRegistry()
@@ -86,8 +86,8 @@ class NewKindTests(unittest.TestCase):
         self.assertEqual(self.new_proxy(proxy_name="y", proxy_type="tcp", remote_port=6000).remote_addr, ":6000")
 
     def test_unregistered_kind_refused(self) -> None:
-        self.assertEqual(self.new_proxy(proxy_name="x", proxy_type="tcpmux").error,
-                         "proxy type [tcpmux] is not supported by this server")
+        self.assertEqual(self.new_proxy(proxy_name="x", proxy_type="xtcp").error,
+                         "proxy type [xtcp] is not supported by this server")
 
 
 class StatsWiringTests(unittest.TestCase):

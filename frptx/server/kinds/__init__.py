@@ -4,8 +4,8 @@
 - ``tcp``: a public TCP port per proxy (``kinds/tcp.py``)
 - ``udp``: a public UDP port tunnelled over one work connection (``kinds/udp.py``)
 - ``stcp``, ``sudp``: no public port, reached through visitors (``kinds/secret.py``)
-- ``http``, ``https``: routes on the shared vhostHTTPPort / vhostHTTPSPort (``kinds/http.py``,
-  ``server/vhost_http.py``, ``server/vhost_https.py``)
+- ``http``, ``https``, ``tcpmux``: routes on the shared vhostHTTPPort / vhostHTTPSPort /
+  tcpmuxHTTPConnectPort (``kinds/http.py``, ``server/vhost_{http,https,tcpmux}.py``)
 
 How to add a proxy kind (frps side)
 -----------------------------------
@@ -38,4 +38,5 @@ def builtin_kinds() -> KindRegistry:
     registry.register(secret.SUDP)
     registry.register(http.KIND)
     registry.register(http.HTTPS)
+    registry.register(http.TCPMUX)
     return registry

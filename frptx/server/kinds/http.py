@@ -1,6 +1,7 @@
 # -*- test-case-name: frptx.test.test_e2e_vhost_http -*-
-"""frps's ``http`` and ``https`` proxies: routes on the shared ``vhostHTTPPort``
-(``frptx.server.vhost_http``) and ``vhostHTTPSPort`` (``frptx.server.vhost_https``).
+"""frps's ``http``, ``https`` and ``tcpmux`` proxies: routes on the shared ``vhostHTTPPort``
+(``frptx.server.vhost_http``), ``vhostHTTPSPort`` (``frptx.server.vhost_https``) and
+``tcpmuxHTTPConnectPort`` (``frptx.server.vhost_tcpmux``).
 
 The proxy owns no port: at creation it adds its domains x locations (x its
 ``routeByHTTPUser``) to frps's ``HttpVhost``; a taken route or a bad domain
@@ -29,7 +30,6 @@ class HttpProxy(ProxyBase):
     #: the FrpServer attribute holding the vhost, the config attribute of its port
     vhost_attr = "http_vhost"
     port_attr = "vhost_http_port"
-    default_port = 80
     not_enabled = NOT_ENABLED
 
     def __init__(self, control: ControlView, msg: NewProxy) -> None:
@@ -44,7 +44,8 @@ class HttpProxy(ProxyBase):
         self.vhost = vhost
         port = getattr(control.server.config, self.port_attr)
         per_domain = proxy_locations(msg.locations) if self.kind == "http" else [""]
-        addrs = [d if port == self.default_port else f"{d}:{port}" for d in domains for _ in per_domain]
+        # frp's CanonicalAddr: the port is left out when it is 80 or 443
+        addrs = [d if port in (80, 443) else f"{d}:{port}" for d in domains for _ in per_domain]
         self._remote_addr = ",".join(addrs)
 
     @property
@@ -63,9 +64,23 @@ class HttpsProxy(HttpProxy):
     kind = "https"
     vhost_attr = "https_vhost"
     port_attr = "vhost_https_port"
-    default_port = 443
     not_enabled = "type [https] not supported when vhost https port is not set"
+
+
+class TcpmuxProxy(HttpProxy):
+    """One registered ``tcpmux`` proxy on frps: its domains route HTTP CONNECTs (httpconnect only)."""
+
+    kind = "tcpmux"
+    vhost_attr = "tcpmux_vhost"
+    port_attr = "tcpmux_http_connect_port"
+    not_enabled = "tcpmux with multiplexer httpconnect not supported because this feature is not enabled in server"
+
+    def __init__(self, control: ControlView, msg: NewProxy) -> None:
+        if msg.multiplexer != "httpconnect":
+            raise ProxyRefused(f"unknown multiplexer [{msg.multiplexer}]")
+        super().__init__(control, msg)
 
 
 KIND = ProxyKind("http", HttpProxy)
 HTTPS = ProxyKind("https", HttpsProxy)
+TCPMUX = ProxyKind("tcpmux", TcpmuxProxy)
