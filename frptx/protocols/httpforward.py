@@ -298,6 +298,7 @@ class HTTPForwardProtocol(Protocol):
             return
         backend = self._backend
         if backend is not None and not backend.lost:
+            self._arm_response_timer()
             unregister_producer(backend.transport)  # type: ignore[arg-type]
             if not self._paused_for_response:
                 # a backend whose buffer was full may have paused us; it no longer may
@@ -339,9 +340,15 @@ class HTTPForwardProtocol(Protocol):
         self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
         if not self._request_done:
             backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
-        if self.response_timeout is not None:
-            self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timed_out)
+        if self._request_done:
+            self._arm_response_timer()
         self._resume_reading()
+
+    def _arm_response_timer(self) -> None:
+        """Once the whole request is on its way (as Go's ResponseHeaderTimeout: a slow upload is no timeout)."""
+        if self.response_timeout is None or self._response_timer is not None or self._response_framing:
+            return
+        self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timed_out)
 
     def _cancel_response_timer(self) -> None:
         timer, self._response_timer = self._response_timer, None

@@ -8,15 +8,18 @@ import hashlib
 import os
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from frptx.config import ConfigError, parse_client_config, parse_server_config
 from frptx.factories.server import BindPortTimeouts
+from frptx.protocols.httpforward import Forward, HTTPForwardProtocol
 from frptx.server.service import FrpsService
 from frptx.test.gofrp import GoFrp, free_port
 from frptx.test.support import (
@@ -474,3 +477,62 @@ class Live(TestCase):
             c.transport.loseConnection()
             await with_timeout(c.done, WAIT)
         return Deferred.fromCoroutine(run())
+
+
+class _Endpoint:
+    """Connects the forwarder's backend protocol to a StringTransport at once."""
+
+    def __init__(self) -> None:
+        self.transport = StringTransport()
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(self.transport)
+        return defer.succeed(protocol)
+
+
+class _Route:
+    def __init__(self, endpoint: _Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def route(self, head: Any, conn: Any) -> Forward:
+        return Forward(self.endpoint, head)  # type: ignore[arg-type]
+
+    def error_reply(self, head: Any, reason: Any, date: str) -> bytes:
+        return b"error"
+
+
+class ResponseTimeout(TestCase):
+    """``vhostHTTPTimeout`` (the forwarder's ``response_timeout``) on a clock."""
+
+    def test_counts_from_the_end_of_the_request(self) -> None:
+        """A slow upload is no timeout; the wait for the response head starts once the request is sent."""
+        clock = Clock()
+        endpoint = _Endpoint()
+        forwarder = HTTPForwardProtocol(clock, _Route(endpoint), None, response_timeout=10)
+        user = StringTransport()
+        forwarder.makeConnection(user)
+        forwarder.dataReceived(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab")
+        clock.advance(30)
+        self.assertEqual(user.value(), b"")
+        forwarder.dataReceived(b"cd")
+        self.assertTrue(endpoint.transport.value().endswith(b"\r\n\r\nabcd"))
+        clock.advance(9)
+        self.assertEqual(user.value(), b"")
+        clock.advance(1)
+        self.assertTrue(user.value().startswith(b"HTTP/1.1 504 Gateway Timeout\r\n"), user.value())
+
+    def test_response_head_in_time(self) -> None:
+        clock = Clock()
+        endpoint = _Endpoint()
+        forwarder = HTTPForwardProtocol(clock, _Route(endpoint), None, response_timeout=10)
+        user = StringTransport()
+        forwarder.makeConnection(user)
+        forwarder.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        clock.advance(9)
+        backend = forwarder._backend
+        assert backend is not None
+        backend.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        clock.advance(60)
+        self.assertTrue(user.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(user.value().endswith(b"\r\n\r\nok"))
