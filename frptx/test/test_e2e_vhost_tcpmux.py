@@ -182,3 +182,54 @@ class Live(TestCase):
             self.assertEqual(status.phase, "running", status.error)
             self.assertEqual(await tunnel_through(vport, connect_head("a.test", "dTpw"), b"ours"), b"a:ours")
         return Deferred.fromCoroutine(run())
+
+
+class Registration(TestCase):
+    """What NewProxyResp says for vhost kinds (frps in memory, no sockets)."""
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from frptx.server.registry import FrpServer
+        from frptx.test.test_protocols_server import FakeClient, login
+
+        cfg = server_config(False, vhostHTTPPort=80, vhostHTTPSPort=8443, tcpmuxHTTPConnectPort=1337,
+                            subDomainHost="frp.test")
+        self.server = FrpServer(cfg, MemoryReactorClock())
+        self.client = FakeClient(self.server)
+        self.client.send(login())
+        self.client.replies()
+
+    def new_proxy(self, **fields: Any) -> Any:
+        from frptx.wire import NewProxy
+
+        self.client.send(NewProxy(**fields))
+        [resp] = self.client.replies()
+        return resp
+
+    def test_remote_addr_is_frp_canonical(self) -> None:
+        r = self.new_proxy(proxy_name="h", proxy_type="http", custom_domains=("a.test",), subdomain="x",
+                           locations=("/a", "/b"))
+        self.assertEqual((r.error, r.remote_addr), ("", "a.test,a.test,x.frp.test,x.frp.test"))
+        r = self.new_proxy(proxy_name="s", proxy_type="https", custom_domains=("a.test",))
+        self.assertEqual((r.error, r.remote_addr), ("", "a.test:8443"))
+        r = self.new_proxy(proxy_name="m", proxy_type="tcpmux", custom_domains=("a.test",), multiplexer="httpconnect")
+        self.assertEqual((r.error, r.remote_addr), ("", "a.test:1337"))
+
+    def test_refusals_use_frps_texts(self) -> None:
+        r = self.new_proxy(proxy_name="m", proxy_type="tcpmux", custom_domains=("a.test",), multiplexer="other")
+        self.assertEqual(r.error, "unknown multiplexer [other]")
+        r = self.new_proxy(proxy_name="h", proxy_type="http", subdomain="a.b")
+        self.assertEqual(r.error, "'.' and '*' are not supported in subdomain")
+        r = self.new_proxy(proxy_name="h2", proxy_type="http", custom_domains=("y.x.frp.test",))
+        self.assertEqual(r.error, "custom domain [y.x.frp.test] should not belong to subdomain host [frp.test]")
+        self.assertEqual(sorted(self.server.proxies), [])
+
+    def test_close_frees_the_routes(self) -> None:
+        from frptx.wire import CloseProxy
+
+        self.assertEqual(self.new_proxy(proxy_name="a", proxy_type="http", custom_domains=("a.test",)).error, "")
+        self.assertEqual(self.new_proxy(proxy_name="b", proxy_type="http", custom_domains=("a.test",)).error,
+                         "router config conflict")
+        self.client.send(CloseProxy(proxy_name="a"))
+        self.assertEqual(self.new_proxy(proxy_name="b", proxy_type="http", custom_domains=("a.test",)).error, "")
