@@ -135,6 +135,13 @@ class UpgradeEcho(HeadEcho):
         pass
 
 
+class HangUp(HeadEcho):
+    """Closes every connection at once."""
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
 class Silent(HeadEcho):
     """Reads the request and never answers (a hung backend)."""
 
@@ -365,7 +372,9 @@ class OurFrpsOurFrpc(TestCase):
             page = self.mktemp()
             with open(page, "wb") as f:
                 f.write(b"<html>gone</html>")
-            dead = free_port()
+            # a backend that hangs up at once (frpc then closes the work connection): frp's 404 page,
+            # as for one that cannot be reached (a closing listener rather than a "free" port: no race)
+            dead = listen_local(self, Backends(HangUp, "dead"))
             port = await self._setup([http_proxy("a", dead, customDomains=["a.test"])], custom404Page=page)
             [r] = await exchange(port, get("a.test"))
             self.assertEqual((r.status, r.body), (404, b"<html>gone</html>"))
