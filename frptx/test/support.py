@@ -434,10 +434,29 @@ def async_test(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Defe
     return run
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (closed again before use)."""
+#: ports for ``free_port``: below the kernel's ephemeral range (``ip_local_port_range``, 32768
+#: and up here), so no outgoing connection or port-0 listener can take one between the moment a
+#: test picks it and the moment the process it configures binds it
+_FIXED_PORTS = range(20000, 32768)
+
+
+def free_port(kind: int = 1) -> int:
+    """A loopback port free right now, for a config that cannot say "port 0" and report back.
+
+    Picked at random outside the ephemeral range (see ``_FIXED_PORTS``): other tests' outgoing
+    connections (a burst test makes a thousand) never land there, and two parallel trial
+    workers picking the same one in the same instant is a one-in-millions event.
+    ``kind`` is ``socket.SOCK_STREAM`` (1) or ``socket.SOCK_DGRAM``.
+    """
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(100):
+        port = random.choice(_FIXED_PORTS)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found below the ephemeral range")
