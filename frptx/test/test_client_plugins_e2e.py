@@ -92,3 +92,32 @@ class GoFrpsPluginTests(unittest.TestCase):
                                     f"http://127.0.0.1:{backend}/via/go")
         self.assertEqual(code, 0, err)
         self.assertEqual(json.loads(out)["uri"], "/via/go")
+
+
+class ReadmeHttps2HttpTests(unittest.TestCase):
+    """frp README's "Enable HTTPS for a local HTTP(S) service": an https proxy with https2http."""
+
+    timeout = 60
+
+    @async_test
+    async def test_https_proxy_with_https2http_plugin(self) -> None:
+        from frptx.test.test_e2e_vhost_https import start_frps
+
+        backend = listen_http_backend(self)
+        t = Tunnel(self, MODES["mux"])
+        frps = start_frps(self, t)
+        t.start_client([{"name": "test_https2http", "type": "https", "customDomains": ["test.example.com"],
+                         "plugin": {"type": "https2http", "localAddr": f"127.0.0.1:{backend}",
+                                    "hostHeaderRewrite": "127.0.0.1",
+                                    "requestHeaders": {"set": {"x-from-where": "frp"}}}}])
+        status = await t.frpc.proxy_manager.wait_settled("test_https2http")  # type: ignore[union-attr]
+        self.assertEqual(status.phase, "running", status.error)
+        assert frps.vhost_https is not None
+        port = frps.vhost_https.bound_port
+        out, err, code = await curl("-k", "--resolve", f"test.example.com:{port}:127.0.0.1",
+                                    f"https://test.example.com:{port}/secure/path")
+        self.assertEqual(code, 0, err)
+        seen = json.loads(out)
+        self.assertEqual(seen["uri"], "/secure/path")
+        headers = {k.lower(): v for k, v in seen["headers"]}
+        self.assertEqual((headers["host"], headers["x-from-where"]), ("127.0.0.1", "frp"))
