@@ -392,10 +392,6 @@ def _tcpmux_fields(errors: Errors, doc: Doc, path: str) -> dict[str, Any]:
     }
 
 
-#: proxy types whose load-balancing groups frps routes by domain or multiplexer: not served yet
-#: (on udp, stcp, sudp and xtcp frps ignores the group, and so does frptx)
-GROUPS_LATER = ("http", "https", "tcpmux")
-
 FieldBuilder = Callable[[Errors, Doc, str], dict[str, Any]]
 
 #: proxy type -> the checks and fields of that type (its class: L{PROXY_CONFIG_TYPES})
@@ -450,9 +446,6 @@ def _proxy(errors: Errors, doc: Doc, path: str) -> ProxyConfig | None:
             errors.append((join(path, "healthCheck.path"), "health check path should not be empty (type http)"))
 
     lb = _sub(doc, "loadBalancer")
-    if lb.get("group") and ptype in GROUPS_LATER:
-        errors.append((join(path, "loadBalancer.group"),
-                       f"not supported by frptx yet (load-balancing groups of {ptype} proxies; tcp groups run today)"))
     headers = tuple(
         (h.get("name", ""), h.get("value", "")) for h in (hc.get("httpHeaders") or []) if h is not None
     )

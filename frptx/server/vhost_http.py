@@ -49,7 +49,7 @@ from frptx.vhost.rewrite import (
     route_http_request,
     unauthorized_response,
 )
-from frptx.vhost.routing import RouteTable, proxy_domains, proxy_locations
+from frptx.vhost.routing import GroupedRoutes, proxy_domains, proxy_locations
 from frptx.wire import NewProxy, StartWorkConn
 
 log = logs.logger(__name__)
@@ -167,34 +167,31 @@ class HttpVhost:
     def __init__(self, config: ServerConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        self.table: RouteTable[VhostProxy] = RouteTable()
+        #: frps's http group hands its first request to its second member (see ``RouteGroup.pick``)
+        self.routes: GroupedRoutes[VhostProxy] = GroupedRoutes(offset=1)
+        self.table = self.routes.table
         self.not_found_page = _read_page(config.custom_404_page)
 
     # -- proxies ---------------------------------------------------------------
     def register(self, proxy: VhostProxy) -> list[str]:
         """Add every (domain, location, routeByHTTPUser) of ``proxy``; all or nothing.
 
-        Raises ``DomainConfigError`` or ``RouteConflict`` with frp's texts.
-        Returns the domains (for NewProxyResp.remote_addr).
+        Raises ``DomainConfigError``, ``RouteConflict`` or ``RouteGroupRefused``
+        with frp's texts.  Returns the domains (for NewProxyResp.remote_addr).
         """
         msg = proxy.msg
         domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
-        added: list[tuple[str, str, str]] = []
         try:
             for domain in domains:
                 for location in proxy_locations(msg.locations):
-                    self.table.add(domain, location, msg.route_by_http_user, proxy)
-                    added.append((domain, location, msg.route_by_http_user))
+                    self.routes.add(proxy, domain, location, msg.route_by_http_user, msg.group, msg.group_key)
         except Exception:
-            for key in added:
-                self.table.remove(*key)
+            self.routes.remove(proxy)
             raise
         return domains
 
     def unregister(self, proxy: VhostProxy) -> None:
-        for route in list(self.table):
-            if route.value is proxy:
-                self.table.remove(route.domain, route.location, route.http_user)
+        self.routes.remove(proxy)
 
     # -- requests (``frptx.protocols.httpforward.Route``) ------------------------
     def route(self, head: RequestHead, conn: HTTPForwardProtocol) -> Forward | bytes:
@@ -202,19 +199,22 @@ class HttpVhost:
         if is_options_star(head):
             return options_star_response(date, head)
         info = request_route_info(head)
-        decision = route_http_request(self.table, info, lambda p: (p.msg.http_user, p.msg.http_pwd))
+        decision = route_http_request(self.table, info,
+                                      lambda g: (g.founder.msg.http_user, g.founder.msg.http_pwd))
         if not decision.authorized:
             return unauthorized_response(date, head)
         route = decision.route
-        if route is None or route.value.closed:
+        # the route's settings are its first member's; the request goes to the group's next member
+        proxy = route.value.pick() if route is not None else None
+        if route is None or proxy is None or proxy.closed:
             return not_found_response(date, head, page=self.not_found_page)
-        proxy = route.value
+        settings = route.value.founder.msg
         if isinstance(conn, _CountingForwarder):
             conn.proxy = proxy
-        out = rewrite_request(head, client_ip=conn.client_ip(), host_rewrite=proxy.msg.host_header_rewrite,
-                              set_headers=proxy.msg.headers)
+        out = rewrite_request(head, client_ip=conn.client_ip(), host_rewrite=settings.host_header_rewrite,
+                              set_headers=settings.headers)
         return Forward(WorkConnectionEndpoint(proxy, conn.transport), out,
-                       response_headers=proxy.msg.response_headers)
+                       response_headers=settings.response_headers)
 
     def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes:
         """No work connection (or the proxy closed): frp's 404 page."""

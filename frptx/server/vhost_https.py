@@ -25,7 +25,7 @@ from frptx.protocols.tracking import ConnectionSet
 from frptx.server.ingress import PublicConnectionProtocol
 from frptx.server.proxies import join_to_work_connection
 from frptx.server.vhost_http import VhostPortService
-from frptx.vhost.routing import RouteTable, proxy_domains
+from frptx.vhost.routing import GroupedRoutes, proxy_domains
 from frptx.vhost.sni import UNRECOGNIZED_NAME_ALERT, ClientHelloReader, NeedMore, SNIError
 
 log = logs.logger(__name__)
@@ -40,34 +40,33 @@ class HttpsVhost:
     def __init__(self, config: ServerConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        self.table: RouteTable[Any] = RouteTable()
+        #: connections go to a group's members in turn, the first member first
+        self.routes: GroupedRoutes[Any] = GroupedRoutes()
+        self.table = self.routes.table
         self.hello_timeout = HELLO_TIMEOUT
 
     def register(self, proxy: Any) -> list[str]:
-        """Add the proxy's domains, all or nothing (``DomainConfigError``/``RouteConflict``)."""
+        """Add the proxy's domains, all or nothing (``DomainConfigError``/``RouteConflict``/``RouteGroupRefused``)."""
         msg = proxy.msg
         domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
-        added: list[str] = []
         try:
             for domain in domains:
-                self.table.add(domain, "", "", proxy)
-                added.append(domain)
+                self.routes.add(proxy, domain, "", "", msg.group, msg.group_key)
         except Exception:
-            for domain in added:
-                self.table.remove(domain, "", "")
+            self.routes.remove(proxy)
             raise
         return domains
 
     def unregister(self, proxy: Any) -> None:
-        for route in list(self.table):
-            if route.value is proxy:
-                self.table.remove(route.domain, route.location, route.http_user)
+        self.routes.remove(proxy)
 
     def lookup(self, name: str | None) -> Any:
-        route = self.table.lookup(name or "")
-        if route is None or route.value.closed:
+        """The proxy a connection naming ``name`` goes to (a group's next member), or None."""
+        group = self.routes.lookup(name or "")
+        proxy = group.pick() if group is not None else None
+        if proxy is None or proxy.closed:
             return None
-        return route.value
+        return proxy
 
 
 class FirstBytesRouter(PublicConnectionProtocol):

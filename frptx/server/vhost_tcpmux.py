@@ -31,7 +31,7 @@ from frptx.vhost.httpconnect import (
     check_auth,
     not_found_response,
 )
-from frptx.vhost.routing import RouteTable, proxy_domains
+from frptx.vhost.routing import GroupedRoutes, proxy_domains
 
 log = logs.logger(__name__)
 
@@ -45,29 +45,30 @@ class TcpmuxVhost:
     def __init__(self, config: ServerConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        self.table: RouteTable[Any] = RouteTable()
+        #: connections go to a group's members in turn, the first member first
+        self.routes: GroupedRoutes[Any] = GroupedRoutes()
+        self.table = self.routes.table
         self.hello_timeout = CONNECT_TIMEOUT
         self.not_found_page = _read_page(config.custom_404_page)
 
     def register(self, proxy: Any) -> list[str]:
-        """Add the proxy's domains for its routeByHTTPUser, all or nothing."""
+        """Add the proxy's domains for its routeByHTTPUser, all or nothing.
+
+        A group's members must also share httpUser/httpPassword (frps's ``TCPMuxGroup``).
+        """
         msg = proxy.msg
         domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
-        added: list[str] = []
         try:
             for domain in domains:
-                self.table.add(domain, "", msg.route_by_http_user, proxy)
-                added.append(domain)
+                self.routes.add(proxy, domain, "", msg.route_by_http_user, msg.group, msg.group_key,
+                                extra=(msg.http_user, msg.http_pwd))
         except Exception:
-            for domain in added:
-                self.table.remove(domain, "", msg.route_by_http_user)
+            self.routes.remove(proxy)
             raise
         return domains
 
     def unregister(self, proxy: Any) -> None:
-        for route in list(self.table):
-            if route.value is proxy:
-                self.table.remove(route.domain, route.location, route.http_user)
+        self.routes.remove(proxy)
 
 
 class ConnectProtocol(FirstBytesRouter):
@@ -89,12 +90,12 @@ class ConnectProtocol(FirstBytesRouter):
             return
         if isinstance(request, NeedMore):
             return
-        route = self.vhost.table.lookup(request.host, "", request.user)
-        if route is None or route.value.closed:
+        group = self.vhost.routes.lookup(request.host, "", request.user)
+        proxy = group.pick() if group is not None else None
+        if proxy is None or proxy.closed:
             log.debug("tcpmux: no route for {host!r}", host=request.host)
             self.refuse(not_found_response(self.vhost.not_found_page))
             return
-        proxy = route.value
         passthrough = self.vhost.config.tcpmux_passthrough
         if not passthrough:
             self.transport.write(CONNECT_OK)  # type: ignore[union-attr]  # frp answers before checking auth

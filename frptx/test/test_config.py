@@ -831,16 +831,17 @@ class UnsupportedTests(ConfigTestCase):
         )
 
     def test_loadBalancingGroups(self) -> None:
-        """tcp groups load (and reach NewProxy); groups of vhost-routed types are refused, naming the type."""
-        config = parse_client_config({"proxies": [tcp(loadBalancer={"group": "web", "groupKey": "k"})]})
-        self.assertEqual((config.proxies[0].load_balancer.group, config.proxies[0].load_balancer.group_key),
-                         ("web", "k"))
-        self.client_fails(
-            {"proxies": [{"name": "m", "type": "tcpmux", "multiplexer": "httpconnect", "customDomains": ["a"],
-                          "localPort": 1, "loadBalancer": {"group": "g"}}]},
-            "proxies[0].loadBalancer.group: not supported by frptx yet (load-balancing groups of tcpmux proxies;"
-            " tcp groups run today)",
-        )
+        """Groups load (and reach NewProxy) on tcp and on the vhost-routed types."""
+        config = parse_client_config({"proxies": [
+            tcp(loadBalancer={"group": "web", "groupKey": "k"}),
+            {"name": "h", "type": "http", "customDomains": ["a"], "localPort": 1,
+             "loadBalancer": {"group": "g1", "groupKey": "k1"}},
+            {"name": "s", "type": "https", "customDomains": ["a"], "localPort": 1,
+             "loadBalancer": {"group": "g2", "groupKey": "k2"}},
+            {"name": "m", "type": "tcpmux", "multiplexer": "httpconnect", "customDomains": ["a"],
+             "localPort": 1, "loadBalancer": {"group": "g3", "groupKey": "k3"}}]})
+        self.assertEqual([(p.load_balancer.group, p.load_balancer.group_key) for p in config.proxies],
+                         [("web", "k"), ("g1", "k1"), ("g2", "k2"), ("g3", "k3")])
 
     def test_droppingRowEnablesFeature(self) -> None:
         """Removing a row from UNSUPPORTED_FEATURES is all it takes to accept a feature."""

@@ -28,16 +28,43 @@ on them:
 
 The table is pure data (no locking: the reactor is single-threaded) and holds
 any value, so frps can store whatever it needs per route.
+
+Load-balancing groups (``loadBalancer.group``/``groupKey``) share one route
+(:class:`GroupedRoutes`, :class:`RouteGroup`), as frps's ``server/group``
+(``http.go``, ``tcpmux.go`` of 0.65.0; ``https.go`` of 0.66.0, where https
+groups arrived -- frps 0.65.0 ignores an https group, so its second member
+gets ``router config conflict`` there):
+
+* A group is found by its name alone, across users and clients.  Its first
+  member adds the route (a taken route refuses it with ``router config
+  conflict``) and fixes the group's key and route parameters.
+* A later member must ask for the same route parameters -- http: domain,
+  location and routeByHTTPUser; https: the domain; tcpmux: domain,
+  routeByHTTPUser, httpUser and httpPassword -- or gets ``group params
+  invalid``; then the same key, or ``group auth failed`` (parameters are
+  checked first).  So a grouped proxy naming two domains (or two locations)
+  is refused on its second one: a group is one route.
+* The route keeps its first member's settings (http: basic auth, host
+  rewrite, headers), even after that member left; each request (http) or
+  connection (https, tcpmux) goes to the next member in turn.
+* A member leaving leaves the route to the others; the last one leaving
+  removes the route and forgets the group.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 __all__ = [
+    "GROUP_AUTH_FAILED",
+    "GROUP_PARAMS_INVALID",
+    "GROUP_PROXY_REPEATED",
     "ROUTER_CONFIG_CONFLICT",
     "DomainConfigError",
+    "GroupedRoutes",
+    "RouteGroup",
+    "RouteGroupRefused",
     "Route",
     "RouteConflict",
     "RouteTable",
@@ -58,6 +85,11 @@ ROUTER_CONFIG_CONFLICT = "router config conflict"
 SUBDOMAIN_NOT_ENABLED = "subdomain is not supported because this feature is not enabled in server"
 SUBDOMAIN_BAD_CHARS = "'.' and '*' are not supported in subdomain"
 DOMAINS_BOTH_EMPTY = "subdomain and custom domains should not be both empty"
+
+#: frps's group errors (``server/group/group.go``), sent to frpc verbatim.
+GROUP_PARAMS_INVALID = "group params invalid"
+GROUP_AUTH_FAILED = "group auth failed"
+GROUP_PROXY_REPEATED = "group proxy repeated"
 
 
 class RouteConflict(ValueError):
@@ -210,6 +242,101 @@ class RouteTable(Generic[T]):
                 return route
             labels = labels[1:]
         return self._find("*", path, http_user)
+
+
+class RouteGroupRefused(ValueError):
+    """A proxy may not join a vhost group; ``str()`` is frp's message."""
+
+
+class RouteGroup(Generic[T]):
+    """The value of one route: its members, and which one serves next.
+
+    A proxy outside any group is the only member of an unnamed group, so the
+    vhosts treat every route alike: ``founder`` carries the route's settings
+    and :meth:`pick` names the member a request or connection goes to.
+    """
+
+    def __init__(self, name: str, key: str, params: tuple[Hashable, ...], founder: T, offset: int = 0) -> None:
+        self.name = name
+        self.key = key
+        #: what every member must ask for (see the module docstring)
+        self.params = params
+        #: the first member, whose settings the route keeps
+        self.founder = founder
+        self.members: list[T] = [founder]
+        self._offset = offset
+        self._count = 0
+
+    def join(self, member: T, key: str, params: tuple[Hashable, ...]) -> None:
+        """Add a later member; ``RouteGroupRefused`` with frp's text if it may not."""
+        if params != self.params:
+            raise RouteGroupRefused(GROUP_PARAMS_INVALID)
+        if key != self.key:
+            raise RouteGroupRefused(GROUP_AUTH_FAILED)
+        if any(m is member for m in self.members):
+            raise RouteGroupRefused(GROUP_PROXY_REPEATED)
+        self.members.append(member)
+
+    def leave(self, member: T) -> bool:
+        """Remove ``member`` if it is one; True once the group has no member left."""
+        self.members = [m for m in self.members if m is not member]
+        return not self.members
+
+    def pick(self) -> T | None:
+        """The member to serve the next request or connection: each in turn, in joining order.
+
+        frps's http group adds one to its counter before using it, so its
+        first request goes to the member at index 1 (``offset=1``); its
+        https and tcpmux groups hand connections to their members' accept
+        loops in turn, the first member first (``offset=0``).
+        """
+        if not self.members:
+            return None
+        chosen = self.members[(self._count + self._offset) % len(self.members)]
+        self._count += 1
+        return chosen
+
+
+class GroupedRoutes(Generic[T]):
+    """A :class:`RouteTable` of :class:`RouteGroup` values, and the named groups on it."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.table: RouteTable[RouteGroup[T]] = RouteTable()
+        self.groups: dict[str, RouteGroup[T]] = {}
+        self._offset = offset
+
+    def add(self, member: T, domain: str, location: str, http_user: str, group: str = "", key: str = "",
+            extra: tuple[Hashable, ...] = ()) -> None:
+        """Route (domain, location, http_user) to ``member``, alone or in ``group``.
+
+        Raises :class:`RouteConflict` when the route is taken by someone else
+        (a proxy, or another group) and :class:`RouteGroupRefused` when the
+        group exists and refuses ``member``.  ``extra`` are the parameters a
+        kind's members must share beyond the route itself.
+        """
+        params = (domain, location, http_user, *extra)
+        existing = self.groups.get(group) if group else None
+        if existing is not None:
+            existing.join(member, key, params)
+            return
+        value = RouteGroup(group, key, params, member, self._offset)
+        self.table.add(domain, location, http_user, value)
+        if group:
+            self.groups[group] = value
+
+    def remove(self, member: T) -> None:
+        """Take ``member`` out of every route; a route left without members is removed."""
+        for route in list(self.table):
+            value = route.value
+            if any(m is member for m in value.members) and value.leave(member):
+                self.table.remove(route.domain, route.location, route.http_user)
+                if value.name and self.groups.get(value.name) is value:
+                    del self.groups[value.name]
+
+    def lookup(self, host: str, path: str = "", http_user: str = "") -> RouteGroup[T] | None:
+        """The route group serving a request (see :meth:`RouteTable.lookup`)."""
+        route = self.table.lookup(host, path, http_user)
+        return None if route is None else route.value
 
 
 def subdomain_domain(subdomain: str, subdomain_host: str) -> str:

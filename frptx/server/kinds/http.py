@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 
 from frptx.server.kind import ProxyKind, ProxyRefused
 from frptx.server.proxies import ControlView, ProxyBase
-from frptx.vhost.routing import DomainConfigError, RouteConflict, proxy_locations
+from frptx.vhost.routing import DomainConfigError, RouteConflict, RouteGroupRefused, proxy_locations
 from frptx.wire import NewProxy
 
 #: frp's refusal when frps has no vhostHTTPPort
@@ -39,7 +39,7 @@ class HttpProxy(ProxyBase):
             raise ProxyRefused(self.not_enabled)
         try:
             domains = vhost.register(self)
-        except (DomainConfigError, RouteConflict) as e:
+        except (DomainConfigError, RouteConflict, RouteGroupRefused) as e:
             raise ProxyRefused(str(e)) from None
         self.vhost = vhost
         port = getattr(control.server.config, self.port_attr)
