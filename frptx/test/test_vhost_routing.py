@@ -5,9 +5,14 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from frptx.vhost.routing import (
+    GROUP_AUTH_FAILED,
+    GROUP_PARAMS_INVALID,
+    GROUP_PROXY_REPEATED,
     ROUTER_CONFIG_CONFLICT,
     DomainConfigError,
+    GroupedRoutes,
     RouteConflict,
+    RouteGroupRefused,
     RouteTable,
     canonical_host,
     check_custom_domain,
@@ -264,3 +269,144 @@ class FrpsObservationTests(unittest.TestCase):
             else:
                 got = decision.route.value[0] if decision.route else "404"
             self.assertEqual(got, want, (host, path, auth, proxy_auth, absolute))
+
+
+class _Member:
+    """A stand-in proxy (only identity matters to the route groups)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class GroupedRoutesTests(unittest.TestCase):
+    """Load-balancing groups on the route table: frps's HTTPGroup / TCPMuxGroup rules."""
+
+    def setUp(self) -> None:
+        self.a, self.b, self.c = _Member("a"), _Member("b"), _Member("c")
+
+    def picks(self, routes: GroupedRoutes[_Member], n: int, host: str = "example.com", path: str = "/",
+              user: str = "") -> list[str]:
+        out = []
+        for _ in range(n):
+            group = routes.lookup(host, path, user)
+            assert group is not None
+            member = group.pick()
+            out.append(member.name if member is not None else "-")
+        return out
+
+    def test_members_share_one_route(self) -> None:
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "", "web", "k")
+        routes.add(self.b, "example.com", "/", "", "web", "k")
+        self.assertEqual(len(routes.table), 1)
+        group = routes.lookup("example.com", "/x")
+        assert group is not None
+        self.assertEqual((group.name, group.founder, group.members), ("web", self.a, [self.a, self.b]))
+
+    def test_round_robin_first_member_first(self) -> None:
+        """https/tcpmux: connections go round the members in joining order, the first one first."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        for m in (self.a, self.b, self.c):
+            routes.add(m, "example.com", "", "", "g", "k")
+        self.assertEqual(self.picks(routes, 7), ["a", "b", "c", "a", "b", "c", "a"])
+
+    def test_http_round_robin_starts_at_the_second(self) -> None:
+        """frps's HTTPGroup increments its counter before use: the first request goes to index 1."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes(offset=1)
+        for m in (self.a, self.b, self.c):
+            routes.add(m, "example.com", "/", "", "g", "k")
+        self.assertEqual(self.picks(routes, 7), ["b", "c", "a", "b", "c", "a", "b"])
+
+    def test_counter_survives_membership_changes(self) -> None:
+        """frps keeps one counter per group and takes it modulo the members of the moment."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes(offset=1)
+        routes.add(self.a, "example.com", "/", "", "g", "k")
+        self.assertEqual(self.picks(routes, 2), ["a", "a"])
+        routes.add(self.b, "example.com", "/", "", "g", "k")  # counter 2: next index (2+1) % 2
+        self.assertEqual(self.picks(routes, 4), ["b", "a", "b", "a"])
+
+    def test_key_mismatch(self) -> None:
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "", "web", "k")
+        with self.assertRaises(RouteGroupRefused) as e:
+            routes.add(self.b, "example.com", "/", "", "web", "other")
+        self.assertEqual(str(e.exception), GROUP_AUTH_FAILED)
+        self.assertEqual(str(e.exception), "group auth failed")
+        group = routes.lookup("example.com", "/")
+        assert group is not None
+        self.assertEqual(group.members, [self.a])
+
+    def test_params_checked_before_key(self) -> None:
+        """Another domain, location, user (or kind's extras) in the same group: "group params invalid"."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "u", "web", "k", extra=("user", "pwd"))
+        for args, extra in [(("other.com", "/", "u"), ("user", "pwd")),
+                            (("example.com", "/api", "u"), ("user", "pwd")),
+                            (("example.com", "/", ""), ("user", "pwd")),
+                            (("example.com", "/", "u"), ("user", "other"))]:
+            with self.assertRaises(RouteGroupRefused) as e:
+                routes.add(self.b, *args, "web", "wrong key", extra=extra)
+            self.assertEqual(str(e.exception), GROUP_PARAMS_INVALID, args)
+        self.assertEqual(GROUP_PARAMS_INVALID, "group params invalid")
+        self.assertEqual(len(routes.table), 1)
+
+    def test_same_member_twice(self) -> None:
+        """A grouped proxy naming one domain twice: frps's "group proxy repeated"."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "", "web", "k")
+        with self.assertRaises(RouteGroupRefused) as e:
+            routes.add(self.a, "example.com", "/", "", "web", "k")
+        self.assertEqual(str(e.exception), GROUP_PROXY_REPEATED)
+
+    def test_conflicts_with_plain_routes_and_other_groups(self) -> None:
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "")
+        with self.assertRaises(RouteConflict):
+            routes.add(self.b, "example.com", "/", "", "web", "k")
+        self.assertEqual(routes.groups, {})
+        routes.add(self.b, "other.com", "/", "", "web", "k")
+        with self.assertRaises(RouteConflict):
+            routes.add(self.c, "other.com", "/", "", "another", "k")
+        with self.assertRaises(RouteConflict):
+            routes.add(self.c, "other.com", "/", "")
+
+    def test_member_leaving(self) -> None:
+        """A member leaving is no longer picked; the route and its first member's settings stay."""
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        for m in (self.a, self.b, self.c):
+            routes.add(m, "example.com", "", "", "g", "k")
+        routes.remove(self.a)
+        group = routes.lookup("example.com")
+        assert group is not None
+        self.assertIs(group.founder, self.a)
+        self.assertEqual(sorted(self.picks(routes, 4)), ["b", "b", "c", "c"])
+        routes.remove(self.b)
+        self.assertEqual(self.picks(routes, 3), ["c", "c", "c"])
+        with self.assertRaises(RouteGroupRefused):  # the group (and its key) lives on with c
+            routes.add(self.a, "example.com", "", "", "g", "wrong")
+
+    def test_last_member_removes_the_route(self) -> None:
+        routes: GroupedRoutes[_Member] = GroupedRoutes()
+        routes.add(self.a, "example.com", "/", "", "g", "k")
+        routes.add(self.b, "example.com", "/", "", "g", "k")
+        routes.remove(self.a)
+        routes.remove(self.b)
+        self.assertIsNone(routes.lookup("example.com", "/"))
+        self.assertEqual((len(routes.table), routes.groups), (0, {}))
+        # the name is free again: a new group with another key and route
+        routes.add(self.c, "new.example.com", "/", "", "g", "new key")
+        group = routes.lookup("new.example.com", "/")
+        assert group is not None
+        self.assertEqual((group.key, group.members), ("new key", [self.c]))
+
+    def test_plain_route_is_a_group_of_one(self) -> None:
+        routes: GroupedRoutes[_Member] = GroupedRoutes(offset=1)
+        routes.add(self.a, "example.com", "/", "")
+        routes.add(self.b, "example.com", "/b", "")
+        self.assertEqual(self.picks(routes, 2, path="/x") + self.picks(routes, 2, path="/b"), ["a", "a", "b", "b"])
+        routes.remove(self.a)
+        self.assertIsNone(routes.lookup("example.com", "/x"))
+        self.assertEqual(len(routes.table), 1)
