@@ -20,7 +20,7 @@ from frptx.test import (
     test_e2e_vhost_https as https_e2e,
     test_e2e_vhost_tcpmux as tcpmux_e2e,
 )
-from frptx.test.gofrp import GoFrp
+from frptx.test.gofrp import GoFrp, free_port
 from frptx.test.support import TOKEN, LogWatch, Tunnel, listen_local, with_timeout
 from frptx.vhost.httpconnect import CONNECT_OK
 
@@ -283,4 +283,51 @@ class Live(TestCase):
             await frpcs[0].proc.kill()
             await with_timeout(gone, WAIT)
             self.assertEqual(await served(4), ["b"] * 4)
+        return Deferred.fromCoroutine(run())
+
+    def test_go_frps_http_group_order(self) -> Deferred[None]:
+        """The reference: a Go frps 0.65.0 spreads two of our frpc's grouped http proxies as ours does
+        (first request to the second member, then in turn) and refuses a wrong key with the same text."""
+        async def run() -> None:
+            go = GoFrp(self)
+            vport = free_port()
+            gofrps = await go.frps(TOKEN, vhostHTTPPort=vport)
+            tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+            tunnel.frps = http_e2e._AtPort(gofrps.port)  # type: ignore[assignment]
+            for name in "abc":
+                local = listen_local(self, http_e2e.Backends(http_e2e.HeadEcho, name))
+                frpc = tunnel.start_client([http_e2e.http_proxy(f"web-{name}", local, customDomains=["g.test"],
+                                                                **lb("wrong" if name == "c" else "k"))])
+                status = await with_timeout(frpc.proxy_manager.wait_settled(f"web-{name}"), WAIT)
+                if name == "c":
+                    self.assertEqual((status.phase, status.error), ("start error", "group auth failed"))
+                else:
+                    self.assertEqual(status.phase, "running", status.error)
+            out = []
+            for _ in range(6):
+                [r] = await http_e2e.exchange(vport, http_e2e.get("g.test", "/x"))
+                out.append(r.header("X-Backend"))
+            self.assertEqual(out, ["b", "a", "b", "a", "b", "a"])
+        return Deferred.fromCoroutine(run())
+
+    def test_go_frps_tcpmux_group_order(self) -> Deferred[None]:
+        """The reference for tcpmux: a Go frps 0.65.0 hands connections to the members in turn, first
+        member first (its members' accept loops take turns), as ours does."""
+        async def run() -> None:
+            go = GoFrp(self)
+            mport = free_port()
+            gofrps = await go.frps(TOKEN, tcpmuxHTTPConnectPort=mport)
+            tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+            tunnel.frps = http_e2e._AtPort(gofrps.port)  # type: ignore[assignment]
+            for name in "ab":
+                local = listen_local(self, tcpmux_e2e.Echoes(name))
+                frpc = tunnel.start_client([tcpmux_e2e.tcpmux_proxy(f"web-{name}", local, customDomains=["g.test"],
+                                                                    **lb())])
+                status = await with_timeout(frpc.proxy_manager.wait_settled(f"web-{name}"), WAIT)
+                self.assertEqual(status.phase, "running", status.error)
+            out = []
+            for _ in range(6):
+                answer = await tcpmux_e2e.tunnel_through(mport, tcpmux_e2e.connect_head("g.test"), b"hi")
+                out.append(answer.split(b":", 1)[0].decode())
+            self.assertEqual(out, ["a", "b", "a", "b", "a", "b"])
         return Deferred.fromCoroutine(run())
