@@ -6,7 +6,10 @@
 The proxy owns no port: at creation it adds its domains x locations (x its
 ``routeByHTTPUser``) to frps's ``HttpVhost``; a taken route or a bad domain
 refuses the NewProxy with frp's text.  Requests arrive through the vhost, which
-borrows this proxy's work connections one request at a time.
+borrows this proxy's work connections one request at a time.  A proxy naming a
+``loadBalancer.group`` shares its route with the group's other members
+(``frptx.vhost.routing.GroupedRoutes``; refusals: ``group params invalid``,
+``group auth failed``).
 """
 from __future__ import annotations
 
