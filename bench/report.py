@@ -78,29 +78,48 @@ def target(mode: str, key: str) -> tuple[str, Callable[[float, float | None], bo
     return None
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten the per-mode results into table rows (also stored in the JSON)."""
+    """Flatten the per-mode results into table rows (also stored in the JSON).
+
+    ``ratio_frp`` is frptx / Go frp, ``ratio`` frptx / direct (what the targets are about); for
+    latency and cost rows larger is worse.  A row whose figure is a change in percent has no ratio.
+    """
     out = []
     for mode, res in results["modes"].items():
         for m in METRICS:
             measurement, figure = m.key.split(".")
-            row: dict[str, Any] = {"mode": mode, "key": m.key, "label": m.label, "direct": None, "frptx": None,
-                                   "ratio": None, "target": None, "met": None, "note": None}
+            row: dict[str, Any] = {"mode": mode, "key": m.key, "label": m.label, "direct": None, "frp": None,
+                                   "frptx": None, "ratio_frp": None, "ratio": None, "target": None, "met": None,
+                                   "note": None, "frp_note": None}
             entry = res.get(measurement, {})
             if measurement == "rss" and "rss" not in res or entry.get("skipped") == "not in --only":
                 continue  # left out with --only
             if "skipped" in entry or "error" in entry:
-                row["note"] = entry.get("skipped") or entry.get("error")
+                row["note"] = row["frp_note"] = entry.get("skipped") or entry.get("error")
             if measurement == "rss":
-                row["frptx"] = entry.get(figure)
+                for impl in ("frp", "frptx"):
+                    sub = entry.get(impl, {})
+                    row[impl] = sub.get(figure)
+                    if row[impl] is None and ("skipped" in sub or "error" in sub):
+                        row["frp_note" if impl == "frp" else "note"] = sub.get("skipped") or sub.get("error")
             else:
-                row["direct"] = entry.get("direct", {}).get(figure)
-                row["frptx"] = entry.get("frptx", {}).get(figure)
-                if row["direct"] and row["frptx"] is not None:
-                    row["ratio"] = row["frptx"] / row["direct"]
+                for side in ("direct", "frp", "frptx"):
+                    row[side] = entry.get(side, {}).get(figure)
                 errs = entry.get("errors", {})
-                if row["frptx"] is None and errs:
-                    row["note"] = "; ".join(f"{side}: {e}" for side, e in errs.items())
+                for impl, key in (("frp", "frp_note"), ("frptx", "note")):
+                    if row[impl] is None and impl in errs:
+                        row[key] = f"{impl}: {errs[impl]}"
+                    elif row[impl] is None and impl in entry.get("missing", {}):
+                        row[key] = entry["missing"][impl]
+                if row["frptx"] is None and "direct" in errs and not row["note"]:
+                    row["note"] = f"direct: {errs['direct']}"
+                row["ratio"] = _ratio(row["frptx"], row["direct"])
+            if not figure.endswith("_pct"):
+                row["ratio_frp"] = _ratio(row["frptx"], row["frp"])
             t = target(mode, m.key)
             if t is not None:
                 row["target"] = t[0]
@@ -110,18 +129,25 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _pct(r: float | None) -> str:
+    return "—" if r is None else f"{r:.1%}" if r < 2 else f"{r:.1f}×"
+
+
 def markdown(table: list[dict[str, Any]]) -> str:
+    """The table: direct is the ceiling, then Go frp, frptx, frptx/frp and frptx/direct."""
     fmts = {m.key: m.fmt for m in METRICS}
-    lines = ["| mode | measurement | direct | frptx | frptx/direct | target | met |",
-             "|---|---|---:|---:|---:|---|---|"]
+    lines = ["| mode | measurement | direct | frp | frptx | frptx/frp | frptx/direct | target | met |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
     for r in table:
         fmt = fmts[r["key"]]
         direct = "—" if r["direct"] is None else fmt.format(r["direct"])
-        if r["frptx"] is None:
-            frptx = f"n/a: {r['note']}" if r["note"] else "n/a"
-        else:
-            frptx = fmt.format(r["frptx"])
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.1%}" if r["ratio"] < 2 else f"{r['ratio']:.1f}×"
+        cells = []
+        for impl, note in (("frp", r["frp_note"]), ("frptx", r["note"])):
+            if r[impl] is None:
+                cells.append(f"n/a: {note}" if note else "n/a")
+            else:
+                cells.append(fmt.format(r[impl]))
         met = "—" if r["met"] is None else ("met" if r["met"] else "**not met**")
-        lines.append(f"| {r['mode']} | {r['label']} | {direct} | {frptx} | {ratio} | {r['target'] or '—'} | {met} |")
+        lines.append(f"| {r['mode']} | {r['label']} | {direct} | {cells[0]} | {cells[1]} | {_pct(r['ratio_frp'])} "
+                     f"| {_pct(r['ratio'])} | {r['target'] or '—'} | {met} |")
     return "\n".join(lines)

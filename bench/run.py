@@ -1,15 +1,16 @@
-"""frptx benchmark: direct loopback vs. real frps + frpc processes, per transport mode.
+"""frptx benchmark: direct loopback vs. real Go frp vs. frptx, per transport mode.
 
-    python bench/run.py              # full run, ~10-15 minutes
-    python bench/run.py --quick      # all modes in under ~3 minutes
+    python bench/run.py              # full run, ~20-25 minutes
+    python bench/run.py --quick      # all modes in ~5 minutes
 
-For each mode (nomux, mux, mux+tls, nomux+tls) it starts ``twistd -n frps`` and
-``twistd -n frpc`` on 127.0.0.1 with token auth and tcp proxies to a local
-iperf3 server, nginx and an echo server, then measures direct and tunnelled
-back to back (direct, then tunnel, for every measurement in every round) so
-machine drift hits both.  Prints one markdown table (absolute figures, ratio to
-direct, issue 5's target, met or not) and writes the figures as JSON.  Everything
-it starts is stopped at the end, also on Ctrl-C or an error.
+For each mode (nomux, mux, mux+tls, nomux+tls) it starts Go frp 0.65.0's ``frps``
+and ``frpc`` and frptx's ``twistd -n frps`` and ``twistd -n frpc`` on 127.0.0.1,
+from the same TOML configs (token auth, tcp proxies to a local iperf3 server,
+nginx and an echo server), then measures direct, through frp and through frptx
+back to back (for every measurement in every round) so machine drift hits all
+three.  Prints one markdown table (absolute figures, frptx/frp, frptx/direct,
+issue 5's target, met or not) and writes the figures as JSON.  Everything it
+starts is stopped at the end, also on Ctrl-C or an error.
 """
 from __future__ import annotations
 
@@ -84,49 +85,75 @@ def log(msg: str) -> None:
 
 def run_mode(mode: str, s: Settings, pm: P.Processes, local: dict[str, int], tools: dict[str, str],
              notes: dict[str, str], script: Path, workdir: Path, log_level: str, res: dict[str, Any],
-             only: frozenset[str] = frozenset()) -> None:
-    """Start the tunnel for ``mode``, take every measurement into ``res``, stop the tunnel.
+             only: frozenset[str] = frozenset(), frp_dir: Path | None = None, frp_note: str = "") -> None:
+    """Start both tunnels for ``mode``, take every measurement into ``res``, stop the tunnels.
 
-    ``res`` belongs to the caller so that an interrupted mode still reports what it measured.
+    Go frp (when ``frp_dir`` is given) and frptx run side by side from the same configs; each
+    measurement goes direct, then through frp, then through frptx, round after round, so drift of
+    the shared machine hits all three.  ``res`` belongs to the caller so that an interrupted mode
+    still reports what it measured.
     """
-    tunnel = P.start_tunnel(pm, mode, local, workdir / mode.replace("+", "_"), log_level)
+    sub = workdir / mode.replace("+", "_")
+    tunnels: dict[str, P.Tunnel] = {}
+    missing: dict[str, str] = {}
     try:
-        P.wait_echo(tunnel.remote["echo"])
-        time.sleep(1.0)  # let the pooled work connection and start-up garbage settle
+        for impl in P.IMPLEMENTATIONS:
+            if impl == "frp" and frp_dir is None:
+                missing[impl] = frp_note or "no Go frp"
+                continue
+            try:
+                tunnels[impl] = P.start_tunnel(pm, mode, local, sub, log_level, impl, frp_dir)
+                P.wait_echo(tunnels[impl].remote["echo"])
+            except (RuntimeError, OSError) as e:
+                if impl == "frptx":
+                    raise
+                missing[impl] = f"Go frp did not start: {e}"
+                log(f"  {missing[impl]}")
+        time.sleep(1.0)  # let the pooled work connections and start-up garbage settle
         if wanted(only, "rss"):
-            res["rss"] = measure_rss(s, tunnel)
+            res["rss"] = {impl: {"skipped": why} for impl, why in missing.items()}
+            for impl, tunnel in tunnels.items():
+                log(f"{mode}: RSS of {impl}")
+                res["rss"][impl] = measure_rss(s, tunnel)
         for m in measurements(s, tools, pm, script):
             if not wanted(only, m.name):
                 res[m.name] = {"skipped": "not in --only"}
             if m.tool and m.tool not in tools:
                 res[m.name] = {"skipped": notes.get(m.tool, f"{m.tool} missing")}
+        sides: list[tuple[str, P.Tunnel | None]] = [("direct", None)]
+        sides += [(impl, tunnels.get(impl)) for impl in P.IMPLEMENTATIONS]
         for rnd in range(s.rounds):
             for m in measurements(s, tools, pm, script):
                 if m.name in res:
                     continue
-                entry = res.setdefault(f"_{m.name}", {"direct": [], "frptx": [], "errors": {}})
-                for side, port in (("direct", local[m.service]), ("frptx", tunnel.remote[m.service])):
+                entry = res.setdefault(f"_{m.name}", {"direct": [], "frp": [], "frptx": [], "errors": {},
+                                                      "missing": dict(missing)})
+                for side, via in sides:
+                    if side != "direct" and via is None:
+                        continue
                     log(f"{mode} round {rnd + 1}/{s.rounds}: {m.name} {side}")
                     try:
-                        if side == "frptx":
-                            entry[side].append(with_cpu_cost(tunnel, m.run, port))
+                        if via is not None:
+                            entry[side].append(with_cpu_cost(via, m.run, via.remote[m.service]))
                         else:
-                            entry[side].append(m.run(port))
+                            entry[side].append(m.run(local[m.service]))
                     except (measure.MeasureError, OSError) as e:
                         entry["errors"][side] = str(e)
                         log(f"  failed: {e}")
     finally:
         for key in [k for k in res if k.startswith("_")]:
             res[key[1:]] = summarize(res.pop(key))
-        pm.stop(tunnel.frpc)
-        pm.stop(tunnel.frps)
+        for tunnel in tunnels.values():
+            pm.stop(tunnel.frpc)
+            pm.stop(tunnel.frps)
 
 
 def with_cpu_cost(tunnel: P.Tunnel, run: Callable[[int], dict[str, float]], port: int) -> dict[str, float]:
     """``run(port)`` plus the CPU time frps and frpc spent per request (wrk runs), in µs.
 
     Ratios to direct move by about 10% between runs on a shared machine; CPU per request
-    moves far less, which makes it the better before/after figure for one change.
+    moves far less, which makes it the better before/after figure for one change.  The same
+    psutil figures are taken for Go frp's processes.
     """
     procs = _cpu_processes(tunnel)
     before = [sum(p.cpu_times()[:2]) for p in procs]
@@ -157,12 +184,15 @@ def wanted(only: frozenset[str], name: str) -> bool:
 
 def summarize(entry: dict[str, Any]) -> dict[str, Any]:
     """Median over rounds per figure, keeping every round for the JSON."""
-    out: dict[str, Any] = {"rounds": {"direct": entry["direct"], "frptx": entry["frptx"]}}
-    for side in ("direct", "frptx"):
+    sides = ("direct", *P.IMPLEMENTATIONS)
+    out: dict[str, Any] = {"rounds": {side: entry[side] for side in sides}}
+    for side in sides:
         if entry[side]:
             out[side] = {f: statistics.median(r[f] for r in entry[side]) for f in entry[side][0]}
     if entry["errors"]:
         out["errors"] = entry["errors"]
+    if entry["missing"]:
+        out["missing"] = entry["missing"]
     return out
 
 
@@ -215,6 +245,20 @@ def measure_rss(s: Settings, tunnel: P.Tunnel) -> dict[str, Any]:
     return out
 
 
+def machine() -> dict[str, Any]:
+    """What the run ran on, for the JSON and the table's header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short durations, one round, fewer cycles (~3 min)")
@@ -230,6 +274,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "default all")
     p.add_argument("--no-install", action="store_true", help="never apt-get install iperf3/wrk/nginx")
     p.add_argument("--log-level", default="warn", help="frps/frpc log.level (default warn)")
+    p.add_argument("--frp", type=Path, metavar="DIR", help="Go frp's frps and frpc (default: what "
+                   ".ci/fetch-go-frp provides)")
+    p.add_argument("--no-frp", action="store_true", help="measure frptx and direct only")
     args = p.parse_args(argv)
     unknown = set(args.modes.split(",")) - set(P.MODES)
     if unknown:
@@ -251,15 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "settings": vars(s) | {"modes": args.modes.split(","), "quick": args.quick},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "nofile": nofile},
+        "machine": machine() | {"nofile": nofile},
         "notes": [], "modes": {},
     }
     with tempfile.TemporaryDirectory(prefix="frptx-bench-") as scratch, P.Processes() as pm:
         workdir = (args.keep or Path(scratch)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         tools, notes = P.ensure_tools(not args.no_install, workdir / "apt.log")
-        results["tools"] = tools
+        frp_dir, frp_note = (None, "--no-frp") if args.no_frp else P.find_go_frp(args.frp, workdir / "fetch-go-frp.log")
+        results["tools"] = tools | ({"frp": str(frp_dir)} if frp_dir else {})
+        if frp_note:
+            results["notes"].append(frp_note)
         results["notes"] += list(notes.values())
         if nofile < 4 * s.held + 256:
             results["notes"].append(f"RLIMIT_NOFILE is only {nofile}; holding {s.held} connections may fail")
@@ -284,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["modes"][mode] = res
                 try:
                     run_mode(mode, s, pm, local, tools, notes, script, workdir, args.log_level, res,
-                             frozenset(filter(None, args.only.split(","))))
+                             frozenset(filter(None, args.only.split(","))), frp_dir, frp_note)
                 except (RuntimeError, OSError) as e:
                     log(f"mode {mode} failed: {e}")
                     for m in ("rss", "iperf3_1", "iperf3_1R", "iperf3_8", "iperf3_8R", "wrk_keepalive",
@@ -300,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(results, indent=2, default=str))
     print(f"frptx bench, {results['date']}, {'quick' if args.quick else 'full'}: {s.rounds} round(s) of "
           f"{s.duration} s, {s.pings} pings, {s.cycles} cycles, {s.held} held; medians of rounds; "
-          f"{results['elapsed_s']:.0f} s in all\n")
+          f"{results['elapsed_s']:.0f} s in all")
+    m = results["machine"]
+    print(f"machine: {m['cpu']}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; Go frp: "
+          f"{results['tools'].get('frp', 'none')}\n")
     print(report.markdown(table))
     for note in results["notes"]:
         print(f"\nnote: {note}")
