@@ -300,23 +300,28 @@ def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workd
     bind = free_port()
     remote = {name: free_port() for name in local_ports}
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    started = []
-    for name, cfg in tunnel_configs(mode, bind, local_ports, remote, log_level).items():
-        path = workdir / f"{impl}-{name}.toml"
-        path.write_text(toml_dumps(cfg))
-        if impl == "frp":
-            if frp_dir is None:
-                raise RuntimeError("no Go frp directory")
-            args = [str(frp_dir / name), "-c", str(path)]
-        else:
-            args = [twistd(), "-n", "--pidfile=", "--logfile", str(workdir / f"{impl}-{name}.log"), name,
-                    "--config", str(path)]
-        proc = procs.start(args, log=workdir / f"{impl}-{name}.out", env=env)
-        started.append(proc)
-        if name == "frps":
-            wait_port(bind, proc=proc)
-    for port in remote.values():
-        wait_port(port, proc=started[1])
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, cfg in tunnel_configs(mode, bind, local_ports, remote, log_level).items():
+            path = workdir / f"{impl}-{name}.toml"
+            path.write_text(toml_dumps(cfg))
+            if impl == "frp":
+                if frp_dir is None:
+                    raise RuntimeError("no Go frp directory")
+                args = [str(frp_dir / name), "-c", str(path)]
+            else:
+                args = [twistd(), "-n", "--pidfile=", "--logfile", str(workdir / f"{impl}-{name}.log"), name,
+                        "--config", str(path)]
+            proc = procs.start(args, log=workdir / f"{impl}-{name}.out", env=env)
+            started.append(proc)
+            if name == "frps":
+                wait_port(bind, proc=proc)
+        for port in remote.values():
+            wait_port(port, proc=started[1])
+    except BaseException:
+        for proc in reversed(started):  # a tunnel that failed to come up leaves nothing running
+            procs.stop(proc)
+        raise
     return Tunnel(frps=started[0], frpc=started[1], remote=remote)
 
 

@@ -1,7 +1,7 @@
 """frptx benchmark: direct loopback vs. real Go frp vs. frptx, per transport mode.
 
-    python bench/run.py              # full run, ~20-25 minutes
-    python bench/run.py --quick      # all modes in ~5 minutes
+    python bench/run.py              # full run, ~15-20 minutes
+    python bench/run.py --quick      # all modes in ~3-4 minutes
 
 For each mode (nomux, mux, mux+tls, nomux+tls) it starts Go frp 0.65.0's ``frps``
 and ``frpc`` and frptx's ``twistd -n frps`` and ``twistd -n frpc`` on 127.0.0.1,
