@@ -14,6 +14,7 @@ first-message dispatch), which ``frptx.server.registry.FrpServer`` implements.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory
@@ -25,6 +26,7 @@ from frptx.config import ServerConfig
 from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtocol, ServerDispatcher
 from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
+from frptx.transport.sniff import Rule
 
 log = logs.logger(__name__)
 
@@ -142,7 +144,8 @@ class _FirstStreamWatch:
 
 
 def bind_port_factory(server: BindPortServer, reactor: Any,
-                      timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> IProtocolFactory:
+                      timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS,
+                      shared: Sequence[Rule] = ()) -> IProtocolFactory:
     """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
     config: ServerConfig = server.config
     factory: IProtocolFactory = ServerConnectionFactory(server, timeouts.first_message)
@@ -167,4 +170,4 @@ def bind_port_factory(server: BindPortServer, reactor: Any,
     context = server_context_factory(cert_file=tls.cert_file, key_file=tls.key_file,
                                      trusted_ca_file=tls.trusted_ca_file)
     return TrackedSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor,
-                                   sniff_timeout=timeouts.sniff)
+                                   sniff_timeout=timeouts.sniff, extra_rules=shared)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -26,11 +26,12 @@ from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.server.kinds.udp import UdpTiming
 from frptx.server.plugins import CallablePlugin, PluginCallable, ServerPlugin
 from frptx.server.registry import FrpServer
-from frptx.server.vhost_http import HttpVhostService
-from frptx.server.vhost_https import HttpsVhostService
+from frptx.server.vhost_http import HttpVhostService, starts_with_http_method
+from frptx.server.vhost_https import HttpsVhostService, names_an_https_route
 from frptx.server.vhost_tcpmux import TcpmuxVhostService
 from frptx.transport.address import bound_port
 from frptx.transport.certs import TLSConfigError
+from frptx.transport.sniff import Rule
 
 
 class BindPortService(Service):
@@ -40,8 +41,10 @@ class BindPortService(Service):
     name = "bind-port"
 
     def __init__(self, server: FrpServer, reactor: Any, on_fatal: Callable[[str], None] | None = None,
-                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS) -> None:
+                 timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS, shared: Sequence[Rule] = ()) -> None:
         self.server = server
+        #: vhosts that share this port (their first-bytes rules come before frp's own)
+        self.shared = tuple(shared)
         self.reactor = reactor
         self.port: IListeningPort | None = None
         self._on_fatal = on_fatal
@@ -58,7 +61,7 @@ class BindPortService(Service):
         super().startService()
         cfg = self.server.config
         try:
-            factory = bind_port_factory(self.server, self.reactor, self.timeouts)
+            factory = bind_port_factory(self.server, self.reactor, self.timeouts, self.shared)
             self.port = self.reactor.listenTCP(cfg.bind_port, factory, interface=cfg.bind_addr,
                                                backlog=LISTEN_BACKLOG)
         except (CannotListenError, TLSConfigError) as e:
@@ -109,16 +112,23 @@ class FrpsService(MultiService):
         self.reactor = reactor
         #: ``plugins`` are asked after the config's ``httpPlugins`` (see ``frptx.server.plugins``)
         self.server = FrpServer(config, reactor, udp_timing=udp_timing, plugins=plugins)
-        self.bind_port = BindPortService(self.server, reactor, on_fatal, timeouts)
-        self.bind_port.setServiceParent(self)
         self.vhost_http: HttpVhostService | None = None
+        self.vhost_https: HttpsVhostService | None = None
+        shared: list[Rule] = []  # vhosts on frps' bind port, as frp allows (vhostHTTPPort == bindPort)
         if self.server.http_vhost is not None:
             self.vhost_http = HttpVhostService(self.server.http_vhost, reactor, on_fatal)
-            self.vhost_http.setServiceParent(self)
-        self.vhost_https: HttpsVhostService | None = None
+            if self.vhost_http.shares_bind_port:
+                shared.append(Rule(starts_with_http_method, self.vhost_http.shared_factory(), name="HTTP vhost"))
         if self.server.https_vhost is not None:
             self.vhost_https = HttpsVhostService(self.server.https_vhost, reactor, self.server.connections, on_fatal)
-            self.vhost_https.setServiceParent(self)
+            if self.vhost_https.shares_bind_port:
+                shared.append(Rule(names_an_https_route(self.server.https_vhost), self.vhost_https.shared_factory(),
+                                   name="HTTPS vhost"))
+        self.bind_port = BindPortService(self.server, reactor, on_fatal, timeouts, shared)
+        self.bind_port.setServiceParent(self)
+        for vhost in (self.vhost_http, self.vhost_https):
+            if vhost is not None:
+                vhost.setServiceParent(self)
         self.vhost_tcpmux: TcpmuxVhostService | None = None
         if self.server.tcpmux_vhost is not None:
             self.vhost_tcpmux = TcpmuxVhostService(self.server.tcpmux_vhost, reactor, self.server.connections,

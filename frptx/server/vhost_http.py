@@ -271,6 +271,14 @@ class VhostPortService(Service):
         self.port: Any = None
         self.factory: Any = None
         self._on_fatal = on_fatal
+        #: the port is frps' bind port: the bind port hands this vhost its connections
+        self.shares_bind_port = port == config.bind_port
+
+    def shared_factory(self) -> Factory:
+        """The factory the bind port hands this vhost's connections to (made once)."""
+        if self.factory is None:
+            self.factory = self.make_factory()
+        return self.factory  # type: ignore[no-any-return]  # make_factory's result
 
     @property
     def bound_port(self) -> int:
@@ -283,6 +291,10 @@ class VhostPortService(Service):
     def startService(self) -> None:
         super().startService()
         cfg = self.config
+        if self.shares_bind_port:
+            self.shared_factory()
+            log.info("{what} shares the bind port {port}", what=self.what, port=cfg.bind_port)
+            return
         self.factory = self.make_factory()
         try:
             self.port = self.reactor.listenTCP(self.listen_port, self.factory,
@@ -321,3 +333,20 @@ class HttpVhostService(VhostPortService):
 
     def make_factory(self) -> Factory:
         return _VhostFactory(self.vhost)
+
+
+#: request lines a shared bind port hands to the HTTP vhost (frp's own traffic starts otherwise:
+#: a lowercase message type, yamux's version 0, or TLS)
+HTTP_METHODS = tuple(m + b" " for m in (b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH",
+                                         b"CONNECT", b"TRACE"))
+
+
+def starts_with_http_method(data: bytes) -> bool | None:
+    """A ``Rule.match`` for the bind port: an HTTP request line (None: too few bytes to tell)."""
+    undecided = False
+    for method in HTTP_METHODS:
+        if data.startswith(method):
+            return True
+        if method.startswith(data):
+            undecided = True
+    return None if undecided else False

@@ -13,6 +13,7 @@ within ``HELLO_TIMEOUT``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -187,3 +188,24 @@ class HttpsVhostService(VhostPortService):
 
     def make_factory(self) -> Factory:
         return _SniFactory(self.vhost, self.connections)
+
+
+def names_an_https_route(vhost: HttpsVhost) -> Callable[[bytes], bool | None]:
+    """A ``Rule.match`` for a bind port shared with the HTTPS vhost.
+
+    A ClientHello whose server name is one of the vhost's domains goes to the vhost; any other
+    TLS (frpc's own, raw ``0x16`` without frp's ``0x17`` marker) stays frps' (None while the
+    ClientHello is incomplete).
+    """
+    def match(data: bytes) -> bool | None:
+        if data[:1] != b"\x16":
+            return False
+        try:
+            name = ClientHelloReader().feed(data)
+        except SNIError:
+            return False
+        if isinstance(name, NeedMore):
+            return None
+        return name is not None and vhost.routes.lookup(name) is not None
+
+    return match

@@ -13,6 +13,7 @@ dispatcher, L{frptx.transport.sniff}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.interfaces import (
@@ -31,6 +32,9 @@ from frptx import logs
 from frptx.transport.sniff import FirstBytesFactory, FirstBytesProtocol, Rule, first_bytes_are
 from frptx.transport.tls_context import CUSTOM_TLS_FIRST_BYTE, RAW_TLS_FIRST_BYTE
 from frptx.transport.tls_transport import HalfCloseableTLSTransport
+
+#: bytes the bind port reads at most before deciding when a vhost shares it (a whole ClientHello)
+SHARED_PORT_MAX_BYTES = 64 * 1024
 
 __all__ = ["ServerTLSFactory", "ServerTLSProtocol", "TLSSniffingFactory"]
 
@@ -88,6 +92,7 @@ class TLSSniffingFactory(FirstBytesFactory):
         force: bool,
         reactor: IReactorTime,
         sniff_timeout: float = 10.0,
+        extra_rules: Sequence[Rule] = (),
     ) -> None:
         # frp: trustedCaFile on frps implies tls.force.  A server context
         # that verifies peers (CertificateOptions.verify, set by
@@ -99,13 +104,19 @@ class TLSSniffingFactory(FirstBytesFactory):
         self.sniff_timeout = sniff_timeout
         self.tls_factory = TLSMemoryBIOFactory(context_factory, False, wrapped_factory, clock=reactor)
         tls = ServerTLSFactory(self.tls_factory, wrapped_factory)
+        # a vhost sharing this port (frps' vhostHTTPPort/vhostHTTPSPort == bindPort) comes first:
+        # an HTTP method or a ClientHello naming one of its domains; frp's own traffic never starts so
         rules = [
+            *extra_rules,
             Rule(first_bytes_are(CUSTOM_TLS_FIRST_BYTE), tls, skip=1, name="TLS"),
             Rule(first_bytes_are(RAW_TLS_FIRST_BYTE), tls, name="TLS"),
         ]
         if not self.force:
             rules.append(Rule(_anything, wrapped_factory, name="plain"))
-        super().__init__(rules, clock=reactor, timeout=sniff_timeout, max_bytes=1, started=[wrapped_factory])
+        # a ClientHello is read whole before an SNI rule decides; otherwise one byte tells
+        max_bytes = SHARED_PORT_MAX_BYTES if extra_rules else 1
+        super().__init__(rules, clock=reactor, timeout=sniff_timeout, max_bytes=max_bytes,
+                         started=[wrapped_factory, *(rule.factory for rule in extra_rules)])
 
     def unmatched(self, protocol: FirstBytesProtocol, data: bytes) -> None:
         logs.throttle.warn(
