@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 LOOPBACK = "127.0.0.1"
 TOKEN = "bench-token"
+#: the customDomains of the benchmark's one ``http`` proxy on frps's vhostHTTPPort
+VHOST_DOMAIN = "bench.local"
 
 
 def raise_nofile_limit(wanted: int = 65536) -> int:
@@ -80,6 +82,29 @@ def wait_echo(port: int, seconds: float = 20.0) -> None:
             last = e
         time.sleep(0.1)
     raise RuntimeError(f"no echo through port {port}: {last}")
+
+
+def wait_http(port: int, host: str, seconds: float = 20.0) -> None:
+    """Block until ``GET /index.html`` with ``Host: host`` on ``port`` answers 200.
+
+    frps's vhostHTTPPort listens from start-up and answers 404 until frpc's http proxy is
+    registered, so an open port alone does not say the route is there.
+    """
+    deadline = time.monotonic() + seconds
+    last = ""
+    request = f"GET /index.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=2) as s:
+                s.sendall(request)
+                status = s.recv(64).split(b"\r\n", 1)[0]
+                if status.split(b" ")[1:2] == [b"200"]:
+                    return
+                last = status.decode(errors="replace")
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    raise RuntimeError(f"no HTTP 200 for Host {host} on port {port}: {last}")
 
 
 @dataclass
@@ -240,10 +265,12 @@ IMPLEMENTATIONS = ("frp", "frptx")  # Go frp and frptx, in the order the table s
 def toml_dumps(cfg: dict[str, Any]) -> str:
     """frp's TOML for ``cfg``: nested tables as dotted keys, lists of tables as ``[[name]]``.
 
-    Enough for the benchmark's configs (str, bool, int leaves), written by hand so the harness needs
+    Enough for the benchmark's configs (str, bool, int leaves and lists of them), written by hand so the harness needs
     no TOML writer; both frp and frptx read the result.
     """
     def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, int):
@@ -257,35 +284,43 @@ def toml_dumps(cfg: dict[str, Any]) -> str:
         for k, v in d.items():
             if isinstance(v, dict):
                 out += flat(v, f"{prefix}{k}.")
-            elif not isinstance(v, list):
+            elif not isinstance(v, list) or not any(isinstance(x, dict) for x in v):
                 out.append(f"{prefix}{k} = {value(v)}")
         return out
 
     lines = flat(cfg)
     for k, v in cfg.items():
-        if isinstance(v, list):
+        if isinstance(v, list) and any(isinstance(x, dict) for x in v):
             for table in v:
                 lines += ["", f"[[{k}]]"] + flat(table)
     return "\n".join(lines) + "\n"
 
 
 def tunnel_configs(mode: str, bind: int, local_ports: dict[str, int], remote: dict[str, int],
-                   log_level: str = "warn") -> dict[str, dict[str, Any]]:
+                   log_level: str = "warn", vhost_port: int = 0) -> dict[str, dict[str, Any]]:
     """The frps and frpc configs for ``mode``: the same keys for Go frp and frptx, only ports differ.
 
     Every transport setting is spelled out rather than left to a default, because the defaults are
     not the benchmark's: Go frpc enables TLS unless told otherwise, and both read ``poolCount`` 1
     explicitly so neither pre-opens more work connections than the other.
+
+    With ``vhost_port`` (and an ``http`` service) frps also gets ``vhostHTTPPort`` and frpc one
+    ``http`` proxy named ``vhost`` for ``customDomains = [VHOST_DOMAIN]`` to the same nginx, so the
+    HTTP virtual host path (request parsing and routing in frps) is measured beside the plain tcp one.
     """
     flags = MODES[mode]
-    frps = {"bindAddr": LOOPBACK, "bindPort": bind, "proxyBindAddr": LOOPBACK,
+    frps: dict[str, Any] = {"bindAddr": LOOPBACK, "bindPort": bind, "proxyBindAddr": LOOPBACK,
             "auth": {"method": "token", "token": TOKEN}, "transport": {"tcpMux": flags["tcpMux"]},
             "log": {"level": log_level}}
-    frpc = {"serverAddr": LOOPBACK, "serverPort": bind, "auth": {"method": "token", "token": TOKEN},
+    frpc: dict[str, Any] = {"serverAddr": LOOPBACK, "serverPort": bind, "auth": {"method": "token", "token": TOKEN},
             "transport": {"tcpMux": flags["tcpMux"], "poolCount": 1, "tls": {"enable": flags["tls"]}},
             "log": {"level": log_level},
             "proxies": [{"name": name, "type": "tcp", "localIP": LOOPBACK, "localPort": port,
                          "remotePort": remote[name]} for name, port in local_ports.items()]}
+    if vhost_port and "http" in local_ports:
+        frps["vhostHTTPPort"] = vhost_port
+        frpc["proxies"].append({"name": "vhost", "type": "http", "localIP": LOOPBACK,
+                                "localPort": local_ports["http"], "customDomains": [VHOST_DOMAIN]})
     return {"frps": frps, "frpc": frpc}
 
 
@@ -293,16 +328,20 @@ def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workd
                  log_level: str = "warn", impl: str = "frptx", frp_dir: Path | None = None) -> Tunnel:
     """frps and frpc with token auth and one tcp proxy per local service, from TOML configs.
 
+    With an ``http`` service there is also the ``http`` proxy on frps's vhostHTTPPort, whose port is
+    ``remote["vhost"]``; the tunnel is returned once that route answers 200.
+
     ``impl`` "frptx" runs ``twistd -n frps|frpc``; "frp" runs Go's ``frps``/``frpc`` from ``frp_dir``.
     Both get configs from ``tunnel_configs`` (same keys and values, their own ports).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     bind = free_port()
     remote = {name: free_port() for name in local_ports}
+    vhost = free_port() if "http" in local_ports else 0
     env = dict(os.environ, PYTHONPATH=str(REPO))
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for name, cfg in tunnel_configs(mode, bind, local_ports, remote, log_level).items():
+        for name, cfg in tunnel_configs(mode, bind, local_ports, remote, log_level, vhost).items():
             path = workdir / f"{impl}-{name}.toml"
             path.write_text(toml_dumps(cfg))
             if impl == "frp":
@@ -318,6 +357,9 @@ def start_tunnel(procs: Processes, mode: str, local_ports: dict[str, int], workd
                 wait_port(bind, proc=proc)
         for port in remote.values():
             wait_port(port, proc=started[1])
+        if vhost:
+            wait_http(vhost, VHOST_DOMAIN)
+            remote["vhost"] = vhost
     except BaseException:
         for proc in reversed(started):  # a tunnel that failed to come up leaves nothing running
             procs.stop(proc)

@@ -61,8 +61,9 @@ class Measurement:
 
     name: str
     tool: str  # what must be installed ("" = nothing beyond Python)
-    service: str  # which local service / proxy it talks to
+    service: str  # which proxy it talks to (tunnel.remote key)
     run: Callable[[int], dict[str, float]]  # port -> figures
+    direct: str = ""  # the local service measured directly, when not ``service`` (vhost -> nginx itself)
 
 
 def measurements(s: Settings, tools: dict[str, str], pm: P.Processes, script: Path) -> list[Measurement]:
@@ -75,6 +76,10 @@ def measurements(s: Settings, tools: dict[str, str], pm: P.Processes, script: Pa
         Measurement("iperf3_8R", "iperf3", "iperf", lambda port: measure.iperf3(pm, ip, port, d, 8, True)),
         Measurement("wrk_keepalive", "wrk", "http", lambda port: measure.wrk(pm, wk, script, port, d, False)),
         Measurement("wrk_close", "wrk", "http", lambda port: measure.wrk(pm, wk, script, port, d, True)),
+        Measurement("wrk_vhost_keepalive", "wrk", "vhost",
+                    lambda port: measure.wrk(pm, wk, script, port, d, False, host=P.VHOST_DOMAIN), "http"),
+        Measurement("wrk_vhost_close", "wrk", "vhost",
+                    lambda port: measure.wrk(pm, wk, script, port, d, True, host=P.VHOST_DOMAIN), "http"),
         Measurement("pingpong", "", "echo", lambda port: measure.ping_pong(port, s.pings)),
     ]
 
@@ -136,7 +141,7 @@ def run_mode(mode: str, s: Settings, pm: P.Processes, local: dict[str, int], too
                         if via is not None:
                             entry[side].append(with_cpu_cost(via, m.run, via.remote[m.service]))
                         else:
-                            entry[side].append(m.run(local[m.service]))
+                            entry[side].append(m.run(local[m.direct or m.service]))
                     except (measure.MeasureError, OSError) as e:
                         entry["errors"][side] = str(e)
                         log(f"  failed: {e}")
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 except (RuntimeError, OSError) as e:
                     log(f"mode {mode} failed: {e}")
                     for m in ("rss", "iperf3_1", "iperf3_1R", "iperf3_8", "iperf3_8R", "wrk_keepalive",
-                              "wrk_close", "pingpong"):
+                              "wrk_close", "wrk_vhost_keepalive", "wrk_vhost_close", "pingpong"):
                         res.setdefault(m, {"error": f"tunnel: {e}"})
         except KeyboardInterrupt:
             log("interrupted: stopping everything, reporting what was measured")
