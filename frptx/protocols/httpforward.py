@@ -14,12 +14,16 @@ the backend transport is the consumer of the work transport (a full backend
 buffer pauses reading the client) and the work transport is the consumer of
 the backend (a slow client pauses reading the backend).  Requests are served
 one at a time: a pipelined request waits (the work connection paused) until
-the previous answer is complete.  Each request gets its own backend
-connection, closed after the answer; upgrades (101) and tunnels become raw
-relays in both directions.
+the previous answer is complete.  Each request gets a backend connection of
+its own, closed after the answer -- unless the endpoint keeps idle ones
+(:class:`ReusableEndpoint`, frps's vhost: Go's ``http.Transport`` idle pool),
+then a connection whose answer ended cleanly goes back to the endpoint's
+:class:`IdleBackends` and a later request takes it first.  Upgrades (101) and
+tunnels become raw relays in both directions.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol as TypingProtocol
@@ -45,6 +49,7 @@ from frptx.vhost.http1 import (
     ResponseHead,
     ResponseParser,
     get_header,
+    has_token,
     keep_alive,
     serialize_request_head,
     serialize_response_head,
@@ -53,6 +58,14 @@ from frptx.vhost.rewrite import client_response, gateway_timeout_response, go_re
 
 #: bytes of pipelined requests read ahead while an answer is pending, at most
 _PIPELINE_LIMIT = 1 << 16
+
+#: Go frps's vhost Transport: ``MaxIdleConnsPerHost`` (its host key is one route, i.e. one proxy)
+MAX_IDLE_PER_DESTINATION = 5
+#: ... and its ``IdleConnTimeout`` (seconds)
+IDLE_TIMEOUT = 60.0
+
+#: methods Go's Transport replays on a fresh connection when a reused one fails before any answer
+_REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,26 @@ class Forward:
     head: RequestHead
     #: fields set on the response (frp's ``responseHeaders.set``)
     response_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ReusableEndpoint(TypingProtocol):
+    """An endpoint that keeps the backend connections of finished exchanges for later requests.
+
+    ``take_idle`` gives a kept connection (its protocol, connected) or None;
+    ``keep_idle`` takes one back and says whether it did (if not, the caller closes it).
+    """
+
+    def take_idle(self) -> Protocol | None: ...
+
+    def keep_idle(self, backend: Protocol) -> bool: ...
+
+
+class _Owner(TypingProtocol):
+    """Where a backend connection's events go: the forwarder using it, or the idle pool keeping it."""
+
+    def backend_data(self, backend: _Backend, data: bytes) -> None: ...
+
+    def backend_lost(self, backend: _Backend, reason: Failure | None) -> None: ...
 
 
 class Route(TypingProtocol):
@@ -102,9 +135,9 @@ def origin_form(target: str) -> str:
 
 
 class _Backend(Protocol):
-    """The connection to the backend for one request; events go to the forwarder."""
+    """A connection to the backend; events go to its current owner (a forwarder or an idle pool)."""
 
-    def __init__(self, owner: HTTPForwardProtocol) -> None:
+    def __init__(self, owner: _Owner) -> None:
         self.owner = owner
         self.lost = False
 
@@ -122,6 +155,83 @@ class _BackendFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> Protocol:
         return self.backend
+
+
+class IdleBackends:
+    """The idle backend connections of one destination (Go's ``http.Transport`` idle pool for one host).
+
+    At most ``max_idle`` are kept (one more is refused: the caller closes it,
+    as Go's ``tryPutIdleConn`` does); each is closed after ``timeout`` seconds
+    idle (on ``reactor``'s clock).  While idle, the pool owns the connection's
+    events: the peer closing it removes it, and bytes it sends unasked
+    (nothing may come between responses) close it.  The most recently used
+    connection is handed out first, so the older ones age out.
+    """
+
+    log = logs.logger(__name__)
+
+    def __init__(self, reactor: Any, max_idle: int = MAX_IDLE_PER_DESTINATION,
+                 timeout: float = IDLE_TIMEOUT) -> None:
+        self.reactor = reactor
+        self.max_idle = max_idle
+        self.timeout = timeout
+        self.closed = False
+        self._idle: deque[tuple[_Backend, Any]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def put(self, backend: Protocol) -> bool:
+        """Keep ``backend`` (a connected, quiet connection) for a later request, if there is room."""
+        if (self.closed or not isinstance(backend, _Backend) or backend.lost
+                or len(self._idle) >= self.max_idle):
+            return False
+        backend.owner = self
+        timer = self.reactor.callLater(self.timeout, self._expire, backend)
+        self._idle.append((backend, timer))
+        return True
+
+    def take(self) -> _Backend | None:
+        """The most recently kept connection (its events still come here until the taker owns it)."""
+        while self._idle:
+            backend, timer = self._idle.pop()
+            if timer.active():
+                timer.cancel()
+            if not backend.lost:
+                return backend
+        return None
+
+    def close(self) -> None:
+        """Close every idle connection and keep no more (the destination is gone)."""
+        self.closed = True
+        idle, self._idle = self._idle, deque()
+        for backend, timer in idle:
+            if timer.active():
+                timer.cancel()
+            if not backend.lost:
+                backend.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _remove(self, backend: _Backend) -> bool:
+        for i, (kept, timer) in enumerate(self._idle):
+            if kept is backend:
+                del self._idle[i]
+                if timer.active():
+                    timer.cancel()
+                return True
+        return False
+
+    def _expire(self, backend: _Backend) -> None:
+        if self._remove(backend) and not backend.lost:
+            backend.transport.loseConnection()  # type: ignore[union-attr]
+
+    # events of an idle connection (its owner is this pool)
+    def backend_data(self, backend: _Backend, data: bytes) -> None:
+        if data and self._remove(backend):
+            self.log.info("http: backend sent {n} bytes on an idle connection; closing it", n=len(data))
+            backend.transport.loseConnection()  # type: ignore[union-attr]
+
+    def backend_lost(self, backend: _Backend, reason: Failure | None) -> None:
+        self._remove(backend)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -156,6 +266,17 @@ class HTTPForwardProtocol(Protocol):
         self._tunnel = False
         self._paused_for_response = False
         self._response_headers: Mapping[str, str] = {}
+        self._endpoint: IStreamClientEndpoint | None = None
+        #: the request head as sent (replayed on a fresh connection if a reused one fails first)
+        self._head_bytes = b""
+        #: the backend connection came from an idle pool (a stale one may have been closed meanwhile)
+        self._reused = False
+        #: the backend has sent something of its answer
+        self._response_started = False
+        #: the backend may keep the connection after this exchange (no close, upgrade or CONNECT asked)
+        self._reuse_ok = False
+        #: the request can be sent again if a reused connection fails before any answer (Go's isReplayable)
+        self._replayable = False
 
     # ------------------------------------------------------------- client side
 
@@ -262,12 +383,34 @@ class HTTPForwardProtocol(Protocol):
             self._chunker = ChunkedWriter()
         else:
             self._chunker = None
-        self._held = [serialize_request_head(out)]
+        self._head_bytes = serialize_request_head(out)
+        self._held = [self._head_bytes]
         self._response = ResponseParser(head.method)
         self._response_headers = decision.response_headers
+        self._endpoint = decision.endpoint
+        self._response_started = False
+        bodyless = (get_header(out.headers, "Content-Length") in (None, "0")
+                    and get_header(out.headers, "Transfer-Encoding") is None)
+        self._reuse_ok = (out.method != "CONNECT" and get_header(out.headers, "Upgrade") is None
+                          and not has_token(out.headers, "Connection", "close"))
+        self._replayable = out.method in _REPLAYABLE_METHODS and bodyless
         self._pause_reading()
+        self._dial()
+
+    def _dial(self) -> None:
+        """Take an idle backend connection of the endpoint if it keeps any, else connect a new one."""
+        endpoint = self._endpoint
+        assert endpoint is not None
+        take_idle = getattr(endpoint, "take_idle", None)
+        idle = take_idle() if take_idle is not None else None
+        if isinstance(idle, _Backend):
+            idle.owner = self
+            self._reused = True
+            self._backend_connected(idle)
+            return
+        self._reused = False
         backend = _Backend(self)
-        self._dialing = decision.endpoint.connect(_BackendFactory(backend))
+        self._dialing = endpoint.connect(_BackendFactory(backend))
         self._dialing.addCallbacks(self._backend_connected, self._backend_failed)
 
     def _request_body(self, data: bytes) -> None:
@@ -384,6 +527,8 @@ class HTTPForwardProtocol(Protocol):
     def backend_data(self, backend: _Backend, data: bytes) -> None:
         if backend is not self._backend or self.lost:
             return
+        if data:
+            self._response_started = True
         if self._tunnel:
             self.transport.write(data)  # type: ignore[union-attr]
             return
@@ -464,6 +609,17 @@ class HTTPForwardProtocol(Protocol):
             return
         if self._response_done:
             return
+        if self._reused and not self._response_started and self._replayable and self._request_done:
+            # A kept connection the backend closed as the request went out (its
+            # idle timeout): the request is sent again on a fresh one, as Go's
+            # Transport does for a replayable request.
+            self.log.info("http: reused backend connection closed before answering; retrying the request")
+            self._cancel_response_timer()
+            self._backend = None
+            unregister_producer(self.transport)  # type: ignore[arg-type]
+            self._held = [self._head_bytes]
+            self._dial()
+            return
         assert self._response is not None
         try:
             events = self._response.feed_eof()
@@ -483,13 +639,40 @@ class HTTPForwardProtocol(Protocol):
                 unregister_producer(backend.transport)  # type: ignore[arg-type]
                 backend.transport.loseConnection()  # type: ignore[union-attr]
 
+    def _backend_reusable(self) -> bool:
+        """Whether the backend connection can carry another request (Go's Transport rules).
+
+        The answer ended by its own framing (not by the backend closing), the
+        backend did not ask to close, nothing follows it, the request was all
+        sent and neither asked to close nor to switch protocols.
+        """
+        backend, response = self._backend, self._response
+        return (backend is not None and not backend.lost and response is not None and self._reuse_ok
+                and self._request_done and not self._tunnel and response.reusable and response.buffered == 0)
+
+    def _release_backend(self) -> None:
+        """Give the backend connection back to the endpoint's idle pool (closed if it is full)."""
+        self._cancel_response_timer()
+        backend, self._backend = self._backend, None
+        assert backend is not None
+        unregister_producer(self.transport)  # type: ignore[arg-type]
+        unregister_producer(backend.transport)  # type: ignore[arg-type]
+        # a slow client may have paused it; idle, it must read (to notice a close)
+        backend.transport.resumeProducing()  # type: ignore[union-attr]
+        keep_idle = getattr(self._endpoint, "keep_idle", None)
+        if keep_idle is None or not keep_idle(backend):
+            backend.transport.loseConnection()  # type: ignore[union-attr]
+
     def _finish_exchange(self) -> None:
-        """The answer is out: close the backend, then read the next request or close."""
+        """The answer is out: keep or close the backend, then read the next request or close."""
         if not self._request_done:
             # The backend answered before the body was read (e.g. an early error):
             # like Go's server, finish by closing rather than read an unknown body.
             self._close_after = True
-        self._drop_backend()
+        if self._backend_reusable():
+            self._release_backend()
+        else:
+            self._drop_backend()
         if self._close_after:
             self.transport.loseConnection()  # type: ignore[union-attr]
             self.lost = True

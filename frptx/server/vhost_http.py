@@ -7,11 +7,14 @@ decision (basic auth, frp's 404 page, Go's request rewrite,
 :mod:`frptx.vhost.rewrite`).  The byte work is the streaming forwarder
 frpc's HTTP plugins use (:mod:`frptx.protocols.httpforward`): each browser
 connection is one ``HTTPForwardProtocol``; every request is routed anew and
-sent over a work connection of its own (``WorkConnectionEndpoint``: a
-StartWorkConn with the browser's addresses, then the proxy's
-encryption/compression), closed once its response is complete, so a browser
-keeping its connection alive may reach several proxies in turn.  Upgrades
-(101) become raw relays.  frpc does not parse HTTP: its ``http`` kind relays
+sent over a work connection of the proxy it is routed to, so a browser
+keeping its connection alive may reach several proxies in turn.  A new work
+connection (``WorkConnectionEndpoint``: a StartWorkConn with the browser's
+addresses, then the proxy's encryption/compression) is tied by frpc to one
+connection to the local service; so, as Go frps's ``http.Transport`` does,
+one whose response ended cleanly is kept idle for the proxy's next request
+(at most 5 per proxy, closed after 60 s idle, when the peer closes it, when
+the proxy goes or frps stops).  Upgrades (101) become raw relays.  frpc does not parse HTTP: its ``http`` kind relays
 the work connection to the local service as ``tcp`` does.
 
 frp's error rules: no route -> 404 page (``custom404Page`` if set); wrong
@@ -33,7 +36,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.config import ServerConfig
-from frptx.protocols.httpforward import Forward, HTTPForwardProtocol
+from frptx.protocols.httpforward import Forward, HTTPForwardProtocol, IdleBackends
 from frptx.protocols.transforms import connect_through
 from frptx.protocols.tuning import LISTEN_BACKLOG
 from frptx.transport.address import bound_port
@@ -96,11 +99,24 @@ class _WorkSink:
 
 @implementer(IStreamClientEndpoint)
 class WorkConnectionEndpoint:
-    """``connect`` = borrow a work connection of ``proxy`` and start it for one request."""
+    """``connect`` = borrow a work connection of ``proxy`` and start it for one request.
 
-    def __init__(self, proxy: VhostProxy, user_transport: Any) -> None:
+    With ``idle`` (the proxy's kept connections, a ``ReusableEndpoint``), a
+    request takes a kept one first and gives its own back when it ends cleanly.
+    """
+
+    def __init__(self, proxy: VhostProxy, user_transport: Any, idle: IdleBackends | None = None) -> None:
         self.proxy = proxy
         self.user_transport = user_transport
+        self.idle = idle
+
+    def take_idle(self) -> Protocol | None:
+        if self.idle is None or self.proxy.closed:
+            return None
+        return self.idle.take()
+
+    def keep_idle(self, backend: Protocol) -> bool:
+        return self.idle is not None and not self.proxy.closed and self.idle.put(backend)
 
     def connect(self, factory: Any) -> Deferred[Any]:
         proxy = self.proxy
@@ -171,6 +187,21 @@ class HttpVhost:
         self.routes: GroupedRoutes[VhostProxy] = GroupedRoutes(offset=1)
         self.table = self.routes.table
         self.not_found_page = _read_page(config.custom_404_page)
+        #: each proxy's idle work connections (keyed by the proxy object)
+        self.idle: dict[Any, IdleBackends] = {}
+
+    def idle_backends(self, proxy: VhostProxy) -> IdleBackends:
+        """The pool of ``proxy``'s idle work connections (made on first use)."""
+        pool = self.idle.get(proxy)
+        if pool is None:
+            pool = self.idle[proxy] = IdleBackends(self.reactor)
+        return pool
+
+    def close_idle(self) -> None:
+        """Close every kept work connection (frps stops)."""
+        pools, self.idle = list(self.idle.values()), {}
+        for pool in pools:
+            pool.close()
 
     # -- proxies ---------------------------------------------------------------
     def register(self, proxy: VhostProxy) -> list[str]:
@@ -192,6 +223,9 @@ class HttpVhost:
 
     def unregister(self, proxy: VhostProxy) -> None:
         self.routes.remove(proxy)
+        pool = self.idle.pop(proxy, None)
+        if pool is not None:
+            pool.close()
 
     # -- requests (``frptx.protocols.httpforward.Route``) ------------------------
     def route(self, head: RequestHead, conn: HTTPForwardProtocol) -> Forward | bytes:
@@ -213,7 +247,8 @@ class HttpVhost:
             conn.proxy = proxy
         out = rewrite_request(head, client_ip=conn.client_ip(), host_rewrite=settings.host_header_rewrite,
                               set_headers=settings.headers)
-        return Forward(WorkConnectionEndpoint(proxy, conn.transport), out,
+        # the work connections kept idle are the picked member's (Go keys its pool by route and endpoint)
+        return Forward(WorkConnectionEndpoint(proxy, conn.transport, self.idle_backends(proxy)), out,
                        response_headers=settings.response_headers)
 
     def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes:
@@ -333,6 +368,10 @@ class HttpVhostService(VhostPortService):
 
     def make_factory(self) -> Factory:
         return _VhostFactory(self.vhost)
+
+    def stopService(self) -> Deferred[Any] | None:
+        self.vhost.close_idle()
+        return super().stopService()
 
 
 #: request lines a shared bind port hands to the HTTP vhost (frp's own traffic starts otherwise:
