@@ -377,6 +377,36 @@ class ReuseMixin:
         self.assertEqual(backends.made, 2)  # type: ignore[attr-defined]
 
     @async_test
+    async def test_proxy_closing_closes_its_idle_connections(self) -> None:
+        """frps closes the proxy: its kept work connection goes, and so frpc's to the local service."""
+        backends = Counting(HeadEcho, "a")
+        gone: Deferred[None] = Deferred()
+        orig = backends.buildProtocol
+
+        def build(addr: Any) -> Protocol:
+            protocol = orig(addr)
+            lost = protocol.connectionLost
+
+            def connection_lost(reason: Failure | None = None) -> None:
+                lost(reason)  # type: ignore[arg-type]
+                gone.callback(None)
+
+            protocol.connectionLost = connection_lost  # type: ignore[method-assign]
+            return protocol
+
+        backends.buildProtocol = build  # type: ignore[method-assign]
+        a = listen_local(self, backends)
+        port, frps = await self._setup([http_proxy("a", a, customDomains=["a.test"])])
+        [r] = await exchange(port, get("a.test"))
+        self.assertEqual(r.status, 200)  # type: ignore[attr-defined]
+        proxy = frps.server.proxies["a"]
+        self.assertEqual(len(frps.server.http_vhost.idle[proxy]), 1)  # type: ignore[attr-defined]
+        self.assertFalse(gone.called)  # type: ignore[attr-defined]
+        proxy.close()
+        await with_timeout(gone, WAIT)
+        self.assertNotIn(proxy, frps.server.http_vhost.idle)  # type: ignore[attr-defined]
+
+    @async_test
     async def test_slow_backend_stalls_no_other_proxy(self) -> None:
         """Proxy "slow"'s backend has a request and never answers; proxy "b" serves meanwhile."""
         asked: Deferred[None] = Deferred()
