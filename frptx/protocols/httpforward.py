@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_plugin_http,frptx.test.test_e2e_vhost_http -*-
+# -*- test-case-name: frptx.test.test_plugin_http,frptx.test.test_e2e_vhost_http,frptx.test.test_vhost_reuse -*-
 """A streaming HTTP/1.1 forwarder serving one work connection.
 
 The ``http2http``, ``http2https``, ``https2http``, ``https2https`` plugins

@@ -1,4 +1,4 @@
-# -*- test-case-name: frptx.test.test_e2e_vhost_http -*-
+# -*- test-case-name: frptx.test.test_e2e_vhost_http,frptx.test.test_vhost_reuse -*-
 """frps's HTTP virtual hosts: one ``vhostHTTPPort`` shared by every ``http`` proxy.
 
 ``HttpVhost`` is the route table (frp's domain, wildcard, location and
