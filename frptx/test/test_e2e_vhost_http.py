@@ -28,6 +28,7 @@ from frptx.test.support import (
     Tunnel,
     connect,
     listen_local,
+    mode_cases,
     server_config,
     with_timeout,
 )
@@ -221,7 +222,7 @@ def http_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
     """Our frps with a vhostHTTPPort on a free port (chosen by the kernel: the listener gets 0)."""
-    cfg = dataclasses.replace(server_config(True, vhostHTTPPort=8080, **extra), bind_port=0)
+    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], vhostHTTPPort=8080, **extra), bind_port=0)
     frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
     assert frps.vhost_http is not None
     frps.vhost_http.listen_port = 0
@@ -231,11 +232,12 @@ def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
     return frps
 
 
-class OurFrpsOurFrpc(TestCase):
+class OurFrpsOurFrpcMixin:
+    mode: dict[str, bool]
     timeout = 60
 
     async def _setup(self, proxies: list[dict[str, Any]], **server: Any) -> int:
-        self.tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+        self.tunnel = Tunnel(self, self.mode)
         frps = start_frps(self, self.tunnel, **server)
         frpc = self.tunnel.start_client(proxies)
         for p in proxies:
@@ -309,7 +311,7 @@ class OurFrpsOurFrpc(TestCase):
 
     def test_refused_without_vhost_http_port(self) -> Deferred[None]:
         async def run() -> None:
-            tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+            tunnel = Tunnel(self, self.mode)
             tunnel.start_server()
             frpc = tunnel.start_client([http_proxy("a", 1, customDomains=["a.test"])])
             status = await frpc.proxy_manager.wait_settled("a")
@@ -545,3 +547,6 @@ class ResponseTimeout(TestCase):
         clock.advance(60)
         self.assertTrue(user.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertTrue(user.value().endswith(b"\r\n\r\nok"))
+
+
+mode_cases(OurFrpsOurFrpcMixin, globals(), TestCase)

@@ -23,7 +23,7 @@ from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 from frptx.server.vhost_https import HttpsVhost, SniProtocol
 from frptx.test.gofrp import GoFrp, free_port
-from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, server_config, with_timeout
+from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, mode_cases, server_config, with_timeout
 from frptx.transport.certs import generate_self_signed
 from frptx.vhost.sni import UNRECOGNIZED_NAME_ALERT
 
@@ -109,7 +109,7 @@ def https_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
-    cfg = dataclasses.replace(server_config(True, vhostHTTPSPort=8443, **extra), bind_port=0)
+    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], vhostHTTPSPort=8443, **extra), bind_port=0)
     frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
     assert frps.vhost_https is not None
     frps.vhost_https.listen_port = 0
@@ -119,11 +119,12 @@ def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
     return frps
 
 
-class OurFrpsOurFrpc(TestCase):
+class OurFrpsOurFrpcMixin:
+    mode: dict[str, bool]
     timeout = 60
 
     async def _setup(self, proxies: list[dict[str, Any]], **server: Any) -> int:
-        self.tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+        self.tunnel = Tunnel(self, self.mode)
         frps = start_frps(self, self.tunnel, **server)
         frpc = self.tunnel.start_client(proxies)
         for p in proxies:
@@ -167,7 +168,7 @@ class OurFrpsOurFrpc(TestCase):
             frpc2 = self.tunnel.start_client([https_proxy("dup", a, customDomains=["a.test"])])
             status = await frpc2.proxy_manager.wait_settled("dup")
             self.assertEqual((status.phase, status.error), ("start error", "router config conflict"))
-            other = Tunnel(self, {"tcp_mux": True, "tls": False})
+            other = Tunnel(self, self.mode)
             other.start_server()
             frpc3 = other.start_client([https_proxy("a", a, customDomains=["a.test"])])
             status = await frpc3.proxy_manager.wait_settled("a")
@@ -230,3 +231,6 @@ class Live(TestCase):
             self.assertEqual(status.phase, "running", status.error)
             self.assertEqual(await tls_exchange(vport, "a.test", b"ours"), b"a:ours")
         return Deferred.fromCoroutine(run())
+
+
+mode_cases(OurFrpsOurFrpcMixin, globals(), TestCase)

@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 from frptx.test.gofrp import GoFrp, free_port
-from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, server_config, with_timeout
+from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, mode_cases, server_config, with_timeout
 from frptx.vhost.httpconnect import CONNECT_OK, PROXY_AUTH_REQUIRED, not_found_response
 
 WAIT = 20.0
@@ -75,7 +75,7 @@ def tcpmux_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
-    cfg = dataclasses.replace(server_config(True, tcpmuxHTTPConnectPort=1337, **extra), bind_port=0)
+    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], tcpmuxHTTPConnectPort=1337, **extra), bind_port=0)
     frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
     assert frps.vhost_tcpmux is not None
     frps.vhost_tcpmux.listen_port = 0
@@ -85,11 +85,12 @@ def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
     return frps
 
 
-class OurFrpsOurFrpc(TestCase):
+class OurFrpsOurFrpcMixin:
+    mode: dict[str, bool]
     timeout = 60
 
     async def _setup(self, proxies: list[dict[str, Any]], **server: Any) -> int:
-        self.tunnel = Tunnel(self, {"tcp_mux": True, "tls": False})
+        self.tunnel = Tunnel(self, self.mode)
         frps = start_frps(self, self.tunnel, **server)
         frpc = self.tunnel.start_client(proxies)
         for p in proxies:
@@ -133,7 +134,7 @@ class OurFrpsOurFrpc(TestCase):
 
     def test_refused_without_port(self) -> Deferred[None]:
         async def run() -> None:
-            other = Tunnel(self, {"tcp_mux": True, "tls": False})
+            other = Tunnel(self, self.mode)
             other.start_server()
             frpc = other.start_client([tcpmux_proxy("a", 1, customDomains=["a.test"])])
             status = await frpc.proxy_manager.wait_settled("a")
@@ -233,3 +234,6 @@ class Registration(TestCase):
                          "router config conflict")
         self.client.send(CloseProxy(proxy_name="a"))
         self.assertEqual(self.new_proxy(proxy_name="b", proxy_type="http", custom_domains=("a.test",)).error, "")
+
+
+mode_cases(OurFrpsOurFrpcMixin, globals(), TestCase)
