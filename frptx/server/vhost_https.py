@@ -163,31 +163,46 @@ class SniProtocol(FirstBytesRouter):
         self.hand_to(proxy, self.reader.buffered)
 
 
-class _SniFactory(Factory):
+class RouterFactory(Factory):
+    """One first-bytes router (``router(vhost, connections)``) per connection of a vhost port."""
+
     noisy = False
 
-    def __init__(self, vhost: HttpsVhost, connections: ConnectionSet | None) -> None:
+    def __init__(self, router: Callable[[Any, ConnectionSet | None], FirstBytesRouter], vhost: Any,
+                 connections: ConnectionSet | None) -> None:
+        self.router = router
         self.vhost = vhost
         self.connections = connections
 
-    def buildProtocol(self, addr: Any) -> SniProtocol:
-        return SniProtocol(self.vhost, self.connections)
+    def buildProtocol(self, addr: Any) -> FirstBytesRouter:
+        return self.router(self.vhost, self.connections)
 
 
-class HttpsVhostService(VhostPortService):
-    """frps's ``vhostHTTPSPort`` listener (on ``proxyBindAddr``), a child of ``FrpsService``."""
+class RouterVhostService(VhostPortService):
+    """A vhost port whose connections are routed by their first bytes (``router``), a child of ``FrpsService``."""
 
-    name = "vhost-https"
-    what = "vhostHTTPSPort"
+    router: Callable[[Any, ConnectionSet | None], FirstBytesRouter]
 
-    def __init__(self, vhost: HttpsVhost, reactor: Any, connections: ConnectionSet | None = None,
+    def __init__(self, vhost: Any, reactor: Any, port: int, connections: ConnectionSet | None = None,
                  on_fatal: Any = None) -> None:
-        super().__init__(vhost.config, reactor, vhost.config.vhost_https_port, on_fatal)
+        super().__init__(vhost.config, reactor, port, on_fatal)
         self.vhost = vhost
         self.connections = connections
 
     def make_factory(self) -> Factory:
-        return _SniFactory(self.vhost, self.connections)
+        return RouterFactory(type(self).router, self.vhost, self.connections)
+
+
+class HttpsVhostService(RouterVhostService):
+    """frps's ``vhostHTTPSPort`` listener (on ``proxyBindAddr``): routed by the ClientHello's SNI."""
+
+    name = "vhost-https"
+    what = "vhostHTTPSPort"
+    router = SniProtocol
+
+    def __init__(self, vhost: HttpsVhost, reactor: Any, connections: ConnectionSet | None = None,
+                 on_fatal: Any = None) -> None:
+        super().__init__(vhost, reactor, vhost.config.vhost_https_port, connections, on_fatal)
 
 
 def names_an_https_route(vhost: HttpsVhost) -> Callable[[bytes], bool | None]:

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.protocol import Factory
-
 from frptx import logs
 from frptx.config import ServerConfig
 from frptx.protocols.tracking import ConnectionSet
-from frptx.server.vhost_http import VhostPortService, _read_page
-from frptx.server.vhost_https import FirstBytesRouter
+from frptx.server.vhost_http import _read_page
+from frptx.server.vhost_https import FirstBytesRouter, RouterVhostService
 from frptx.vhost.httpconnect import (
     CONNECT_OK,
     PROXY_AUTH_REQUIRED,
@@ -105,28 +103,13 @@ class ConnectProtocol(FirstBytesRouter):
         self.hand_to(proxy, self.reader.buffered if passthrough else request.trailing)
 
 
-class _ConnectFactory(Factory):
-    noisy = False
-
-    def __init__(self, vhost: TcpmuxVhost, connections: ConnectionSet | None) -> None:
-        self.vhost = vhost
-        self.connections = connections
-
-    def buildProtocol(self, addr: Any) -> ConnectProtocol:
-        return ConnectProtocol(self.vhost, self.connections)
-
-
-class TcpmuxVhostService(VhostPortService):
-    """frps's ``tcpmuxHTTPConnectPort`` listener (on ``proxyBindAddr``)."""
+class TcpmuxVhostService(RouterVhostService):
+    """frps's ``tcpmuxHTTPConnectPort`` listener (on ``proxyBindAddr``): routed by the CONNECT request."""
 
     name = "vhost-tcpmux"
     what = "tcpmuxHTTPConnectPort"
+    router = ConnectProtocol
 
     def __init__(self, vhost: TcpmuxVhost, reactor: Any, connections: ConnectionSet | None = None,
                  on_fatal: Any = None) -> None:
-        super().__init__(vhost.config, reactor, vhost.config.tcpmux_http_connect_port, on_fatal)
-        self.vhost = vhost
-        self.connections = connections
-
-    def make_factory(self) -> Factory:
-        return _ConnectFactory(self.vhost, self.connections)
+        super().__init__(vhost, reactor, vhost.config.tcpmux_http_connect_port, connections, on_fatal)
