@@ -35,8 +35,14 @@ log = logs.logger(__name__)
 HELLO_TIMEOUT = 30.0
 
 
-class HttpsVhost:
-    """The routes of every https proxy (domain only)."""
+class DomainVhost:
+    """The routes of the proxies of one vhost port that routes whole connections by domain.
+
+    Subclasses say how long a client has to name its domain (``hello_timeout``) and what
+    else a route is keyed and grouped by (``route_key``).
+    """
+
+    hello_timeout: float
 
     def __init__(self, config: ServerConfig, reactor: Any) -> None:
         self.config = config
@@ -44,15 +50,19 @@ class HttpsVhost:
         #: connections go to a group's members in turn, the first member first
         self.routes: GroupedRoutes[Any] = GroupedRoutes()
         self.table = self.routes.table
-        self.hello_timeout = HELLO_TIMEOUT
+
+    def route_key(self, msg: Any) -> tuple[str, tuple[str, ...]]:
+        """The route's http user and what group members must share besides the route."""
+        return "", ()
 
     def register(self, proxy: Any) -> list[str]:
         """Add the proxy's domains, all or nothing (``DomainConfigError``/``RouteConflict``/``RouteGroupRefused``)."""
         msg = proxy.msg
+        user, extra = self.route_key(msg)
         domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
         try:
             for domain in domains:
-                self.routes.add(proxy, domain, "", "", msg.group, msg.group_key)
+                self.routes.add(proxy, domain, "", user, msg.group, msg.group_key, extra=extra)
         except Exception:
             self.routes.remove(proxy)
             raise
@@ -61,13 +71,19 @@ class HttpsVhost:
     def unregister(self, proxy: Any) -> None:
         self.routes.remove(proxy)
 
-    def lookup(self, name: str | None) -> Any:
+    def lookup(self, name: str | None, user: str = "") -> Any:
         """The proxy a connection naming ``name`` goes to (a group's next member), or None."""
-        group = self.routes.lookup(name or "")
+        group = self.routes.lookup(name or "", "", user)
         proxy = group.pick() if group is not None else None
         if proxy is None or proxy.closed:
             return None
         return proxy
+
+
+class HttpsVhost(DomainVhost):
+    """The routes of every https proxy (domain only)."""
+
+    hello_timeout = HELLO_TIMEOUT
 
 
 class FirstBytesRouter(PublicConnectionProtocol):

@@ -19,7 +19,7 @@ from frptx import logs
 from frptx.config import ServerConfig
 from frptx.protocols.tracking import ConnectionSet
 from frptx.server.vhost_http import _read_page
-from frptx.server.vhost_https import FirstBytesRouter, RouterVhostService
+from frptx.server.vhost_https import DomainVhost, FirstBytesRouter, RouterVhostService
 from frptx.vhost.httpconnect import (
     CONNECT_OK,
     PROXY_AUTH_REQUIRED,
@@ -29,7 +29,6 @@ from frptx.vhost.httpconnect import (
     check_auth,
     not_found_response,
 )
-from frptx.vhost.routing import GroupedRoutes, proxy_domains
 
 log = logs.logger(__name__)
 
@@ -37,36 +36,18 @@ log = logs.logger(__name__)
 CONNECT_TIMEOUT = 30.0
 
 
-class TcpmuxVhost:
-    """The routes of every tcpmux (httpconnect) proxy."""
+class TcpmuxVhost(DomainVhost):
+    """The routes of every tcpmux (httpconnect) proxy: domain and routeByHTTPUser."""
+
+    hello_timeout = CONNECT_TIMEOUT
 
     def __init__(self, config: ServerConfig, reactor: Any) -> None:
-        self.config = config
-        self.reactor = reactor
-        #: connections go to a group's members in turn, the first member first
-        self.routes: GroupedRoutes[Any] = GroupedRoutes()
-        self.table = self.routes.table
-        self.hello_timeout = CONNECT_TIMEOUT
+        super().__init__(config, reactor)
         self.not_found_page = _read_page(config.custom_404_page)
 
-    def register(self, proxy: Any) -> list[str]:
-        """Add the proxy's domains for its routeByHTTPUser, all or nothing.
-
-        A group's members must also share httpUser/httpPassword (frps's ``TCPMuxGroup``).
-        """
-        msg = proxy.msg
-        domains = proxy_domains(msg.custom_domains, msg.subdomain, self.config.subdomain_host)
-        try:
-            for domain in domains:
-                self.routes.add(proxy, domain, "", msg.route_by_http_user, msg.group, msg.group_key,
-                                extra=(msg.http_user, msg.http_pwd))
-        except Exception:
-            self.routes.remove(proxy)
-            raise
-        return domains
-
-    def unregister(self, proxy: Any) -> None:
-        self.routes.remove(proxy)
+    def route_key(self, msg: Any) -> tuple[str, tuple[str, ...]]:
+        # a group's members must also share httpUser/httpPassword (frps's TCPMuxGroup)
+        return msg.route_by_http_user, (msg.http_user, msg.http_pwd)
 
 
 class ConnectProtocol(FirstBytesRouter):
@@ -88,9 +69,8 @@ class ConnectProtocol(FirstBytesRouter):
             return
         if isinstance(request, NeedMore):
             return
-        group = self.vhost.routes.lookup(request.host, "", request.user)
-        proxy = group.pick() if group is not None else None
-        if proxy is None or proxy.closed:
+        proxy = self.vhost.lookup(request.host, request.user)
+        if proxy is None:
             log.debug("tcpmux: no route for {host!r}", host=request.host)
             self.refuse(not_found_response(self.vhost.not_found_page))
             return

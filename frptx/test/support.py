@@ -460,3 +460,20 @@ def free_port(kind: int = 1) -> int:
                 continue
             return port
     raise RuntimeError("no free port found below the ephemeral range")
+
+
+def start_vhost_frps(testcase: Any, tunnel: Tunnel, port_key: str, service: str, **extra: Any) -> FrpsService:
+    """Our frps with the vhost port ``port_key`` (e.g. ``vhostHTTPPort``) on a kernel-chosen port.
+
+    ``service`` names the FrpsService attribute of that port's listener (``vhost_http``...); it
+    is told to listen on 0 before frps starts.
+    """
+    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], **{port_key: 1}, **extra), bind_port=0)
+    frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
+    listener = getattr(frps, service)
+    assert listener is not None
+    listener.listen_port = 0
+    frps.startService()
+    tunnel.frps = frps
+    testcase.addCleanup(tunnel.stop_checked, frps, frps.server.connections)
+    return frps

@@ -8,7 +8,7 @@ import hashlib
 import os
 from typing import Any
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
@@ -18,7 +18,6 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from frptx.config import ConfigError, parse_client_config, parse_server_config
-from frptx.factories.server import BindPortTimeouts
 from frptx.protocols.httpforward import Forward, HTTPForwardProtocol
 from frptx.server.service import FrpsService
 from frptx.test.gofrp import GoFrp, free_port
@@ -29,7 +28,7 @@ from frptx.test.support import (
     connect,
     listen_local,
     mode_cases,
-    server_config,
+    start_vhost_frps,
     with_timeout,
 )
 from frptx.vhost.http1 import Data, EndOfMessage, ResponseHead, ResponseParser, get_header
@@ -222,14 +221,7 @@ def http_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
     """Our frps with a vhostHTTPPort on a free port (chosen by the kernel: the listener gets 0)."""
-    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], vhostHTTPPort=8080, **extra), bind_port=0)
-    frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
-    assert frps.vhost_http is not None
-    frps.vhost_http.listen_port = 0
-    frps.startService()
-    tunnel.frps = frps
-    testcase.addCleanup(tunnel.stop_checked, frps, frps.server.connections)
-    return frps
+    return start_vhost_frps(testcase, tunnel, "vhostHTTPPort", "vhost_http", **extra)
 
 
 class OurFrpsOurFrpcMixin:

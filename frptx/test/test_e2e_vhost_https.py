@@ -19,11 +19,19 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from frptx.config import parse_server_config
-from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 from frptx.server.vhost_https import HttpsVhost, SniProtocol
 from frptx.test.gofrp import GoFrp, free_port
-from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, mode_cases, server_config, with_timeout
+from frptx.test.support import (
+    TOKEN,
+    Collector,
+    Tunnel,
+    connect,
+    listen_local,
+    mode_cases,
+    start_vhost_frps,
+    with_timeout,
+)
 from frptx.transport.certs import generate_self_signed
 from frptx.vhost.sni import UNRECOGNIZED_NAME_ALERT
 
@@ -109,14 +117,8 @@ def https_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
-    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], vhostHTTPSPort=8443, **extra), bind_port=0)
-    frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
-    assert frps.vhost_https is not None
-    frps.vhost_https.listen_port = 0
-    frps.startService()
-    tunnel.frps = frps
-    testcase.addCleanup(tunnel.stop_checked, frps, frps.server.connections)
-    return frps
+    """Our frps with a vhostHTTPSPort on a free port (chosen by the kernel: the listener gets 0)."""
+    return start_vhost_frps(testcase, tunnel, "vhostHTTPSPort", "vhost_https", **extra)
 
 
 class OurFrpsOurFrpcMixin:

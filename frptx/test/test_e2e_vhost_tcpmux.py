@@ -7,15 +7,23 @@ import dataclasses
 import os
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from frptx.factories.server import BindPortTimeouts
 from frptx.server.service import FrpsService
 from frptx.test.gofrp import GoFrp, free_port
-from frptx.test.support import TOKEN, Collector, Tunnel, connect, listen_local, mode_cases, server_config, with_timeout
+from frptx.test.support import (
+    TOKEN,
+    Collector,
+    Tunnel,
+    connect,
+    listen_local,
+    mode_cases,
+    server_config,
+    start_vhost_frps,
+    with_timeout,
+)
 from frptx.vhost.httpconnect import CONNECT_OK, PROXY_AUTH_REQUIRED, not_found_response
 
 WAIT = 20.0
@@ -75,14 +83,8 @@ def tcpmux_proxy(name: str, port: int, **fields: Any) -> dict[str, Any]:
 
 
 def start_frps(testcase: TestCase, tunnel: Tunnel, **extra: Any) -> FrpsService:
-    cfg = dataclasses.replace(server_config(tunnel.mode["tcp_mux"], tcpmuxHTTPConnectPort=1337, **extra), bind_port=0)
-    frps = FrpsService(cfg, reactor, timeouts=BindPortTimeouts())
-    assert frps.vhost_tcpmux is not None
-    frps.vhost_tcpmux.listen_port = 0
-    frps.startService()
-    tunnel.frps = frps
-    testcase.addCleanup(tunnel.stop_checked, frps, frps.server.connections)
-    return frps
+    """Our frps with a tcpmuxHTTPConnectPort on a free port (chosen by the kernel: the listener gets 0)."""
+    return start_vhost_frps(testcase, tunnel, "tcpmuxHTTPConnectPort", "vhost_tcpmux", **extra)
 
 
 class OurFrpsOurFrpcMixin:
