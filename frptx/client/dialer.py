@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from frptx.config import ClientConfig
 from frptx.protocols.tracking import TrackedConnection
+from frptx.transport.connect import can_connect_fast, connect as fast_connect
 
 
 class NotConnected(Exception):
@@ -60,6 +61,9 @@ class _NotifyingFactory(ClientFactory):
         return self.protocol_instance  # type: ignore[return-value]  # a Protocol
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        self.failed(reason)
+
+    def failed(self, reason: Failure) -> None:
         if not self.deferred.called:
             self.deferred.errback(reason)
 
@@ -70,14 +74,18 @@ def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout
     """Connect ``protocol`` to host:port; the Deferred fires at connectionMade.
 
     frptx's own protocols (``TrackedConnection``) say when they are connected, so they
-    are connected with ``reactor.connectTCP`` directly: no wrapper protocol forwards each
-    of their reads (this is frpc's per-connection path).  Any other protocol goes through
+    are connected directly, with ``frptx.transport.connect`` for an IP literal (this is
+    frpc's per-connection path), else ``reactor.connectTCP``: no wrapper protocol forwards
+    each of their reads.  Any other protocol goes through
     ``TCP4ClientEndpoint``.  ``wrap`` puts a layer (TLS) in front of ``protocol``.
     """
     if isinstance(protocol, TrackedConnection):
         notifying = _NotifyingFactory(protocol)
-        reactor.connectTCP(host, port, wrap(notifying) if wrap else notifying, timeout=timeout,
-                           bindAddress=bind_address)
+        factory = wrap(notifying) if wrap else notifying
+        if can_connect_fast(reactor, host):
+            fast_connect(reactor, host, port, factory, timeout, notifying.failed, bind_address)
+        else:
+            reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bind_address)
         return notifying.deferred
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind_address)
     factory: Any = OneShotFactory(protocol)
