@@ -37,7 +37,8 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
-from frptx.transport.internals import close_tcp_now, is_plain_tcp, take_tcp_write_buffer
+from frptx.transport.internals import (close_tcp_now, hand_over_read_registration, is_plain_tcp,
+                                      take_tcp_write_buffer)
 
 log = logs.logger(__name__)
 
@@ -153,10 +154,13 @@ class SpliceRelay:
         """
         ta, tb = self.ea.transport, self.eb.transport
         unsent_a, unsent_b = take_tcp_write_buffer(ta), take_tcp_write_buffer(tb)
-        for t in (ta, tb):
+        for end in (self.ea, self.eb):
+            t = end.transport
             unregister_producer(t)
-            t.stopReading()
             t.stopWriting()
+            # a reading socket keeps its poller registration, now calling the endpoint
+            if not hand_over_read_registration(self.reactor, t, end):
+                t.stopReading()
         self.ab.pending = unsent_b + a_buffered
         self.ba.pending = unsent_a + b_buffered
         self.ab.moved, self.ba.moved = -len(unsent_b), -len(unsent_a)  # frames are not traffic

@@ -19,7 +19,7 @@ from OpenSSL import SSL
 from twisted.internet import reactor as _global_reactor, tcp
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol, ISystemHandle
+from twisted.internet.interfaces import IHalfCloseableProtocol, IReadDescriptor, ISystemHandle
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
@@ -232,6 +232,48 @@ class TCPTransportCanaries(TestCase):
         self.assertEqual(calls, [], _changed("tcp.Connection._shouldShutdown (shutdown(2) still made)",
                                              "close_tcp_now"))
         yield client.lost  # the peer sees the close
+
+    @inlineCallbacks
+    def test_read_registration_handed_over(self) -> Any:
+        from twisted.internet.epollreactor import EPollReactor
+
+        server, client = yield self.connect()
+        t = server.transport
+        if not isinstance(reactor, EPollReactor):
+            raise self.skipTest("the hand-over is made for the epoll reactor only")
+        events: list[str] = []
+
+        @implementer(IReadDescriptor)
+        class Taker:
+            def fileno(self) -> int:
+                return int(t.fileno())
+
+            def doRead(self) -> None:
+                events.append("read")
+                t.socket.recv(100)
+
+            def connectionLost(self, reason: Any) -> None:
+                events.append("lost")
+
+            def logPrefix(self) -> str:
+                return "Taker"
+
+        taker = Taker()
+        self.assertTrue(internals.hand_over_read_registration(reactor, t, taker),
+                        _changed("EPollReactor._selectables / _reads / _writes", "hand_over_read_registration"))
+        self.assertIn(taker, reactor.getReaders(), _changed("EPollReactor._selectables", "hand_over_read_registration"))
+        self.assertNotIn(t, reactor.getReaders())
+        self.assertFalse(internals.hand_over_read_registration(reactor, t, taker))  # t is no longer registered
+        read: Deferred[None] = Deferred()
+        taker.doRead = lambda: (events.append("read"), t.socket.recv(100), read.called or read.callback(None))
+        client.transport.write(b"ping")
+        yield read
+        reactor.removeReader(taker)
+        self.assertEqual(events, ["read"])
+        self.assertNotIn(taker, reactor.getReaders())
+
+    def test_read_registration_needs_the_epoll_attributes(self) -> None:
+        self.assertFalse(internals.hand_over_read_registration(object(), object(), object()))
 
     def test_close_now_marks_all_disconnecting_first(self) -> None:
         order: list[tuple[str, bool]] = []

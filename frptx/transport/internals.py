@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 __all__ = [
     "TLSMemoryBIOHooks",
     "close_tcp_now",
+    "hand_over_read_registration",
     "is_plain_tcp",
     "set_tcp_buffer_size",
     "take_tcp_write_buffer",
@@ -63,6 +64,31 @@ def set_tcp_buffer_size(transport: Any, size: int) -> bool:
     if not isinstance(transport, tcp.Connection):
         return False
     transport.bufferSize = size
+    return True
+
+
+def hand_over_read_registration(reactor: Any, transport: Any, new: Any) -> bool:
+    """Have the epoll reactor deliver ``transport``'s read events to ``new`` (same descriptor)
+    without unregistering and registering the descriptor again; False, and nothing done,
+    if that cannot be done that way (another reactor, the transport not reading or writing).
+
+    The splice relay takes both sockets of a relay over; through the public API that is
+    ``stopReading`` (an ``epoll_ctl`` DEL) and ``addReader`` (an ADD) per socket, twice per
+    tunnelled connection in each process.  ``EPollReactor`` keeps a descriptor's interest
+    in ``_reads``/``_writes`` and the object it calls in ``_selectables[fd]``: replacing
+    that object is the whole hand-over.  ``transport`` must not be writing (its write buffer
+    was taken over) and must not be told to stop reading afterwards (the splice relay
+    removes ``new`` before it closes the transport).
+    """
+    selectables = getattr(reactor, "_selectables", None)
+    reads = getattr(reactor, "_reads", None)
+    writes = getattr(reactor, "_writes", None)
+    if not (isinstance(selectables, dict) and isinstance(reads, set) and isinstance(writes, set)):
+        return False
+    fd = transport.fileno()
+    if selectables.get(fd) is not transport or fd not in reads or fd in writes:
+        return False
+    selectables[fd] = new
     return True
 
 
