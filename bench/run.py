@@ -9,7 +9,7 @@ from the same TOML configs (token auth, tcp proxies to a local iperf3 server,
 nginx and an echo server), then measures direct, through frp and through frptx
 back to back (for every measurement in every round) so machine drift hits all
 three.  Prints one markdown table (absolute figures, frptx/frp, frptx/direct,
-issue 5's target, met or not) and writes the figures as JSON.  Everything it
+issue 15's target, met or not) and writes the figures as JSON.  Everything it
 starts is stopped at the end, also on Ctrl-C or an error.
 """
 from __future__ import annotations
