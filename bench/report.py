@@ -122,7 +122,7 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     got = entry.get(side, {})
                     if figure == CPU_TOTAL:
                         parts = [got.get(f"{p}_{CPU_TOTAL}") for p in ("frps", "frpc")]
-                        row[side] = None if None in parts else sum(parts)  # type: ignore[arg-type]
+                        row[side] = None if None in parts else sum(parts)
                     else:
                         row[side] = got.get(figure)
                 errs = entry.get("errors", {})

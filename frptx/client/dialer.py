@@ -81,11 +81,11 @@ def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout
     """
     if isinstance(protocol, TrackedConnection):
         notifying = _NotifyingFactory(protocol)
-        factory = wrap(notifying) if wrap else notifying
+        outer: Factory = wrap(notifying) if wrap else notifying
         if can_connect_fast(reactor, host):
-            fast_connect(reactor, host, port, factory, timeout, notifying.failed, bind_address)
+            fast_connect(reactor, host, port, outer, timeout, notifying.failed, bind_address)
         else:
-            reactor.connectTCP(host, port, factory, timeout=timeout, bindAddress=bind_address)
+            reactor.connectTCP(host, port, outer, timeout=timeout, bindAddress=bind_address)
         return notifying.deferred
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind_address)
     factory: Any = OneShotFactory(protocol)
