@@ -107,6 +107,9 @@ def makeService(options: Options, tapname: str) -> IService:
         raise SystemExit(0)
     logs.set_level(cfg.log.level)
     logs.log_to(cfg.log.to)
+    from frptx.transport.internals import lean_epoll_dispatch
+
+    lean_epoll_dispatch()  # a process of its own: no per-event legacy log context (see there)
 
     def on_fatal(message: str) -> None:
         print(f"{tapname}: {message}", file=sys.stderr)

@@ -438,6 +438,56 @@ class TLSProtocolCanaries(SynchronousTestCase):
                               _changed("TLSMemoryBIOProtocol._tlsShutdownFinished(reason)", "finish_tls"))
 
 
+class EPollDispatchCanaries(TestCase):
+    """``lean_epoll_dispatch`` replaces what ``twisted.internet.epollreactor`` calls ``log``."""
+
+    def setUp(self) -> None:
+        try:
+            from twisted.internet import epollreactor
+        except ImportError:
+            raise self.skipTest("no epoll here") from None
+        self.epollreactor = epollreactor
+        self.addCleanup(internals.restore_epoll_dispatch)
+
+    def test_module_shape(self) -> None:
+        from twisted.python import log
+
+        self.assertIs(self.epollreactor.log, log, _changed("epollreactor.log", "lean_epoll_dispatch"))
+        source = inspect.getsource(self.epollreactor.EPollReactor.doPoll)
+        self.assertIn("log.callWithLogger(", source,
+                      _changed("EPollReactor.doPoll (no longer dispatches through log.callWithLogger)",
+                               "lean_epoll_dispatch"))
+        self.assertTrue(internals.lean_epoll_dispatch())
+        self.assertTrue(internals.lean_epoll_dispatch())  # twice is once
+        self.assertIs(self.epollreactor.log.msg, log.msg)  # everything else is the real module
+        internals.restore_epoll_dispatch()
+        self.assertIs(self.epollreactor.log, log)
+
+    def test_handler_exceptions_still_logged(self) -> None:
+        internals.lean_epoll_dispatch()
+
+        class Selectable:
+            def logPrefix(self) -> str:
+                return "Sel"
+
+        def boom() -> None:
+            raise ZeroDivisionError("in a handler")
+
+        self.assertIsNone(self.epollreactor.log.callWithLogger(Selectable(), boom))
+        [failure] = self.flushLoggedErrors(ZeroDivisionError)
+        self.assertEqual(self.epollreactor.log.callWithLogger(Selectable(), lambda x: x + 1, 1), 2)
+
+    @inlineCallbacks
+    def test_events_still_dispatched(self) -> Any:
+        if not isinstance(reactor, self.epollreactor.EPollReactor):
+            raise self.skipTest("not running on the epoll reactor")
+        internals.lean_epoll_dispatch()
+        server, client = yield TCPTransportCanaries.connect(self)  # type: ignore[arg-type]
+        client.transport.write(b"through the lean dispatch")
+        yield _wait_for(server, 25)
+        self.assertEqual(b"".join(server.chunks), b"through the lean dispatch")
+
+
 class PyOpenSSLCanaries(SynchronousTestCase):
     def test_x509_error_string(self) -> None:
         self.assertEqual(internals.x509_error_string(10), "certificate has expired",

@@ -32,6 +32,7 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import tcp
 from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "close_tcp_now",
     "hand_over_read_registration",
     "is_plain_tcp",
+    "lean_epoll_dispatch",
+    "restore_epoll_dispatch",
     "set_tcp_buffer_size",
     "take_tcp_write_buffer",
     "tcp_idle",
@@ -146,6 +149,70 @@ def close_tcp_now(transports: Iterable[Any], reason: Failure) -> None:
     for t in transports:
         if t.connected:
             t.connectionLost(reason)
+
+
+# -- the epoll reactor's event dispatch (twisted.internet.epollreactor) ----------------
+
+def _lean_call_with_logger(logger: Any, func: Any, *args: Any, **kw: Any) -> Any:
+    """``twisted.python.log.callWithLogger`` without the per-call legacy log context."""
+    try:
+        return func(*args, **kw)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        try:
+            prefix = logger.logPrefix()
+        except BaseException:  # noqa: BLE001 - as Twisted does: a broken logPrefix still logs the error
+            prefix = "(buggy logPrefix method)"
+        legacy_log.err(system=prefix)
+
+
+class _LeanDispatchLog:
+    """What ``twisted.internet.epollreactor`` sees as ``twisted.python.log`` after
+    ``lean_epoll_dispatch``: the real module except for ``callWithLogger``."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.callWithLogger = _lean_call_with_logger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def lean_epoll_dispatch() -> bool:
+    """Make the epoll reactor call each ready descriptor without building a log context.
+
+    ``EPollReactor.doPoll`` hands every event to ``log.callWithLogger``, which asks the
+    descriptor for its ``logPrefix`` and runs the handler inside a new legacy log context
+    (a dict copied and pushed on a thread-local stack): measured at 3.6 of the 9.5 µs of
+    CPU an event costs on this machine, more than the ``recv`` and ``send`` a relayed
+    event makes.  frptx logs through ``twisted.logger``, which does not read that
+    context; only Twisted's legacy ``log.msg`` lines made inside a handler lose their
+    ``[prefix]`` (they show ``[-]``).  Exceptions are still caught and logged, as before.
+
+    Process-wide: frps and frpc turn it on at start-up (``frptx.tap``), not in tests.
+    Returns False, doing nothing, if the module does not look as expected.
+    """
+    try:
+        from twisted.internet import epollreactor
+    except ImportError:  # not Linux
+        return False
+    current = getattr(epollreactor, "log", None)
+    if isinstance(current, _LeanDispatchLog):
+        return True
+    if current is not legacy_log:
+        return False
+    epollreactor.log = _LeanDispatchLog(current)  # type: ignore[assignment]
+    return True
+
+
+def restore_epoll_dispatch() -> None:
+    """Undo ``lean_epoll_dispatch`` (for tests)."""
+    from twisted.internet import epollreactor
+
+    current = getattr(epollreactor, "log", None)
+    if isinstance(current, _LeanDispatchLog):
+        epollreactor.log = current.real
 
 
 # -- TLS (twisted.protocols.tls.TLSMemoryBIOProtocol) -----------------------------------
