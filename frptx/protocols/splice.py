@@ -73,6 +73,8 @@ class _Direction:
         self.no_pipe = False  # pipe2 failed once: copy only
         self.eof = False
         self.done = False
+        #: bytes wait for the destination: the source is not read, the destination is polled for writing
+        self.waiting = False
         self.moved = 0
 
     def open_pipe(self) -> bool:
@@ -164,10 +166,10 @@ class SpliceRelay:
         self.ba.pending = unsent_a + b_buffered
         self.ab.moved, self.ba.moved = -len(unsent_b), -len(unsent_a)  # frames are not traffic
         for d in (self.ab, self.ba):
+            self.reactor.addReader(d.src)  # a no-op for a socket handed over above
+        for d in (self.ab, self.ba):
             if d.pending:
                 self._pump(d)
-            elif not self.finished:
-                self.reactor.addReader(d.src)
 
     # -- events ----------------------------------------------------------------
     def readable(self, end: _Endpoint) -> None:
@@ -235,9 +237,17 @@ class SpliceRelay:
         self._interest(d)
 
     def _interest(self, d: _Direction) -> None:
-        """Read the source only while nothing waits to be written; else wait for writable."""
-        # each endpoint is the source of exactly one direction and the destination of the other
-        if d.in_pipe or d.pending:
+        """Read the source only while nothing waits to be written; else wait for writable.
+
+        Each endpoint is the source of exactly one direction and the destination of the
+        other, so a direction's state alone says what its two registrations should be;
+        the reactor is called only when that state changes (most events change nothing).
+        """
+        waiting = bool(d.in_pipe or d.pending)
+        if waiting is d.waiting:
+            return
+        d.waiting = waiting
+        if waiting:
             self.reactor.removeReader(d.src)
             self.reactor.addWriter(d.dst)
         else:
