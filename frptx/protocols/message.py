@@ -198,11 +198,13 @@ class MessageProtocol(TrackedConnection, Protocol):
         self.writer.start_encryption(CfbEncryptor(key))
         self.reader.start_decryption(CfbDecryptor(key))
 
-    def switch_to_raw(self) -> None:
+    def switch_to_raw(self, pause: bool = True) -> None:
         """Stop parsing: every later byte belongs to the tunnelled stream.
 
         Bytes that arrived after the last message are kept and handed to the relay.
-        The transport is paused until ``end`` is attached.
+        The transport is paused until ``end`` is attached, unless the caller attaches it
+        before returning to the reactor (``pause=False``): a plain TCP socket that keeps
+        reading can be handed to the splice relay without leaving the poller and coming back.
         """
         self._open_gate()
         self._raw = True
@@ -210,7 +212,8 @@ class MessageProtocol(TrackedConnection, Protocol):
         leftover = self.reader.take_buffer()
         if leftover:
             self._early.append(leftover)
-        self.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
+        if pause:
+            self.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
 
     def take_early(self) -> tuple[bytes, bool]:
         data = b"".join(self._early)

@@ -38,9 +38,22 @@ class RelayedProtocol(TrackedConnection, Protocol):
         self.lost_reason: Failure | None = None
         self.on_lost: Callable[[Failure | None], None] | None = None
 
-    def connectionMade(self) -> None:
-        # Read nothing more until the other leg exists; backpressure from the start.
-        self.transport.pauseProducing()  # type: ignore[union-attr]  # connected; an IPushProducer
+    #: pause at connect until the other leg is attached; False for a protocol that must read
+    #: first to know where the bytes go (a vhost router), and pauses itself before joining
+    pause_until_joined = True
+
+    def makeConnection(self, transport: Any) -> None:
+        """Connect; then, unless the other leg was attached meanwhile, read nothing more
+        until it is (backpressure from the start).
+
+        ``connectionMade`` (a public user's, which asks its proxy for a work connection)
+        and the dialer's ``on_connected`` notice run first: when either starts the relay at
+        once, the socket is never paused, and a reading plain TCP socket goes to the splice
+        relay with its poller registration as it is.
+        """
+        super().makeConnection(transport)
+        if self.pause_until_joined and self.end is None and not self.lost and self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]  # connected; an IPushProducer
 
     def dataReceived(self, data: bytes) -> None:
         end = self.end

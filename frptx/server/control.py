@@ -101,11 +101,15 @@ class ServerWorkConnection:
     def close(self) -> None:
         self.protocol.close()
 
-    def start(self, msg: StartWorkConn) -> None:
-        """Bind this connection to a user: StartWorkConn in clear, then raw bytes."""
+    def start(self, msg: StartWorkConn, relay_now: bool = False) -> None:
+        """Bind this connection to a user: StartWorkConn in clear, then raw bytes.
+
+        ``relay_now``: the caller attaches the relay before it returns, so the connection
+        need not be paused meanwhile.
+        """
         self.started = True
         self.protocol.send(msg)
-        self.protocol.switch_to_raw()
+        self.protocol.switch_to_raw(pause=not relay_now)
 
 
 class ServerControl:

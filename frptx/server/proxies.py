@@ -38,7 +38,7 @@ class WorkConnection(TypingProtocol):
 
     protocol: Any
 
-    def start(self, msg: StartWorkConn) -> None: ...
+    def start(self, msg: StartWorkConn, relay_now: bool = False) -> None: ...
 
 
 class WorkPool(TypingProtocol):
@@ -142,7 +142,7 @@ def _join(proxy: Any, user: Any, user_codec: StreamCodec | None) -> None:
             src_port=getattr(peer, "port", 0),
             dst_addr=getattr(host, "host", ""),
             dst_port=getattr(host, "port", 0),
-        ))
+        ), relay_now=True)
         assert user.transport is not None and work.protocol.transport is not None  # both connected
         relay = Relay(user.transport, work.protocol.transport, counter=proxy.counter,
                       on_close=lambda r: proxy.users.discard(user))

@@ -100,6 +100,8 @@ class FirstBytesRouter(PublicConnectionProtocol):
         self.routed = False
         self._timer: IDelayedCall | None = None
 
+    pause_until_joined = False  # it reads the first bytes to find its proxy
+
     def connectionMade(self) -> None:
         self._timer = self.vhost.reactor.callLater(self.vhost.hello_timeout, self._timed_out)
 

@@ -180,3 +180,38 @@ class PortIngressesTests(unittest.TestCase):
         ingress = ingresses.open([0], 0, "dns", "r")
         self.assertEqual(clock.udp_ports[0].max_packet_size, 9000)
         self.assertEqual(ingresses.ports.used, {ingress.port: "r"})
+
+
+class UserPausingTests(unittest.SynchronousTestCase):
+    """A user is paused until its relay exists, and not at all when the relay starts at once."""
+
+    class _Joining(FakeProxy):
+        def user_connected(self, user: PublicConnectionProtocol) -> None:
+            super().user_connected(user)
+            user.end = object()  # type: ignore[assignment]  # what start_relay attaches
+
+    def test_waiting_user_is_paused(self) -> None:
+        user = PublicConnectionProtocol(FakeProxy("p"))
+        transport = StringTransport()
+        user.makeConnection(transport)
+        self.assertEqual(transport.producerState, "paused")
+
+    def test_user_joined_at_once_is_never_paused(self) -> None:
+        transport = StringTransport()
+        paused: list[bool] = []
+        transport.pauseProducing = lambda: paused.append(True)  # type: ignore[method-assign]
+        PublicConnectionProtocol(self._Joining("p")).makeConnection(transport)
+        self.assertEqual(paused, [])
+
+    def test_dialled_connection_joined_by_its_on_connected_notice(self) -> None:
+        from frptx.protocols.client import LocalServiceProtocol
+
+        local = LocalServiceProtocol()
+        local.on_connected = lambda: setattr(local, "end", object())
+        transport = StringTransport()
+        local.makeConnection(transport)
+        self.assertEqual(transport.producerState, "producing")
+        waiting = LocalServiceProtocol()
+        transport = StringTransport()
+        waiting.makeConnection(transport)
+        self.assertEqual(transport.producerState, "paused")
