@@ -205,12 +205,28 @@ class PoolTests(ServerTestBase):
         self.assertEqual(len(got), 1)
         self.assertEqual(ctl.replies(), [ReqWorkConn()])  # exactly one replacement
         control.get_work_connection().addCallback(got.append)
+        self.assertEqual(ctl.replies(), [ReqWorkConn()])  # the last idle one, replaced
         control.get_work_connection().addCallback(got.append)  # pool empty: waits
         self.assertEqual(len(got), 2)
+        # one for the waiting user, and the pool grows by one: it will keep 3 ready
         self.assertEqual(ctl.replies(), [ReqWorkConn(), ReqWorkConn()])
-        w = FakeClient(self.server)
-        w.send(NewWorkConn(run_id=resp.run_id))
+        self.assertEqual(control.pool.target, 3)
+        for _ in range(4):
+            FakeClient(self.server).send(NewWorkConn(run_id=resp.run_id))
         self.assertEqual(len(got), 3)
+        self.assertEqual(len(control.pool.idle), 3)  # nothing thrown away
+        self.assertEqual(ctl.replies(), [])
+
+    def test_pool_growth_is_bounded(self) -> None:
+        ctl, resp = self.logged_in(pool_count=1)
+        control = self.server.controls[resp.run_id]
+        FakeClient(self.server).send(NewWorkConn(run_id=resp.run_id))
+        ctl.replies()
+        for _ in range(50):  # a burst: every user after the first waits
+            control.get_work_connection()
+        self.assertEqual(control.pool.target, control.pool.capacity)
+        self.assertEqual(control.pool.capacity, 1 + 10)
+        self.assertEqual(len(ctl.replies()), 49 + 11)  # one per waiting user, plus the pool kept ready
 
     def test_pool_count_zero_keeps_one_spare_once_used(self) -> None:
         """Like frp's frps: every connection handed out is replaced, even with poolCount 0."""
