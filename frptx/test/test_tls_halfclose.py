@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from frptx.transport import tls_client, tls_context, tls_server
+from frptx.transport import internals, tls_client, tls_context, tls_server
 
 reactor: Any = _global_reactor
 
@@ -447,6 +447,16 @@ class RawClientHelloHalfCloseTests(_HalfCloseTestsMixin, TestCase):
     """C{disableCustomTLSFirstByte}: the ClientHello's C{0x16} first."""
 
     custom_first_byte = False
+
+
+class PyOpenSSLMethodsHalfCloseTests(_HalfCloseTestsMixin, TestCase):
+    """The same, with OpenSSL called through pyOpenSSL's methods (the data path's fallback,
+    L{internals.API_CALLS}) instead of its cffi binding."""
+
+    custom_first_byte = True
+
+    def setUp(self) -> None:
+        self.patch(internals.TLSMemoryBIOHooks, "tls_calls", internals.API_CALLS)
 
 
 class OpenSSLAssumptionTests(TestCase):

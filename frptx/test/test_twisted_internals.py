@@ -494,6 +494,24 @@ class PyOpenSSLCanaries(SynchronousTestCase):
                          "pyOpenSSL changed OpenSSL._util.ffi/lib.X509_verify_cert_error_string, which "
                          "frptx.transport.internals.x509_error_string relies on")
 
+    def test_cffi_binding(self) -> None:
+        """The TLS data path calls OpenSSL through pyOpenSSL's binding (``internals.CFFI_CALLS``):
+        ``OpenSSL._util.ffi/lib``, a connection's ``_ssl``, ``_into_ssl``, ``_from_ssl``, and
+        pyOpenSSL's ``_raise_ssl_error(ssl, result)`` / ``_handle_bio_errors(bio, result)``."""
+        message = ("pyOpenSSL changed OpenSSL._util or SSL.Connection's _ssl/_into_ssl/_from_ssl/"
+                   "_raise_ssl_error/_handle_bio_errors, which frptx.transport.internals.CFFI_CALLS relies "
+                   "on (it falls back to the slower API_CALLS)")
+        self.assertTrue(internals.TLS_CFFI, message)
+        self.assertIsNotNone(internals.CFFI_CALLS, message)
+        from OpenSSL._util import ffi
+
+        connection = SSL.Connection(server_context_factory().getContext(), None)
+        for name in ("_ssl", "_into_ssl", "_from_ssl"):
+            self.assertIsInstance(getattr(connection, name, None), ffi.CData, message)
+        for name in ("_raise_ssl_error", "_handle_bio_errors"):
+            params = list(inspect.signature(getattr(SSL.Connection, name)).parameters)
+            self.assertEqual(len(params), 3, message)  # self, ssl or bio, result
+
 
 class OnlyInOneModule(SynchronousTestCase):
     """No frptx module but L{frptx.transport.internals} names Twisted's private attributes

@@ -26,8 +26,8 @@ transport comes from ``ISystemHandle.getHandle()``; loggers are named explicitly
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from OpenSSL import SSL
 from twisted.internet import tcp
@@ -36,6 +36,9 @@ from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 
 __all__ = [
+    "API_CALLS",
+    "CFFI_CALLS",
+    "TLSCalls",
     "TLSMemoryBIOHooks",
     "close_tcp_now",
     "hand_over_read_registration",
@@ -217,10 +220,188 @@ def restore_epoll_dispatch() -> None:
 
 # -- TLS (twisted.protocols.tls.TLSMemoryBIOProtocol) -----------------------------------
 
-#: ciphertext is read out of OpenSSL's memory BIO in pieces of this size
-_BIO_READ = 1 << 16
-#: plaintext is read out of OpenSSL in pieces of this size (a record holds 16 KiB)
-_TLS_RECV = 1 << 15
+# pyOpenSSL's Python wrapper around each OpenSSL call (argument checks, a fresh cffi buffer,
+# SSL_get_error and a Python exception for "nothing more to read") costs more than the call:
+# ``bench/tls_micro.py`` measured 26 CPU µs per 614-byte request and response and side
+# through pyOpenSSL's methods against 14 µs with one cffi call per operation, on the same
+# OpenSSL objects.  So once a connection exists, its data path calls OpenSSL through the cffi
+# binding pyOpenSSL itself uses (``OpenSSL._util.lib``, the connection's ``_ssl`` and its
+# memory BIOs ``_into_ssl``/``_from_ssl``), and hands every failure but "want read" back to
+# pyOpenSSL (``Connection._raise_ssl_error``, ``_handle_bio_errors``), so errors are the
+# exceptions pyOpenSSL raises, with the same reasons.  Without that binding (a pyOpenSSL that
+# moved it) the same functions go through pyOpenSSL's public methods.
+
+#: plaintext is read out of OpenSSL into this much room before it is copied to bytes
+_RECV_ROOM = 1 << 18
+#: ciphertext is read out of the memory BIO in pieces of this size (a 256 KiB relay read
+#: and its 16 records' overhead fit in one)
+_BIO_ROOM = (1 << 18) + (1 << 13)
+#: less room than a full record (16 KiB of plaintext) left: copy out what was read
+_RECORD = 1 << 14
+
+try:
+    from OpenSSL._util import ffi as _ffi, lib as _lib  # private, hence the guard and the canary
+
+    _SSL_read = _lib.SSL_read
+    _SSL_write = _lib.SSL_write
+    _SSL_get_error = _lib.SSL_get_error
+    _BIO_read = _lib.BIO_read
+    _BIO_write = _lib.BIO_write
+    _WANT_READ = _lib.SSL_ERROR_WANT_READ
+    _from_buffer = _ffi.from_buffer
+    _buffer = _ffi.buffer
+    # process-wide buffers, reused (what is read is copied out before they are given back);
+    # not zeroed, so pages a small read never touches stay out of the RSS
+    _raw = _ffi.new_allocator(should_clear_after_alloc=False)
+    _RECV_BUFS = [_raw("char[]", _RECV_ROOM)]
+    _BIO_BUFS = [_raw("char[]", _BIO_ROOM)]
+    # the connection's attributes are set in __init__: look for them there, not on an instance
+    TLS_CFFI = (all(callable(getattr(SSL.Connection, name, None))
+                    for name in ("_raise_ssl_error", "_handle_bio_errors"))
+                and {"_ssl", "_into_ssl", "_from_ssl"} <= set(SSL.Connection.__init__.__code__.co_names))
+except Exception:  # pragma: no cover - a pyOpenSSL without the binding
+    TLS_CFFI = False
+
+
+def _cffi_send(connection: Any, data: bytes | memoryview) -> int:
+    ssl = connection._ssl
+    total = len(data)
+    offset = 0
+    with _from_buffer(data) as buf:
+        while offset < total:
+            # pyOpenSSL turns on partial writes: one record per call
+            n = _SSL_write(ssl, buf + offset, min(total - offset, 1 << 30))
+            if n <= 0:
+                if _SSL_get_error(ssl, n) == _WANT_READ:
+                    break
+                connection._raise_ssl_error(ssl, n)
+                break  # not reached: pyOpenSSL raised
+            offset += n
+    return offset
+
+
+def _cffi_take(connection: Any) -> bytes:
+    out = connection._from_ssl
+    # a buffer of our own even if an OpenSSL callback re-entered us (nothing else runs meanwhile)
+    buf = _BIO_BUFS.pop() if _BIO_BUFS else _raw("char[]", _BIO_ROOM)
+    try:
+        n = _BIO_read(out, buf, _BIO_ROOM)
+        if n <= 0:
+            return b""  # a memory BIO is empty ("retry"); it has no other failure
+        data: bytes = _buffer(buf, n)[:]
+        if n < _BIO_ROOM:
+            return data
+        pieces = [data]
+        while n == _BIO_ROOM:
+            n = _BIO_read(out, buf, _BIO_ROOM)
+            if n <= 0:
+                break
+            pieces.append(_buffer(buf, n)[:])
+        return b"".join(pieces)
+    finally:
+        _BIO_BUFS.append(buf)
+
+
+def _cffi_feed(connection: Any, data: bytes) -> None:
+    into = connection._into_ssl
+    with _from_buffer(data) as buf:
+        n = _BIO_write(into, buf, len(data))
+    if n <= 0:
+        connection._handle_bio_errors(into, n)
+
+
+def _cffi_read(connection: Any) -> tuple[bytes, SSL.Error | None]:
+    ssl = connection._ssl
+    # SSL_read may run OpenSSL callbacks (a renegotiation's verify callback): a buffer of our own
+    buf = _RECV_BUFS.pop() if _RECV_BUFS else _raw("char[]", _RECV_ROOM)
+    offset = 0
+    pieces: list[bytes] = []
+    error: SSL.Error | None = None
+    try:
+        while True:
+            n = _SSL_read(ssl, buf + offset, _RECV_ROOM - offset)
+            if n > 0:
+                offset += n
+                if _RECV_ROOM - offset < _RECORD:
+                    pieces.append(_buffer(buf, offset)[:])
+                    offset = 0
+                continue
+            if _SSL_get_error(ssl, n) != _WANT_READ:
+                try:
+                    connection._raise_ssl_error(ssl, n)
+                except SSL.Error as e:  # ZeroReturnError (close_notify) included
+                    error = e
+            break
+        if offset:
+            pieces.append(_buffer(buf, offset)[:])
+    finally:
+        _RECV_BUFS.append(buf)
+    if not pieces:
+        return b"", error
+    return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), error
+
+
+def _api_send(connection: Any, data: bytes | memoryview) -> int:
+    view = memoryview(data)
+    offset = 0
+    while offset < len(view):
+        try:
+            offset += connection.send(view[offset:])
+        except SSL.WantReadError:
+            break
+    return offset
+
+
+def _api_take(connection: Any) -> bytes:
+    pieces = []
+    while True:
+        try:
+            piece = connection.bio_read(_BIO_ROOM)
+        except SSL.WantReadError:
+            break
+        pieces.append(piece)
+        if len(piece) < _BIO_ROOM:
+            break
+    return b"".join(pieces)
+
+
+def _api_feed(connection: Any, data: bytes) -> None:
+    connection.bio_write(data)
+
+
+def _api_read(connection: Any) -> tuple[bytes, SSL.Error | None]:
+    pieces = []
+    error: SSL.Error | None = None
+    while True:
+        try:
+            pieces.append(connection.recv(_RECORD * 2))
+        except SSL.WantReadError:
+            break
+        except SSL.Error as e:
+            error = e
+            break
+    return b"".join(pieces), error
+
+
+class TLSCalls(NamedTuple):
+    """The four operations of a memory-BIO TLS connection's data path."""
+
+    #: SSL_write as much of the plaintext as OpenSSL takes before it must read (all of it
+    #: once the handshake is done); how much it took.  Raises other OpenSSL errors.
+    send: Callable[[Any, bytes | memoryview], int]
+    #: all the ciphertext waiting in the outgoing memory BIO (b"" if none)
+    take: Callable[[Any], bytes]
+    #: ciphertext from the peer into the incoming memory BIO
+    feed: Callable[[Any, bytes], None]
+    #: all the plaintext OpenSSL can make of what was fed, and the error that stopped it
+    #: (C{ZeroReturnError} for the peer's C{close_notify}), or None for "needs more"
+    read: Callable[[Any], tuple[bytes, SSL.Error | None]]
+
+
+#: through pyOpenSSL's cffi binding
+CFFI_CALLS = TLSCalls(_cffi_send, _cffi_take, _cffi_feed, _cffi_read) if TLS_CFFI else None
+#: through pyOpenSSL's public methods
+API_CALLS = TLSCalls(_api_send, _api_take, _api_feed, _api_read)
 
 
 def tls_held_plaintext(transport: Any) -> int:
@@ -251,6 +432,8 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
     """
 
     close_notify_received = False
+    #: how OpenSSL is called (a class attribute, so a test can run a connection on either)
+    tls_calls: TLSCalls = CFFI_CALLS or API_CALLS
 
     @staticmethod
     def send_ciphertext(transport: Any, data: bytes) -> None:
@@ -318,39 +501,36 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
 
     # -- Twisted's private hooks ---------------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        """Twisted's C{dataReceived} once the handshake is done: feed, unbuffer, read."""
+        if not self._handshakeDone or self._tlsConnection is None:
+            super().dataReceived(data)
+            return
+        self.tls_calls.feed(self._tlsConnection, data)
+        if self._appSendBuffer:
+            self._unbufferPendingWrites()
+        self._flushReceiveBIO()
+
     def _write(self, data: bytes) -> None:
         if self._lostTLSConnection:
             return
-        view = memoryview(data)
-        offset = 0
-        while offset < len(data):
-            try:
-                offset += self._tlsConnection.send(view[offset:])
-            except SSL.WantReadError:
-                self._bufferedWrite(bytes(view[offset:]))
-                break
-            except SSL.Error:
-                self._tlsShutdownFinished(Failure())
-                return
-        # room for all the records at once: one read out of the BIO, no join
-        self._flushSendBIO(len(data) + (len(data) >> 9) + 256)
+        connection = self._tlsConnection
+        try:
+            sent = self.tls_calls.send(connection, data)
+        except SSL.Error:
+            self._tlsShutdownFinished(Failure())
+            return
+        if sent < len(data):  # OpenSSL must read first (the handshake): hold the rest
+            self._bufferedWrite(bytes(memoryview(data)[sent:]))
+        self._flushSendBIO()
 
-    def _flushSendBIO(self, size: int = _BIO_READ) -> None:
+    def _flushSendBIO(self) -> None:
         connection = self._tlsConnection
         if connection is None:
             return
-        size = max(size, _BIO_READ)
-        pieces = []
-        while True:
-            try:
-                piece = connection.bio_read(size)
-            except SSL.WantReadError:
-                break
-            pieces.append(piece)
-            if len(piece) < size:
-                break  # a short read emptied the BIO: no need to provoke WantReadError
-        if pieces and self.transport is not None:
-            self.send_ciphertext(self.transport, pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        data = self.tls_calls.take(connection)
+        if data and self.transport is not None:
+            self.send_ciphertext(self.transport, data)
 
     def _flushReceiveBIO(self) -> None:
         """
@@ -359,19 +539,15 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
         peer's C{close_notify} goes to L{peer_close_notify} (a half-close,
         perhaps), and that nothing is delivered after C{loseConnection}.
         """
-        pieces: list[bytes] = []
-        while not self._lostTLSConnection and not self.close_notify_received:
-            try:
-                pieces.append(self._tlsConnection.recv(_TLS_RECV))
-            except SSL.WantReadError:
-                break
-            except SSL.ZeroReturnError:
-                self._deliver(pieces)  # what came before close_notify goes first
-                self.peer_close_notify()
-            except SSL.Error:
-                self._deliver(pieces)
-                self._tlsShutdownFinished(Failure())
-        self._deliver(pieces)
+        if not self._lostTLSConnection and not self.close_notify_received:
+            data, error = self.tls_calls.read(self._tlsConnection)
+            if data:
+                self._deliver([data])
+            if error is not None:
+                if isinstance(error, SSL.ZeroReturnError):
+                    self.peer_close_notify()
+                else:
+                    self._tlsShutdownFinished(Failure(error))
         self._flushSendBIO()
 
     def _deliver(self, pieces: list[bytes]) -> None:
