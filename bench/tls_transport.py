@@ -15,7 +15,9 @@ One reactor, a real TCP connection on 127.0.0.1 between frpc's TLS client layer
 
 Prints the minimum and the median of the rounds (the minimum is the steadier figure on
 a shared machine).  ``--api`` drives OpenSSL through pyOpenSSL's public methods instead
-of its cffi binding (``frptx.transport.internals.API_CALLS``), for the comparison.
+of its cffi binding (``frptx.transport.internals.API_CALLS``), for the comparison;
+``--plain`` runs the same over plain TCP (through the same first-byte dispatcher), the
+floor the TLS layer adds to.
 """
 from __future__ import annotations
 
@@ -133,12 +135,17 @@ def run(args: argparse.Namespace) -> Any:
         internals.TLSMemoryBIOHooks.tls_calls = internals.API_CALLS
     server_factory = protocol.Factory.forProtocol(Server)
     server_factory.bulk_total = args.mib << 20  # type: ignore[attr-defined]
-    port = reactor.listenTCP(0, TLSSniffingFactory(server_factory, server_context_factory(), force=True,
-                                                  reactor=reactor), interface="127.0.0.1")
     client = Client()
-    creator = client_connection_creator(server_addr="127.0.0.1")
-    cf = wrap_client_factory(protocol.ClientFactory.forProtocol(lambda: client), creator, custom_first_byte=True)
-    reactor.connectTCP("127.0.0.1", port.getHost().port, cf)
+    client_factory = protocol.ClientFactory.forProtocol(lambda: client)
+    if args.plain:
+        listening: Any = TLSSniffingFactory(server_factory, server_context_factory(), force=False, reactor=reactor)
+        connecting: Any = client_factory
+    else:
+        listening = TLSSniffingFactory(server_factory, server_context_factory(), force=True, reactor=reactor)
+        creator = client_connection_creator(server_addr="127.0.0.1")
+        connecting = wrap_client_factory(client_factory, creator, custom_first_byte=True)
+    port = reactor.listenTCP(0, listening, interface="127.0.0.1")
+    reactor.connectTCP("127.0.0.1", port.getHost().port, connecting)
     yield client.ready
     yield client.exchange(200)
     exchanges, bulk = [], []
@@ -146,14 +153,15 @@ def run(args: argparse.Namespace) -> Any:
         t0 = cpu()
         yield client.exchange(args.exchanges)
         exchanges.append((cpu() - t0) / args.exchanges * 1e6)
-        server = next(iter(port.factory.protocols))._delegate.wrappedProtocol
+        server = next(iter(port.factory.protocols))._delegate
+        server = getattr(server, "wrappedProtocol", server)
         server.got, server.bulk = 0, False
         t0 = cpu()
         yield client.push(args.mib * 4)
         bulk.append((cpu() - t0) / args.mib * 1e6)
         server.got, server.bulk = 0, False
         yield deferLater(reactor, 0.05, lambda: None)
-    mode = "pyOpenSSL methods" if args.api else "cffi binding"
+    mode = "plain TCP" if args.plain else "pyOpenSSL methods" if args.api else "cffi binding"
     print(f"{mode}: request/response CPU µs per exchange (both ends): min {min(exchanges):.1f} "
           f"median {statistics.median(exchanges):.1f}")
     print(f"{mode}: bulk CPU µs per MiB (both ends): min {min(bulk):.0f} median {statistics.median(bulk):.0f}")
@@ -167,6 +175,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--api", action="store_true", help="pyOpenSSL's public methods (the old data path)")
+    parser.add_argument("--plain", action="store_true", help="no TLS: the same exchanges over plain TCP")
     args = parser.parse_args()
 
     def go() -> None:
