@@ -27,15 +27,20 @@ def _server_context() -> SSL.Context:
     return server_context_factory().getContext()
 
 
-def _client_context() -> SSL.Context:
+def _client_context(tls12: bool = False) -> SSL.Context:
+    if tls12:
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_max_proto_version(SSL.TLS1_2_VERSION)
+        return context
     return client_connection_creator(server_addr="127.0.0.1")._context  # type: ignore[attr-defined, no-any-return]
 
 
-def _connections(server_context: SSL.Context | None = None) -> tuple[SSL.Connection, SSL.Connection]:
+def _connections(server_context: SSL.Context | None = None, tls12: bool = False
+                 ) -> tuple[SSL.Connection, SSL.Connection]:
     """A client and a server memory-BIO connection, handshake done (pyOpenSSL's own calls)."""
     server = SSL.Connection(server_context or _server_context(), None)
     server.set_accept_state()
-    client = SSL.Connection(_client_context(), None)
+    client = SSL.Connection(_client_context(tls12), None)
     client.set_connect_state()
     done = set()
     for _ in range(10):
@@ -84,11 +89,20 @@ class _CallsTestsMixin:
         self.assertEqual(self.calls.take(server), b"", "reading produced nothing to send")
         self.assertEqual(self.transfer(server, client, b"r" * 614), b"r" * 614)
 
+    def test_tls12(self) -> None:
+        client, server = _connections(tls12=True)
+        self.assertEqual(client.get_protocol_version_name(), "TLSv1.2")
+        data = os.urandom(MiB)
+        self.assertEqual(self.transfer(client, server, data), data)
+        self.assertEqual(self.transfer(server, client, b"r" * 614), b"r" * 614)
+        client.shutdown()
+        self.calls.feed(server, self.calls.take(client))
+        self.assertEqual(self.calls.read(server)[0], b"")
+
     def test_bulk(self) -> None:
         """More than one BIO buffer of records each way, and more plaintext than one read buffer."""
         client, server = _connections()
         data = os.urandom(3 * MiB + 12345)
-        records = b""
         for start in range(0, len(data), 256 * 1024):
             self.assertEqual(self.calls.send(client, data[start:start + 256 * 1024]), len(data[start:start + 256 * 1024]))
         records = self.calls.take(client)
