@@ -12,7 +12,10 @@ frptx relies on a few things Twisted does not publish, each for a measured reaso
 * a TLS transport (``frptx.transport.tls_transport``) with half-close and a batched
   data path, which has to subclass ``TLSMemoryBIOProtocol`` and override its private
   hooks: Twisted has no public extension point for either;
-* OpenSSL's text for an X509 verify error number, which pyOpenSSL does not expose.
+* OpenSSL's text for an X509 verify error number, which pyOpenSSL does not expose;
+* the TLS data path's OpenSSL calls made through pyOpenSSL's cffi binding (a connection's
+  ``_ssl`` and memory BIOs, ``_raise_ssl_error``): pyOpenSSL's methods cost more than the
+  calls (``CFFI_CALLS``, with ``API_CALLS`` as the fallback).
 
 Nothing else in frptx may touch a private Twisted attribute: code elsewhere calls the
 named functions here, or subclasses L{TLSMemoryBIOHooks} and uses its named accessors.
@@ -418,7 +421,9 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
     write are made in a tight ``SSL_write`` loop (pyOpenSSL turns on partial writes: one
     record per call), read out of the BIO once, and sent at once when the socket's
     buffer is empty; the records that one TCP read brought reach the application as one
-    piece.  That means overriding ``_write``, ``_flushSendBIO`` and ``_flushReceiveBIO``.
+    piece.  That means overriding ``_write``, ``_flushSendBIO`` and ``_flushReceiveBIO`` (and
+    ``dataReceived`` once the handshake is done, to feed the BIO with one C call); OpenSSL is
+    called through L{tls_calls}.
 
     Half-close (``frptx.transport.tls_transport``) needs to know when the handshake
     progressed, when buffered writes went out, and when the peer's ``close_notify``
