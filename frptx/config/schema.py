@@ -13,7 +13,6 @@ rows there.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -602,6 +601,8 @@ class _Checker:
 
 
 def _suggest(key: str, known: Mapping[str, Any]) -> str:
+    import difflib  # only for a config with an unknown key (not kept in every process)
+
     matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 

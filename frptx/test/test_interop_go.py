@@ -26,6 +26,7 @@ import os
 import random
 import re
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -702,7 +703,10 @@ class HelperTests(unittest.TestCase):
     """``gofrp``'s TOML writer and line waiters, so an interop failure is never the helper's."""
 
     def test_toml_round_trip(self) -> None:
-        from frptx.config.loader import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            import tomli as tomllib
 
         doc = {"serverAddr": "127.0.0.1", "serverPort": 7000, "loginFailExit": False,
                "auth": {"token": 'a "quoted" \\ token', "additionalScopes": SCOPES},
