@@ -98,7 +98,11 @@ def load(tapname: str, path: str | None, inline_json: str | None = None) -> Serv
 
 def makeService(options: Options, tapname: str) -> IService:
     """Build frps (``tapname == "frps"``) or frpc; called by the twistd plugin."""
-    from twisted.internet import reactor
+    from frptx.transport.internals_reactor import import_reactor
+
+    # twistd installs the reactor only after makeService, so this is its first import:
+    # made without pyOpenSSL, which a frps or frpc that meets no TLS never loads
+    reactor = import_reactor()
 
     cfg = load(tapname, options["config"], options["config-json"])
     if options["verify"]:
@@ -107,7 +111,7 @@ def makeService(options: Options, tapname: str) -> IService:
         raise SystemExit(0)
     logs.set_level(cfg.log.level)
     logs.log_to(cfg.log.to)
-    from frptx.transport.internals import lean_epoll_dispatch
+    from frptx.transport.internals_tcp import lean_epoll_dispatch
 
     lean_epoll_dispatch()  # a process of its own: no per-event legacy log context (see there)
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.protocol import ClientFactory, Factory
 from twisted.python.failure import Failure
@@ -87,6 +86,9 @@ def connect_tcp(reactor: Any, host: str, port: int, protocol: IProtocol, timeout
         else:
             reactor.connectTCP(host, port, outer, timeout=timeout, bindAddress=bind_address)
         return notifying.deferred
+    # imported here: twisted.internet.endpoints imports pyOpenSSL, which plain frpc never needs
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout, bindAddress=bind_address)
     factory: Any = OneShotFactory(protocol)
     d = endpoint.connect(wrap(factory) if wrap else factory)

@@ -41,17 +41,17 @@ endpoint factory or an ``IAgent``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, RedirectAgent
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IResponse
 
 from frptx import logs
+
+if TYPE_CHECKING:  # twisted.web is imported by the http probe itself: most frpc have no http health check
+    from twisted.web.iweb import IAgent, IResponse
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -255,6 +255,8 @@ def http_probe(agent: IAgent, url: str, headers: Iterable[tuple[str, str]] = ())
     ``headers`` are set in order, a later one replacing an earlier one of the
     same name (Go's ``Header.Set``); a ``Host`` header becomes the Host.
     """
+    from twisted.web.http_headers import Headers
+
     header_list = list(headers)
     url_bytes = url.encode("utf-8")
 
@@ -293,6 +295,8 @@ def probe_for(
 
         return tcp_probe(lambda: HostnameEndpoint(reactor, host, port))
     if check_type == "http":
+        from twisted.web.client import Agent, RedirectAgent
+
         agent = RedirectAgent(Agent(reactor), redirectLimit=MAX_REDIRECTS)
         return http_probe(agent, http_check_url(host, port, path), headers)
     raise ValueError(f"error health check type {check_type!r}")

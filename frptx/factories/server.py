@@ -4,7 +4,7 @@
 The stack on one accepted TCP connection is built outside in, so each layer only
 knows the one below it::
 
-    TLSSniffingFactory (plain / 0x17+TLS / 0x16 TLS)      transport.tls
+    TrackedSniffingFactory (plain / 0x17+TLS / 0x16 TLS)  transport.tls
       -> YamuxProtocol, one ServerConnectionProtocol per stream   transport.tcpMux
          or ServerConnectionProtocol directly
 
@@ -27,6 +27,7 @@ from frptx.protocols.server import FIRST_MESSAGE_TIMEOUT, ServerConnectionProtoc
 from frptx.protocols.tracking import ConnectionSet
 from frptx.protocols.tuning import tune
 from frptx.transport.sniff import Rule
+from frptx.transport.tls_sniff import FactoryOnFirstUse, PlainOrTLSFactory
 
 log = logs.logger(__name__)
 
@@ -45,7 +46,7 @@ class BindPortTimeouts:
     milliseconds, not ten seconds.
     """
 
-    #: nothing at all received (``TLSSniffingFactory``)
+    #: nothing at all received (the first-byte dispatcher, ``TrackedSniffingFactory``)
     sniff: float = SNIFF_TIMEOUT
     #: no complete first frp message (Login, NewWorkConn, NewVisitorConn)
     first_message: float = FIRST_MESSAGE_TIMEOUT
@@ -143,31 +144,56 @@ class _FirstStreamWatch:
         self.streams.doStop()
 
 
+class TrackedSniffingFactory(PlainOrTLSFactory):
+    """The bind port's dispatcher; registers every accepted connection in ``server.connections``."""
+
+    def __init__(self, server: BindPortServer, *args: Any, **kwargs: Any) -> None:
+        self.server = server
+        super().__init__(*args, **kwargs)
+
+    def registerProtocol(self, p: Any) -> None:
+        super().registerProtocol(p)
+        tune(p.transport)  # control, work and mux-session sockets all carry tunnelled bytes
+        self.server.connections.add(p)
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        self.server.connections.discard(p)
+
+
 def bind_port_factory(server: BindPortServer, reactor: Any,
                       timeouts: BindPortTimeouts = DEFAULT_TIMEOUTS,
                       shared: Sequence[Rule] = ()) -> IProtocolFactory:
-    """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``."""
+    """The factory for frps's bind port, per ``transport.tcpMux`` and ``transport.tls``.
+
+    With TLS settings (a certificate, a CA, ``force``) the TLS side is built here, so
+    that a bad file stops frps at start-up.  Without them, frps makes a self-signed
+    certificate (as frp does) when the first TLS client arrives: until then pyOpenSSL
+    is not imported, which a frps whose clients do not use TLS never needs.
+
+    @raise TLSConfigError: a TLS file is missing or unusable.
+    """
     config: ServerConfig = server.config
     factory: IProtocolFactory = ServerConnectionFactory(server, timeouts.first_message)
     if config.transport.tcp_mux:
         factory = YamuxServerFactory(server, factory, timeouts.first_stream)
-    from frptx.transport.tls_context import server_context_factory
-    from frptx.transport.tls_server import TLSSniffingFactory
-
-    class TrackedSniffingFactory(TLSSniffingFactory):
-        """Registers every accepted connection in ``server.connections``."""
-
-        def registerProtocol(self, p: Any) -> None:
-            super().registerProtocol(p)
-            tune(p.transport)  # control, work and mux-session sockets all carry tunnelled bytes
-            server.connections.add(p)
-
-        def unregisterProtocol(self, p: Any) -> None:
-            super().unregisterProtocol(p)
-            server.connections.discard(p)
-
     tls = config.transport.tls
-    context = server_context_factory(cert_file=tls.cert_file, key_file=tls.key_file,
-                                     trusted_ca_file=tls.trusted_ca_file)
-    return TrackedSniffingFactory(factory, context, force=tls.force or bool(tls.trusted_ca_file), reactor=reactor,
-                                   sniff_timeout=timeouts.sniff, extra_rules=shared)
+    force = tls.force or bool(tls.trusted_ca_file)
+    wrapped = factory
+
+    def tls_side() -> IProtocolFactory:
+        # lazily: pyOpenSSL and the TLS transport are imported only when TLS is used
+        from frptx.transport.tls_context import server_context_factory
+        from frptx.transport.tls_server import server_tls_factory
+
+        context = server_context_factory(cert_file=tls.cert_file, key_file=tls.key_file,
+                                         trusted_ca_file=tls.trusted_ca_file)
+        return server_tls_factory(context, wrapped, reactor)
+
+    tls_factory: IProtocolFactory
+    if force or tls.cert_file or tls.key_file:
+        tls_factory = tls_side()
+    else:
+        tls_factory = FactoryOnFirstUse(tls_side)
+    return TrackedSniffingFactory(server, factory, tls_factory, force=force, reactor=reactor,
+                                  sniff_timeout=timeouts.sniff, extra_rules=shared)

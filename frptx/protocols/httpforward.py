@@ -28,9 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
+from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -301,8 +300,9 @@ class HTTPForwardProtocol(Protocol):
     def readConnectionLost(self) -> None:
         if self._tunnel and self._backend is not None and not self._backend.lost:
             bt = self._backend.transport
-            # (not through TLS: Twisted's TLS layer would hand out the TCP half-close)
-            if callable(getattr(bt, "loseWriteConnection", None)) and not isinstance(bt, TLSMemoryBIOProtocol):
+            # (not through TLS: Twisted's TLS layer would hand out the TCP half-close; asked by
+            # interface, as importing twisted.protocols.tls would load pyOpenSSL for plain frps)
+            if callable(getattr(bt, "loseWriteConnection", None)) and not ISSLTransport.providedBy(bt):
                 unregister_producer(bt)  # type: ignore[arg-type]
                 bt.loseWriteConnection()  # type: ignore[union-attr]
             else:

@@ -37,7 +37,12 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
-from frptx.transport.internals import close_tcp_now, hand_over_read_registration, is_plain_tcp, take_tcp_write_buffer
+from frptx.transport.internals_tcp import (
+    close_tcp_now,
+    hand_over_read_registration,
+    is_plain_tcp,
+    take_tcp_write_buffer,
+)
 
 log = logs.logger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frptx.transport.internals import set_tcp_buffer_size
+from frptx.transport.internals_tcp import set_tcp_buffer_size
 
 RELAY_BUFFER_SIZE = 256 * 1024
 

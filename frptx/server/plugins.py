@@ -76,15 +76,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
-from OpenSSL import SSL
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IConsumer, IOpenSSLClientConnectionCreator, IReactorTime
-from twisted.internet.ssl import CertificateOptions
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
 from zope.interface import implementer
@@ -101,6 +98,9 @@ from frptx.wire.messages import (
     dumps_go,
     loads_object,
 )
+
+if TYPE_CHECKING:  # pyOpenSSL and twisted.web.client (the endpoints) only for a frps with httpPlugins
+    from OpenSSL import SSL
 
 __all__ = [
     "API_VERSION",
@@ -478,6 +478,8 @@ class _NoVerifyCreator:
         self._context = context
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        from OpenSSL import SSL
+
         conn = SSL.Connection(self._context, None)
         try:
             host = self._hostname.decode("ascii")
@@ -495,6 +497,8 @@ class NoVerifyPolicy:
     """An HTTPS policy that does not verify the server (frp's ``tlsVerify: false``)."""
 
     def __init__(self) -> None:
+        from twisted.internet.ssl import CertificateOptions
+
         self._context = CertificateOptions(verify=False).getContext()
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
@@ -525,6 +529,8 @@ class HTTPPlugin(ServerPlugin):
         self.url = url
         self.tls_verify = tls_verify
         if agent is None:
+            from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+
             if tls_policy is None:
                 tls_policy = BrowserLikePolicyForHTTPS() if tls_verify else NoVerifyPolicy()
             agent = Agent(reactor, contextFactory=tls_policy)
@@ -552,6 +558,8 @@ class HTTPPlugin(ServerPlugin):
                 # Go returns without reading the body; drop the connection rather than drain it
                 response.deliverBody(_Discard())
                 raise _PluginFailed(f"do http request error code: {response.code}")
+            from twisted.web.client import readBody
+
             return readBody(response).addCallback(PluginResponse.from_json)
 
         return d.addCallback(got)

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from frptx.protocols.transforms import connect_through
 from frptx.test.support import listen_local, with_timeout
-from frptx.transport.internals import tcp_unsent_bytes
+from frptx.transport.internals_tcp import tcp_unsent_bytes
 
 CURL = shutil.which("curl")
 

@@ -15,7 +15,7 @@ from zope.interface import implementer
 from frptx.test.support import digest, with_timeout
 from frptx.test.test_e2e import async_test
 from frptx.transport.inline import write_now, write_sequence_now
-from frptx.transport.internals import tcp_unsent_bytes
+from frptx.transport.internals_tcp import tcp_unsent_bytes
 
 
 class _Connected(Protocol):

@@ -17,6 +17,12 @@ class RegistryTests(TestCase):
         self.assertIn("enableHTTP2", PLUGINS["https2http"].option_names)
         self.assertNotIn("enableHTTP2", PLUGINS["http2http"].option_names)
 
+    def test_each_type_names_its_class(self) -> None:
+        """The registry imports a plugin's module on first look-up; each class is under its own name."""
+        for kind in PLUGINS:
+            self.assertEqual(PLUGINS[kind].name, kind)
+        self.assertIsNone(PLUGINS.get("virtual_net"))
+
     def test_unknown_type(self) -> None:
         with self.assertRaises(PluginConfigError) as e:
             create_plugin({"type": "nope"}, "proxies[0].plugin")

@@ -7,6 +7,7 @@ receives 64 MiB.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -229,15 +230,45 @@ class Twistd(WatchedProcess):
         return outcome.status in (0, -signal.SIGTERM)
 
 
+#: twistd, plus: on SIGUSR1 print the names of the imported modules (one log line,
+#: ``MODULES#<n> name name ... END#<n>``), so a test can see what a real frps/frpc loaded
+DUMPING_TWISTD = """
+import signal, sys
+dumps = [0]
+def dump(signum, frame):
+    dumps[0] += 1
+    names = " ".join(sorted(name for name, module in sys.modules.items() if module is not None))
+    sys.stdout.write(f"MODULES#{dumps[0]} {names} END#{dumps[0]}\\n")
+signal.signal(signal.SIGUSR1, dump)
+sys.argv[0] = "twistd"
+from twisted.scripts.twistd import run
+run()
+"""
+
+
+async def modules(proc: Twistd) -> set[str]:
+    """The modules a process started with ``spawn(..., dumping=True)`` has imported now."""
+    n = proc.output.count("MODULES#") + 1
+    proc.transport.signalProcess(signal.SIGUSR1)  # type: ignore[union-attr]
+    output = await proc.wait_for(f" END#{n}")
+    return set(output.split(f"MODULES#{n} ", 1)[1].split(f" END#{n}", 1)[0].split())
+
+
 class ProcessTunnelTests(unittest.TestCase):
     timeout = 120
 
-    def spawn(self, tapname: str, config: dict[str, Any]) -> tuple[Twistd, str]:
-        path = os.path.abspath(self.mktemp()) + ".yaml"
+    def spawn(self, tapname: str, config: dict[str, Any], *, dumping: bool = False) -> tuple[Twistd, str]:
+        """``twistd -n tapname`` with ``config`` (YAML); with ``dumping``, as JSON and through
+        ``DUMPING_TWISTD``, which prints the imported modules on SIGUSR1 (see ``modules``)."""
+        path = os.path.abspath(self.mktemp()) + (".json" if dumping else ".yaml")
         with open(path, "w") as f:
-            yaml.safe_dump(config, f)
+            if dumping:
+                json.dump(config, f)
+            else:
+                yaml.safe_dump(config, f)
         proc = Twistd()
-        argv = [*twistd(), "-n", "--pidfile=", "--logfile=-", tapname, "--config", path]
+        command = [sys.executable, "-c", DUMPING_TWISTD] if dumping else twistd()
+        argv = [*command, "-n", "--pidfile=", "--logfile=-", tapname, "--config", path]
         reactor.spawnProcess(proc, argv[0], argv, env=env(), path=RUN_DIR)
 
         async def stop() -> None:
@@ -319,6 +350,47 @@ class ProcessTunnelTests(unittest.TestCase):
         frpc_end, frps_end = await with_timeout(gatherResults([frpc.ended, frps.ended]), 15)
         self.assertTrue(frpc.stopped_cleanly(frpc_end), (frpc_end.status, frpc.output))
         self.assertTrue(frps.stopped_cleanly(frps_end), (frps_end.status, frps.output))
+
+    @async_test
+    async def test_pyopenssl_only_once_tls_is_used(self) -> None:
+        """A frps and a frpc that see no TLS never import pyOpenSSL (nor what else their config does
+        not use: YAML, the web stack, the client plugins); a TLS frpc is then served by the same
+        frps, which imports pyOpenSSL for it."""
+        echo = listen_local(self, EchoFactory())
+        bind, p_plain, p_tls = free_port(), free_port(), free_port()
+        frps, _ = self.spawn("frps", {"bindAddr": "127.0.0.1", "bindPort": bind, "proxyBindAddr": "127.0.0.1",
+                                      "auth": {"token": "proc-token"}}, dumping=True)
+        await frps.wait_for(f"frps listening on 127.0.0.1:{bind}")
+
+        def client(name: str, port: int, tls: bool) -> dict[str, Any]:
+            return {"serverAddr": "127.0.0.1", "serverPort": bind, "auth": {"token": "proc-token"},
+                    "transport": {"tls": {"enable": tls}},
+                    "proxies": [{"name": name, "type": "tcp", "localPort": echo, "remotePort": port}]}
+
+        plain, _ = self.spawn("frpc", client("plain", p_plain, False), dumping=True)
+        await plain.wait_for("proxy [plain] started")
+        c = Collector(b"plain frp", half_close=True)
+        await connect(p_plain, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"plain frp")
+        unused = {"OpenSSL", "twisted.protocols.tls", "twisted.internet.ssl", "twisted.internet.endpoints",
+                  "cryptography.x509", "yaml", "twisted.web.client", "twisted.web.server",
+                  "frptx.client.plugins.http_proxy", "frptx.transport.tls_context"}
+        for name, proc in (("frps", frps), ("frpc", plain)):
+            loaded = await modules(proc)
+            self.assertIn("frptx.transport.internals_tcp", loaded, name)  # the dump works
+            self.assertEqual(sorted(unused & loaded), [], f"{name} imported what it does not use")
+
+        tls, _ = self.spawn("frpc", client("tls", p_tls, True), dumping=True)
+        await tls.wait_for("proxy [tls] started")
+        c = Collector(b"TLS frp", half_close=True)
+        await connect(p_tls, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"TLS frp")
+        for name, proc in (("frps", frps), ("TLS frpc", tls)):
+            self.assertIn("OpenSSL", await modules(proc), name)
+        # the plain client still works beside it
+        c = Collector(b"still plain", half_close=True)
+        await connect(p_plain, c)
+        self.assertEqual(await with_timeout(c.done, 10), b"still plain")
 
     @async_test
     async def test_login_fail_exit_wrong_token(self) -> None:

@@ -993,3 +993,66 @@ class DescribeErrorTests(SynchronousTestCase):
 
     def test_insecure_warning(self) -> None:
         self.assertIn("trustedCaFile", tls_context.INSECURE_WARNING)
+
+
+class BindPortTLSOnFirstUseTests(TestCase):
+    """frps without TLS settings makes its TLS side (pyOpenSSL, the self-signed certificate) for
+    its first TLS client; with TLS settings, at start-up, so that a bad file stops frps there."""
+
+    timeout = 30
+
+    @staticmethod
+    def tls_side(frps: Any) -> Any:
+        from frptx.transport.tls_sniff import PlainOrTLSFactory
+
+        factory = frps.bind_port.port.factory
+        assert isinstance(factory, PlainOrTLSFactory)
+        return factory.tls
+
+    def test_made_for_the_first_tls_client(self) -> Deferred[None]:
+        from frptx.test.support import MODES, EchoFactory, Tunnel, listen_local, roundtrip, tcp_proxy
+        from frptx.transport.tls_sniff import FactoryOnFirstUse
+
+        async def run() -> None:
+            echo = listen_local(self, EchoFactory())
+            plain = Tunnel(self, MODES["nomux"])
+            frps = plain.start_server()
+            tls_side = self.tls_side(frps)
+            self.assertIsInstance(tls_side, FactoryOnFirstUse)
+            plain.start_client([tcp_proxy("plain", echo)])
+            self.assertEqual(await roundtrip(await plain.remote_port("plain"), b"plain"), b"plain")
+            self.assertIsNone(tls_side.factory, "a plain client made frps build its TLS side")
+
+            tls = Tunnel(self, MODES["nomux_tls"])
+            tls.frps = frps
+            tls.start_client([tcp_proxy("tls", echo)])
+            self.assertEqual(await roundtrip(await tls.remote_port("tls"), b"over TLS"), b"over TLS")
+            self.assertIsInstance(tls_side.factory, tls_server.ServerTLSFactory)
+            made = tls_side.factory
+            self.assertEqual(await roundtrip(await plain.remote_port("plain"), b"plain again"), b"plain again")
+            self.assertIs(tls_side.factory, made, "made once")
+
+        return Deferred.fromCoroutine(run())
+
+    def test_tls_settings_are_checked_at_start(self) -> None:
+        from frptx.server.service import FrpsService
+        from frptx.test.support import server_config
+
+        missing = os.path.join(self.mktemp(), "missing.pem")
+        fatal: list[str] = []
+        frps = FrpsService(server_config(False, transport={"tls": {"certFile": missing, "keyFile": missing}}),
+                           _global_reactor, on_fatal=fatal.append)
+        frps.startService()
+        self.addCleanup(frps.stopService)
+        self.assertEqual(len(fatal), 1, fatal)
+        self.assertIn("frps TLS setup failed", fatal[0])
+        self.assertIn("missing.pem", fatal[0])
+
+    def test_force_builds_the_tls_side_at_start(self) -> None:
+        from frptx.server.service import FrpsService
+        from frptx.test.support import server_config
+
+        frps = FrpsService(server_config(False, transport={"tls": {"force": True}}), _global_reactor)
+        frps.startService()
+        self.addCleanup(frps.stopService)
+        self.assertIsInstance(self.tls_side(frps), tls_server.ServerTLSFactory)

@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from frptx.test.support import Collector, EchoFactory, async_test, listen_local, with_timeout
 from frptx.transport import connect as fast
-from frptx.transport.internals import is_plain_tcp
+from frptx.transport.internals_tcp import is_plain_tcp
 
 
 class _OneProtocol(Factory):

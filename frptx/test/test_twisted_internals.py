@@ -28,14 +28,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 import frptx
-from frptx.transport import internals
+from frptx.transport import internals, internals_tcp
 from frptx.transport.tls_context import client_connection_creator, server_context_factory
 
 reactor: Any = _global_reactor
 
 
 def _changed(attribute: str, user: str) -> str:
-    return (f"Twisted changed {attribute}, which frptx.transport.internals.{user} relies on: "
+    return (f"Twisted changed {attribute}, which {user} (frptx.transport.internals*) relies on: "
             f"adapt {user} to the new Twisted")
 
 
@@ -132,15 +132,15 @@ class TCPTransportCanaries(TestCase):
     def test_write_buffer_attributes(self) -> Any:
         server, _client = yield self.connect()
         t = server.transport
-        self.assertTrue(internals.is_plain_tcp(t), _changed("tcp.Server / tcp.Connection.TLS", "is_plain_tcp"))
+        self.assertTrue(internals_tcp.is_plain_tcp(t), _changed("tcp.Server / tcp.Connection.TLS", "is_plain_tcp"))
         self.assertTrue(ISystemHandle.providedBy(t))
         self.assertIsInstance(t.getHandle(), socket.socket)
         for name in ("dataBuffer", "offset", "_tempDataBuffer", "_tempDataLen", "_writeDisconnected",
                      "_shouldShutdown", "bufferSize", "connected", "disconnecting"):
             self.assertTrue(hasattr(t, name),
                             _changed(f"tcp.Connection.{name} (missing)", "tcp_idle / take_tcp_write_buffer"))
-        self.assertTrue(internals.tcp_idle(t), _changed("an idle tcp.Connection's write buffer", "tcp_idle"))
-        self.assertEqual(internals.tcp_unsent_bytes(t), 0)
+        self.assertTrue(internals_tcp.tcp_idle(t), _changed("an idle tcp.Connection's write buffer", "tcp_idle"))
+        self.assertEqual(internals_tcp.tcp_unsent_bytes(t), 0)
 
     @inlineCallbacks
     def test_written_bytes_wait_in_the_buffer(self) -> Any:
@@ -150,14 +150,14 @@ class TCPTransportCanaries(TestCase):
         t = server.transport
         t.write(b"abc")
         t.writeSequence([b"de", b"f"])
-        self.assertEqual(internals.tcp_unsent_bytes(t), 6,
+        self.assertEqual(internals_tcp.tcp_unsent_bytes(t), 6,
                          _changed("tcp.Connection.write buffering (dataBuffer/offset/_tempDataLen)",
                                   "tcp_unsent_bytes"))
-        self.assertFalse(internals.tcp_idle(t), _changed("tcp.Connection.write buffering", "tcp_idle"))
-        self.assertEqual(internals.take_tcp_write_buffer(t), b"abcdef",
+        self.assertFalse(internals_tcp.tcp_idle(t), _changed("tcp.Connection.write buffering", "tcp_idle"))
+        self.assertEqual(internals_tcp.take_tcp_write_buffer(t), b"abcdef",
                          _changed("tcp.Connection._tempDataBuffer / dataBuffer", "take_tcp_write_buffer"))
-        self.assertEqual(internals.tcp_unsent_bytes(t), 0)
-        self.assertTrue(internals.tcp_idle(t))
+        self.assertEqual(internals_tcp.tcp_unsent_bytes(t), 0)
+        self.assertTrue(internals_tcp.tcp_idle(t))
         # nothing taken is sent by Twisted later; what is written next arrives alone
         t.write(b"next")
         yield _wait_for(client, 4)
@@ -175,12 +175,12 @@ class TCPTransportCanaries(TestCase):
         big = bytes(range(256)) * 64 * 1024  # 16 MiB: more than the socket buffers take
         t.write(big)
         t.doWrite()  # Twisted's own write turn: sends what the socket takes
-        unsent = internals.tcp_unsent_bytes(t)
+        unsent = internals_tcp.tcp_unsent_bytes(t)
         assert unsent is not None
         self.assertGreater(unsent, 0)
         self.assertGreater(t.offset, 0, _changed("tcp.Connection.offset (bytes of dataBuffer already sent)",
                                                  "take_tcp_write_buffer"))
-        taken = internals.take_tcp_write_buffer(t)
+        taken = internals_tcp.take_tcp_write_buffer(t)
         self.assertEqual(len(taken), unsent)
         self.assertEqual(taken, big[len(big) - unsent:],
                          _changed("tcp.Connection.dataBuffer/offset", "take_tcp_write_buffer"))
@@ -195,14 +195,14 @@ class TCPTransportCanaries(TestCase):
         t.loseWriteConnection()
         yield client.read_lost
         self.assertTrue(t.connected)
-        self.assertFalse(internals.tcp_idle(t),
+        self.assertFalse(internals_tcp.tcp_idle(t),
                          _changed("tcp.Connection._writeDisconnected (set by loseWriteConnection)", "tcp_idle"))
 
     @inlineCallbacks
     def test_buffer_size_bounds_reads(self) -> Any:
         server, client = yield self.connect()
-        self.assertTrue(internals.set_tcp_buffer_size(server.transport, 10))
-        self.assertFalse(internals.set_tcp_buffer_size(object(), 10))
+        self.assertTrue(internals_tcp.set_tcp_buffer_size(server.transport, 10))
+        self.assertFalse(internals_tcp.set_tcp_buffer_size(object(), 10))
         client.transport.write(b"x" * 100)
         yield _wait_for(server, 100)
         self.assertLessEqual(max(map(len, server.chunks)), 10,
@@ -225,7 +225,7 @@ class TCPTransportCanaries(TestCase):
                 real.shutdown(how)
 
         t.socket = Spy()
-        internals.close_tcp_now([t], Failure(ConnectionDone()))
+        internals_tcp.close_tcp_now([t], Failure(ConnectionDone()))
         [reason] = yield server.lost
         self.assertIsInstance(reason.value, ConnectionDone)
         self.assertFalse(t.connected)
@@ -259,11 +259,11 @@ class TCPTransportCanaries(TestCase):
                 return "Taker"
 
         taker = Taker()
-        self.assertTrue(internals.hand_over_read_registration(reactor, t, taker),
+        self.assertTrue(internals_tcp.hand_over_read_registration(reactor, t, taker),
                         _changed("EPollReactor._selectables / _reads / _writes", "hand_over_read_registration"))
         self.assertIn(taker, reactor.getReaders(), _changed("EPollReactor._selectables", "hand_over_read_registration"))
         self.assertNotIn(t, reactor.getReaders())
-        self.assertFalse(internals.hand_over_read_registration(reactor, t, taker))  # t is no longer registered
+        self.assertFalse(internals_tcp.hand_over_read_registration(reactor, t, taker))  # t is no longer registered
         read: Deferred[None] = Deferred()
         taker.doRead = lambda: (events.append("read"), t.socket.recv(100), read.called or read.callback(None))
         client.transport.write(b"ping")
@@ -273,7 +273,7 @@ class TCPTransportCanaries(TestCase):
         self.assertNotIn(taker, reactor.getReaders())
 
     def test_read_registration_needs_the_epoll_attributes(self) -> None:
-        self.assertFalse(internals.hand_over_read_registration(object(), object(), object()))
+        self.assertFalse(internals_tcp.hand_over_read_registration(object(), object(), object()))
 
     def test_close_now_marks_all_disconnecting_first(self) -> None:
         order: list[tuple[str, bool]] = []
@@ -290,7 +290,7 @@ class TCPTransportCanaries(TestCase):
                 self.connected = False
 
         pair = [FakeTCP("a"), FakeTCP("b")]
-        internals.close_tcp_now(pair, Failure(ConnectionDone()))
+        internals_tcp.close_tcp_now(pair, Failure(ConnectionDone()))
         self.assertEqual(order, [("a", True), ("b", True)])
         self.assertEqual([x._shouldShutdown for x in pair], [False, False])  # type: ignore[attr-defined]
 
@@ -410,7 +410,7 @@ class TLSProtocolCanaries(SynchronousTestCase):
         # connected, ClientHello sent, no answer yet: writes are held
         client.write(b"x" * 10)
         self.assertEqual(client.held_writes, 1, _changed("TLSMemoryBIOProtocol._appSendBuffer", "held_writes"))
-        self.assertEqual(internals.tls_held_plaintext(client), 10,
+        self.assertEqual(internals_tcp.tls_held_plaintext(client), 10,
                          _changed("TLSMemoryBIOProtocol._appSendBuffer", "tls_held_plaintext"))
         pump.flush()
         self.assertIn("pending_writes_flushed", client.calls,
@@ -447,7 +447,7 @@ class EPollDispatchCanaries(TestCase):
         except ImportError:
             raise self.skipTest("no epoll here") from None
         self.epollreactor = epollreactor
-        self.addCleanup(internals.restore_epoll_dispatch)
+        self.addCleanup(internals_tcp.restore_epoll_dispatch)
 
     def test_module_shape(self) -> None:
         from twisted.python import log
@@ -457,14 +457,14 @@ class EPollDispatchCanaries(TestCase):
         self.assertIn("log.callWithLogger(", source,
                       _changed("EPollReactor.doPoll (no longer dispatches through log.callWithLogger)",
                                "lean_epoll_dispatch"))
-        self.assertTrue(internals.lean_epoll_dispatch())
-        self.assertTrue(internals.lean_epoll_dispatch())  # twice is once
+        self.assertTrue(internals_tcp.lean_epoll_dispatch())
+        self.assertTrue(internals_tcp.lean_epoll_dispatch())  # twice is once
         self.assertIs(self.epollreactor.log.msg, log.msg)  # everything else is the real module
-        internals.restore_epoll_dispatch()
+        internals_tcp.restore_epoll_dispatch()
         self.assertIs(self.epollreactor.log, log)
 
     def test_handler_exceptions_still_logged(self) -> None:
-        internals.lean_epoll_dispatch()
+        internals_tcp.lean_epoll_dispatch()
 
         class Selectable:
             def logPrefix(self) -> str:
@@ -481,7 +481,7 @@ class EPollDispatchCanaries(TestCase):
     def test_events_still_dispatched(self) -> Any:
         if not isinstance(reactor, self.epollreactor.EPollReactor):
             raise self.skipTest("not running on the epoll reactor")
-        internals.lean_epoll_dispatch()
+        internals_tcp.lean_epoll_dispatch()
         server, client = yield TCPTransportCanaries.connect(self)  # type: ignore[arg-type]
         client.transport.write(b"through the lean dispatch")
         yield _wait_for(server, 25)
@@ -513,6 +513,110 @@ class PyOpenSSLCanaries(SynchronousTestCase):
             self.assertEqual(len(params), 3, message)  # self, ssl or bio, result
 
 
+# -- importing the reactor without pyOpenSSL (frptx.transport.internals_reactor) ---------------
+
+#: run in a fresh interpreter (here the reactor is imported long ago): import the reactor the
+#: way frptx's makeService does, report what got imported, then prove TLS works regardless
+_REACTOR_CHILD = r"""
+import json, sys
+from frptx.transport.internals_reactor import import_reactor
+
+reactor = import_reactor()
+seen = {
+    "openssl": "OpenSSL" in sys.modules,
+    "left_hidden": "OpenSSL" in sys.modules and sys.modules["OpenSSL"] is None,
+    "tls_modules": sorted(m for m in ("twisted.protocols.tls", "twisted.internet.ssl",
+                                      "twisted.internet._sslverify", "twisted.internet._newtls")
+                          if m in sys.modules),
+}
+from twisted.internet import endpoints, posixbase, tcp
+
+seen["startTLS"] = hasattr(tcp.Server, "startTLS")
+seen["posixbase_tls"] = posixbase.tls is not None
+seen["endpoints_tls"] = endpoints.TLSMemoryBIOFactory is not None
+
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from frptx.transport.tls_context import client_connection_creator, server_context_factory
+
+class Echo(Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+class Client(Protocol):
+    got = b""
+    def connectionMade(self):
+        self.transport.write(b"through TLS")
+    def dataReceived(self, data):
+        self.got += data
+        if len(self.got) >= 11:
+            seen["echoed"] = self.got.decode()
+            self.transport.loseConnection()
+            reactor.stop()
+
+port = reactor.listenTCP(0, TLSMemoryBIOFactory(server_context_factory(), False, Factory.forProtocol(Echo)),
+                         interface="127.0.0.1")
+reactor.connectTCP("127.0.0.1", port.getHost().port,
+                   TLSMemoryBIOFactory(client_connection_creator(server_addr="127.0.0.1"), True,
+                                       ClientFactory.forProtocol(Client)))
+reactor.callLater(30, reactor.stop)
+reactor.run()
+seen["openssl_after_tls"] = "OpenSSL" in sys.modules
+print(json.dumps(seen))
+"""
+
+
+class ReactorWithoutOpenSSLCanaries(SynchronousTestCase):
+    """``import_reactor`` in a fresh process: no pyOpenSSL until TLS is used, and TLS still works."""
+
+    def test_reactor_import_leaves_pyopenssl_out_and_tls_works(self) -> None:
+        import json
+        import subprocess
+        import sys
+
+        from frptx.test.support import child_env
+
+        run = subprocess.run([sys.executable, "-c", _REACTOR_CHILD], capture_output=True, text=True,
+                             timeout=60, env=child_env())
+        self.assertEqual(run.returncode, 0, run.stderr)
+        seen = json.loads(run.stdout.strip().splitlines()[-1])
+        what = "frptx.transport.internals_reactor.import_reactor (TLS_OPTIONAL_MODULES)"
+        self.assertFalse(seen["openssl"], _changed("the reactor's imports (pyOpenSSL imported anyway)", what))
+        self.assertEqual(seen["tls_modules"], [], _changed("the reactor's imports (TLS modules imported)", what))
+        self.assertFalse(seen["left_hidden"], "import_reactor left OpenSSL unimportable")
+        # the documented price: no startTLS, no listenSSL/connectSSL; frptx uses neither
+        self.assertFalse(seen["startTLS"], _changed("tcp.Server's startTLS mixin", what))
+        self.assertFalse(seen["posixbase_tls"], _changed("posixbase's optional TLS import", what))
+        # what frptx does use is complete
+        self.assertTrue(seen["endpoints_tls"], "endpoints imported after import_reactor lack TLS")
+        self.assertEqual(seen.get("echoed"), "through TLS", "TLS through TLSMemoryBIOFactory failed")
+        self.assertTrue(seen["openssl_after_tls"])
+
+    def test_reactor_already_imported(self) -> None:
+        """Under trial (or twistd --reactor) the reactor exists: it is returned, nothing is hidden."""
+        import sys
+
+        from frptx.transport.internals_reactor import import_reactor
+
+        self.assertIs(import_reactor(), reactor)
+        self.assertIsNotNone(sys.modules.get("OpenSSL"))
+
+    def test_frptx_uses_no_entry_point_the_hiding_removes(self) -> None:
+        """``startTLS``, ``listenSSL``, ``connectSSL`` and ``SSL4*Endpoint`` need what is not imported."""
+        root = Path(frptx.__file__).parent
+        pattern = re.compile(r"\b(startTLS|listenSSL|connectSSL|SSL4ServerEndpoint|SSL4ClientEndpoint)\b")
+        found = [f"{path.relative_to(root)}:{n}" for path in sorted(root.rglob("*.py"))
+                 if not path.relative_to(root).as_posix().startswith("test/")
+                 and path.relative_to(root).as_posix() not in INTERNALS
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if pattern.search(line.split("#", 1)[0])]
+        self.assertEqual(found, [], "these would fail in a process whose reactor came from import_reactor")
+
+
+#: the modules allowed to name Twisted's private attributes (split by what they may import)
+INTERNALS = ("transport/internals.py", "transport/internals_tcp.py", "transport/internals_reactor.py")
+
+
 class OnlyInOneModule(SynchronousTestCase):
     """No frptx module but L{frptx.transport.internals} names Twisted's private attributes
     (or subclasses C{TLSMemoryBIOProtocol}, whose hooks are all private)."""
@@ -529,7 +633,7 @@ class OnlyInOneModule(SynchronousTestCase):
         found = []
         for path in sorted(root.rglob("*.py")):
             relative = path.relative_to(root).as_posix()
-            if relative.startswith("test/") or relative == "transport/internals.py":
+            if relative.startswith("test/") or relative in INTERNALS:
                 continue
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if self.PRIVATE.search(line.split("#", 1)[0]):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:  # cryptography's X.509 layer (~1.5 MiB) is imported by the functions that use it:
+    # TLSConfigError is needed by every frps, X.509 only by one that meets TLS
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 __all__ = [
     "TLSConfigError",
@@ -62,6 +62,11 @@ def generate_self_signed(common_name: str = "frps") -> tuple[bytes, bytes]:
     @return: C{(certificate PEM, private key PEM)}; the key is unencrypted
         PKCS#8.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -104,6 +109,8 @@ def load_certificates(path: str, option: str) -> list[x509.Certificate]:
     @param option: the config key, for the error message.
     @raise TLSConfigError: unreadable file or no certificate in it.
     """
+    from cryptography import x509
+
     data = _read(path, option)
     try:
         certs = x509.load_pem_x509_certificates(data)
@@ -121,6 +128,8 @@ def load_private_key(path: str, option: str) -> PrivateKeyTypes:
 
     @raise TLSConfigError: unreadable file or not an unencrypted key.
     """
+    from cryptography.hazmat.primitives import serialization
+
     data = _read(path, option)
     try:
         return serialization.load_pem_private_key(data, password=None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from frptx.transport.internals import tcp_idle, tcp_unsent_bytes, tls_held_plaintext
+from frptx.transport.internals_tcp import tcp_idle, tcp_unsent_bytes, tls_held_plaintext
 
 
 def write_now(transport: Any, data: bytes) -> None:

@@ -4,7 +4,7 @@ One listening port, several protocols: hand each accepted connection to a
 factory chosen by its first bytes.
 
 frps's bind port takes plain frp, frp's C{0x17} marker followed by TLS, and a
-raw TLS ClientHello (L{frptx.transport.tls_server.TLSSniffingFactory}); a
+raw TLS ClientHello (L{frptx.transport.tls_sniff.PlainOrTLSFactory}); a
 virtual-host port shared with it will add "an HTTP method -> the HTTP vhost"
 and "C{0x16} -> the HTTPS vhost".  L{FirstBytesFactory} holds the
 L{Rule}s, in order; L{FirstBytesProtocol} buffers what arrives until a rule

@@ -51,6 +51,7 @@ from frptx.transport.certs import (
     load_private_key,
 )
 from frptx.transport.internals import x509_error_string
+from frptx.transport.tls_sniff import CUSTOM_TLS_FIRST_BYTE, RAW_TLS_FIRST_BYTE
 
 __all__ = [
     "CUSTOM_TLS_FIRST_BYTE",
@@ -66,10 +67,6 @@ __all__ = [
     "server_context_factory",
 ]
 
-#: frpc's marker byte announcing "TLS follows" (golib C{FRPTLSHeadByte}).
-CUSTOM_TLS_FIRST_BYTE = b"\x17"
-#: First byte of any TLS handshake record, i.e. a raw ClientHello.
-RAW_TLS_FIRST_BYTE = b"\x16"
 
 #: The warning frpc logs once when TLS is on without C{trustedCaFile}.
 INSECURE_WARNING = (

@@ -20,7 +20,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
@@ -150,22 +150,26 @@ def listen(site: server.Site, reactor: Any, addr: str, port: int,
     C{webServer.tls.certFile}/C{keyFile} are given, as frp does.
     """
     interface = addr.strip("[]") or "0.0.0.0"
+    endpoint: IStreamServerEndpoint
+    if ":" in interface:
+        endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
+    else:
+        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
+    factory: Any = site
     if cert_file and key_file:
         # the same context frps' bind port uses: built (and checked) now, not on the first connection
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
         from frptx.transport.tls_context import server_context_factory
 
         options = server_context_factory(cert_file=cert_file, key_file=key_file)
-        endpoint: IStreamServerEndpoint = SSL4ServerEndpoint(reactor, port, options, interface=interface)
         # A Site offers ALPN (h2, http/1.1); Twisted before 24.x applies that to the shared
         # OpenSSL context on every connection, which pyOpenSSL >= 24 refuses once the context
-        # is in use.  The dashboard speaks HTTP/1.1 only, so it offers no ALPN.
-        factory: Any = WrappingFactory(site)
-    elif ":" in interface:
-        endpoint = TCP6ServerEndpoint(reactor, port, interface=interface)
-        factory = site
-    else:
-        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
-        factory = site
+        # is in use.  The dashboard speaks HTTP/1.1 only, so it offers no ALPN.  TLS is the
+        # factory wrapped in TLSMemoryBIOFactory, which is all the reactor's listenSSL
+        # (SSL4ServerEndpoint) does -- and a reactor from frptx.transport.internals_reactor
+        # has no listenSSL.
+        factory = TLSMemoryBIOFactory(options, False, WrappingFactory(site))
     listening: Deferred[IListeningPort] = endpoint.listen(factory)
     return listening
 
