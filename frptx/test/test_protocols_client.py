@@ -305,3 +305,25 @@ class ReloadTests(ClientTestBase):
 
 def new_proxy(name: str, port: int) -> NewProxy:
     return NewProxy(proxy_name=name, proxy_type="tcp", remote_port=port)
+
+
+class DescribeFailureTests(unittest.TestCase):
+    def test_plain_failure_without_pyopenssl(self) -> None:
+        """A frpc that never used TLS describes a failure without importing pyOpenSSL for it."""
+        import sys
+        from unittest import mock
+
+        from frptx.client.failures import describe_failure
+
+        with mock.patch.dict(sys.modules, {"OpenSSL.SSL": None}):  # importing it now fails
+            sys.modules.pop("frptx.transport.tls_context", None)
+            self.assertEqual(describe_failure(Failure(ConnectionRefusedError())), "Connection was refused by other side.")
+
+    def test_tls_failure(self) -> None:
+        from OpenSSL import SSL
+
+        from frptx.client.failures import describe_failure
+        from frptx.transport import tls_context  # noqa: F401  # a frpc with TLS has it
+
+        reason = Failure(SSL.Error([("SSL routines", "", "wrong version number")]))
+        self.assertIn("server does not speak TLS", describe_failure(reason))
