@@ -20,15 +20,21 @@ from frptx import logs
 from frptx.client.backoff import LOGIN_BACKOFF, BackoffPolicy
 from frptx.client.client import FrpClient
 from frptx.client.kinds.plugin_host import check_plugins
-from frptx.client.udp import SudpVisitor
-from frptx.client.visitors import StcpVisitor
 from frptx.config import ClientConfig, ConfigError, VisitorConfig
 
-#: visitor type -> its listener service
-VISITOR_TYPES: dict[str, Callable[[FrpClient, VisitorConfig], Service]] = {
-    "stcp": StcpVisitor,
-    "sudp": SudpVisitor,
-}
+
+def visitor_type(name: str) -> Callable[[FrpClient, VisitorConfig], Service]:
+    """The listener service of visitor type ``name`` (``xtcp`` is served as ``stcp``).
+
+    Imported here: the visitors (and frpc's UDP code) are not kept by a frpc without them.
+    """
+    if name == "sudp":
+        from frptx.client.udp import SudpVisitor
+
+        return SudpVisitor
+    from frptx.client.visitors import StcpVisitor
+
+    return StcpVisitor
 
 
 def tls_wrapper(config: ClientConfig) -> Any:
@@ -106,7 +112,7 @@ class FrpcService(MultiService):
             self._start_visitor(v)
 
     def _start_visitor(self, v: VisitorConfig) -> None:
-        visitor = VISITOR_TYPES.get(v.type, StcpVisitor)(self.client, v)
+        visitor = visitor_type(v.type)(self.client, v)
         try:
             visitor.setServiceParent(self)
         except CannotListenError as e:

@@ -136,6 +136,15 @@ class KindNewProxyTests(unittest.TestCase):
         self.assertEqual(kinds.new_proxy_message(cfg, UdpProxyConfig(name="u", remote_port=7)).remote_port, 7)
         self.assertEqual(set(kinds.registered()) >= {"tcp", "udp", "stcp", "sudp"}, True)
 
+    def test_kinds_imported_on_first_look_up(self) -> None:
+        """stcp, sudp and udp are registered when first asked for (a frpc without them does not
+        keep their modules), under their own names."""
+        for name in ("tcp", "http", "https", "tcpmux", "stcp", "sudp", "udp"):
+            kind = kinds.kind_for(name)
+            self.assertIsNotNone(kind, name)
+            self.assertEqual(kind.name, name)  # type: ignore[union-attr]
+        self.assertIsNone(kinds.kind_for("nope"))
+
     def test_load_balancer_sent_as_frpc_does(self) -> None:
         """``loadBalancer.group``/``groupKey`` go in every NewProxy (frps decides what they mean)."""
         cfg = client_config(7000, False, False, [tcp_proxy("t", 22, 6000, loadBalancer={"group": "g", "groupKey": "k"})])

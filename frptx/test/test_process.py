@@ -354,7 +354,7 @@ class ProcessTunnelTests(unittest.TestCase):
     @async_test
     async def test_pyopenssl_only_once_tls_is_used(self) -> None:
         """A frps and a frpc that see no TLS never import pyOpenSSL (nor what else their config does
-        not use: YAML, the web stack, the client plugins); a TLS frpc is then served by the same
+        not use: YAML, the web stack, client plugins, visitors, UDP); a TLS frpc is then served by the same
         frps, which imports pyOpenSSL for it."""
         echo = listen_local(self, EchoFactory())
         bind, p_plain, p_tls = free_port(), free_port(), free_port()
@@ -374,7 +374,8 @@ class ProcessTunnelTests(unittest.TestCase):
         self.assertEqual(await with_timeout(c.done, 10), b"plain frp")
         unused = {"OpenSSL", "twisted.protocols.tls", "twisted.internet.ssl", "twisted.internet.endpoints",
                   "cryptography.x509", "yaml", "twisted.web.client", "twisted.web.server",
-                  "frptx.client.plugins.http_proxy", "frptx.transport.tls_context"}
+                  "frptx.client.plugins.http_proxy", "frptx.client.udp", "frptx.client.visitors",
+                  "frptx.transport.tls_context"}
         for name, proc in (("frps", frps), ("frpc", plain)):
             loaded = await modules(proc)
             self.assertIn("frptx.transport.internals_tcp", loaded, name)  # the dump works

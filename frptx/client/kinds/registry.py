@@ -2,11 +2,12 @@
 """The table of proxy kinds frpc runs: ``kind name -> ClientKind``.
 
 Each kind module (``frptx.client.kinds.tcp``, ...) registers one ``ClientKind``
-at import; ``frptx.client.kinds`` imports the built-in ones.  Later client
-plugins register the same way.
+at import; ``frptx.client.kinds`` imports tcp and http, and ``kind_for`` the other
+built-in ones when first asked for them.  Later client plugins register the same way.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,9 @@ class ClientKind:
 
 
 _KINDS: dict[str, ClientKind] = {}
+#: built-in kinds registered when first looked up (their modules, in this package): a frpc
+#: whose proxies are tcp and http does not keep the secret and UDP kinds (nor frpc's UDP code)
+_ON_FIRST_USE = {"stcp": "stcp", "sudp": "sudp", "udp": "udp"}
 
 
 def register(kind: ClientKind) -> ClientKind:
@@ -43,15 +47,20 @@ def register(kind: ClientKind) -> ClientKind:
 def unregister(name: str) -> None:
     """Forget kind ``name`` (a plugin unloading; tests)."""
     _KINDS.pop(name, None)
+    _ON_FIRST_USE.pop(name, None)
 
 
 def kind_for(name: str) -> ClientKind | None:
     """The registered kind called ``name``, if any."""
-    return _KINDS.get(name)
+    kind = _KINDS.get(name)
+    if kind is None and name in _ON_FIRST_USE:
+        importlib.import_module(f"{__package__}.{_ON_FIRST_USE.pop(name)}")  # registers it
+        kind = _KINDS.get(name)
+    return kind
 
 
 def registered() -> tuple[str, ...]:
-    return tuple(_KINDS)
+    return tuple(dict.fromkeys([*_KINDS, *_ON_FIRST_USE]))
 
 
 def new_proxy_message(client_config: ClientConfig, proxy: ProxyConfig) -> NewProxy:
