@@ -167,3 +167,46 @@ def markdown(table: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['mode']} | {r['label']} | {direct} | {cells[0]} | {cells[1]} | {_pct(r['ratio_frp'])} "
                      f"| {_pct(r['ratio'])} | {r['target'] or '—'} | {met} |")
     return "\n".join(lines)
+
+
+def summary(table: list[dict[str, Any]]) -> str:
+    """One row per measurement, one column per mode: frptx / frp first, frptx / direct second,
+    bold where issue 15's target is not met (the README's table)."""
+    modes = list(dict.fromkeys(r["mode"] for r in table))
+    by_key: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in table:
+        by_key.setdefault(r["key"], {})[r["mode"]] = r
+    lines = ["| frptx / frp · frptx / direct | " + " | ".join(modes) + " |",
+             "|---|" + "---|" * len(modes)]
+    for m in METRICS:
+        rows = by_key.get(m.key)
+        if not rows:
+            continue
+        cells = []
+        for mode in modes:
+            row = rows.get(mode)
+            if row is None or row["frptx"] is None:
+                cells.append("n/a")
+                continue
+            r = row
+            if m.key.split(".")[1].endswith("_pct"):
+                text = f"{m.fmt.format(r['frptx'])} (frp {m.fmt.format(r['frp'])})" if r["frp"] is not None \
+                    else m.fmt.format(r["frptx"])
+            else:
+                text = _pct(r["ratio_frp"])
+                if r["ratio"] is not None:
+                    text += f" · {_pct(r['ratio'])}"
+                if m.key.endswith("_idle_mib"):
+                    text = f"{r['frptx']:.1f} MiB ({text})"
+            cells.append(f"**{text}**" if r["met"] is False else text)
+        lines.append(f"| {m.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    results = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    table = rows(results)  # judged by the targets above, whatever the run stored
+    print(summary(table) if "--summary" in sys.argv else markdown(table))
