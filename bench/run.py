@@ -358,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     m = results["machine"]
     print(f"machine: {m['cpu']}, {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; Go frp: "
           f"{results['tools'].get('frp', 'none')}\n")
+    print(report.summary(table))
+    print()
     print(report.markdown(table))
     for note in results["notes"]:
         print(f"\nnote: {note}")
