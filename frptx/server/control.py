@@ -276,5 +276,8 @@ class ServerControl:
         if not self.closed:
             self.protocol.send(ReqWorkConn())
 
+    def take_work_connection(self) -> ServerWorkConnection | None:
+        return self.pool.take()
+
     def get_work_connection(self) -> Deferred[ServerWorkConnection]:
         return self.pool.get()

@@ -58,6 +58,18 @@ class WorkConnectionPool(Generic[C]):
             self.outstanding += 1
             self._request()
 
+    def take(self) -> C | None:
+        """An idle connection now (the pool refills as ``get`` would), or None if none is idle.
+
+        The common case of a busy tunnel, without a Deferred: the caller goes on at once.
+        """
+        if self.closed or not self.idle:
+            return None
+        self.target = max(self.target, 1)
+        conn = self.idle.popleft()
+        self.fill()
+        return conn
+
     def get(self) -> Deferred[C]:
         """A connection from the pool, or one requested from the client now.
 

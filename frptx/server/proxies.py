@@ -76,6 +76,10 @@ class ControlView(TypingProtocol):
     @property
     def pool(self) -> WorkPool: ...
 
+    def take_work_connection(self) -> Any | None:
+        """An idle pooled work connection at once, or None (then ``get_work_connection``)."""
+        ...
+
     def get_work_connection(self) -> Deferred[Any]: ...
 
 
@@ -124,10 +128,6 @@ def _ask_new_user_conn(plugins: Any, proxy: Any, user: Any, user_codec: StreamCo
 def _join(proxy: Any, user: Any, user_codec: StreamCodec | None) -> None:
     control = proxy.control
     proxy.users.add(user)
-    d: Deferred[WorkConnection] = control.get_work_connection()
-    if not d.called:  # a pooled connection is there at once: no timer to set and cancel
-        d.addTimeout(control.server.config.user_conn_timeout, control.server.reactor)
-    user.on_lost = lambda reason: d.cancel()
 
     def got_work(work: WorkConnection) -> None:
         user.on_lost = None
@@ -170,6 +170,14 @@ def _join(proxy: Any, user: Any, user_codec: StreamCodec | None) -> None:
                        name=proxy.name, peer=user.transport.getPeer(), why=why)
         user.transport.loseConnection()
 
+    pooled = control.take_work_connection()
+    if pooled is not None:  # the busy-tunnel case: no Deferred, no timer
+        got_work(pooled)
+        return
+    d: Deferred[WorkConnection] = control.get_work_connection()
+    if not d.called:
+        d.addTimeout(control.server.config.user_conn_timeout, control.server.reactor)
+    user.on_lost = lambda reason: d.cancel()
     d.addCallbacks(got_work, no_work)
 
 

@@ -217,6 +217,18 @@ class PoolTests(ServerTestBase):
         self.assertEqual(len(control.pool.idle), 3)  # nothing thrown away
         self.assertEqual(ctl.replies(), [])
 
+    def test_take_is_an_idle_connection_or_none(self) -> None:
+        ctl, resp = self.logged_in(pool_count=1)
+        control = self.server.controls[resp.run_id]
+        ctl.replies()
+        self.assertIsNone(control.take_work_connection())  # nothing idle: no waiter made, nothing asked
+        self.assertEqual(ctl.replies(), [])
+        FakeClient(self.server).send(NewWorkConn(run_id=resp.run_id))
+        work = control.take_work_connection()
+        self.assertIsNotNone(work)
+        self.assertEqual(ctl.replies(), [ReqWorkConn()])  # replaced, as get() would
+        self.assertEqual(control.pool.target, 1)  # an idle one was there: the pool does not grow
+
     def test_pool_growth_is_bounded(self) -> None:
         ctl, resp = self.logged_in(pool_count=1)
         control = self.server.controls[resp.run_id]
