@@ -263,6 +263,24 @@ class TLSRelayTests(unittest.TestCase):
         self.assertTrue(h.peer.eof, "our close_notify went out before the TCP close")
 
     @async_test
+    async def test_peer_fin_without_close_notify_is_a_half_close(self) -> None:
+        h = await self.harness()
+        h.start()
+        h.peer.transport.write(b"last words")
+        await with_timeout(h.user.at_least(10), 10)
+        h.peer.transport.transport.loseWriteConnection()  # TCP FIN under TLS, no close_notify
+        await with_timeout(h.user.eof_d, 10)
+        relay = h.tls_relay
+        self.assertTrue(relay.down_done)
+        self.assertFalse(relay.finished)
+        h.user.transport.write(b"still heard")
+        await with_timeout(h.peer.at_least(11), 10)
+        h.user.transport.loseWriteConnection()
+        await with_timeout(h.plain_leg.gone, 10)
+        await with_timeout(h.tls_leg.gone, 10)
+        self.assertEqual(bytes(h.peer.received), b"still heard")
+
+    @async_test
     async def test_nothing_lost_or_reordered_at_take_over(self) -> None:
         h = await self.harness()
         tls = h.tls_leg.transport
