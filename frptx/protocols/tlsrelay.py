@@ -5,10 +5,10 @@ Without tcpMux, a TLS tunnel's relay joins a plain socket (the public user on fr
 local service on frpc) and a TLS work connection.  The TLS leg cannot be spliced, but
 its bytes need nothing from Twisted either: like the splice relay
 (``frptx.protocols.splice``), ``TLSRelay`` takes both sockets over (the same reactor
-registration hand-over) and drives the TLS leg's existing OpenSSL connection with its
-memory BIOs itself (``frptx.transport.internals.TakenOverTLS``), instead of each event
-going through the TCP transport, the TLS protocol, the relay ends and the other
-transport:
+registration hand-over, the same ``Endpoint`` objects in the reactor) and drives the TLS
+leg's existing OpenSSL connection with its memory BIOs itself
+(``frptx.transport.internals.TakenOverTLS``), instead of each event going through the TCP
+transport, the TLS protocol, the relay ends and the other transport:
 
 * plain -> TLS: ``recv_into`` -> ``SSL_write`` -> BIO read -> ``send`` on the TLS socket;
 * TLS -> plain: ``recv_into`` -> BIO write -> ``SSL_read`` loop -> ``send`` on the plain
@@ -38,12 +38,11 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
+from frptx.protocols.splice import Endpoint
 from frptx.transport.internals import buffer_pointer, take_tls_over, tls_takeover_ready
 from frptx.transport.internals_tcp import (
     close_tcp_now,
@@ -86,32 +85,6 @@ def eligible_plain(transport: Any) -> bool:
     return is_plain_tcp(transport) and bool(transport.connected) and not transport.disconnecting
 
 
-@implementer(IReadWriteDescriptor)
-class _Endpoint:
-    """Reactor registration for one socket of a taken-over relay."""
-
-    def __init__(self, owner: TLSRelay, transport: Any) -> None:
-        self.owner = owner
-        self.transport = transport  # the Twisted TCP transport whose socket this is
-        self.fd: int = transport.fileno()
-        self.sock = transport.getHandle()  # ISystemHandle: the socket
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def doRead(self) -> None:
-        self.owner.readable(self)
-
-    def doWrite(self) -> None:
-        self.owner.writable(self)
-
-    def connectionLost(self, reason: Any) -> None:
-        self.owner.fail(reason)
-
-    def logPrefix(self) -> str:
-        return "TLSRelay"
-
-
 class TLSRelay:
     """Both directions between a plain TCP transport and a TLS transport over TCP.
 
@@ -126,8 +99,8 @@ class TLSRelay:
         tls_end = relay.b if tls_side == "b" else relay.a
         plain_end = relay.a if tls_side == "b" else relay.b
         self.tls = tls_end.transport  # the TLS protocol (a HalfCloseableTLSTransport)
-        self.ep = _Endpoint(self, plain_end.transport)
-        self.et = _Endpoint(self, self.tls.transport)
+        self.ep = Endpoint(self, plain_end.transport)
+        self.et = Endpoint(self, self.tls.transport)
         # TrafficCounter: inbound is a -> b
         self.up_attr, self.down_attr = ("inbound", "outbound") if tls_side == "b" else ("outbound", "inbound")
         self.calls: Any = None
@@ -185,7 +158,7 @@ class TLSRelay:
             else:
                 self._update_interest()
 
-    def _mark_reading(self, end: _Endpoint) -> None:
+    def _mark_reading(self, end: Endpoint) -> None:
         rp, rt, wp, wt = self._interest
         self._interest = (True, rt, wp, wt) if end is self.ep else (rp, True, wp, wt)
 
@@ -199,13 +172,13 @@ class TLSRelay:
         self.out_tls += self.calls.take()
 
     # -- events ----------------------------------------------------------------
-    def readable(self, end: _Endpoint) -> None:
+    def readable(self, end: Endpoint) -> None:
         if end is self.ep:
             self._pump_up()
         else:
             self._pump_down()
 
-    def writable(self, end: _Endpoint) -> None:
+    def writable(self, end: Endpoint) -> None:
         if end is self.ep:
             self._pump_down()
         else:
