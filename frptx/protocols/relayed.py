@@ -20,7 +20,6 @@ from frptx.protocols.relay import Relay, RelaySink
 from frptx.protocols.splice import start_spliced
 from frptx.protocols.tracking import TrackedConnection
 
-
 #: loaded by every TLS transport of frptx (``frptx.transport.tls_transport``)
 _TLS_INTERNALS = "frptx.transport.internals"
 

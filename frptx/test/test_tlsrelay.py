@@ -42,7 +42,7 @@ from frptx.test.support import (
     with_timeout,
 )
 from frptx.test.test_e2e import async_test
-from frptx.transport import internals
+from frptx.transport import internals, internals_tcp
 from frptx.transport.tls_client import wrap_client_factory
 from frptx.transport.tls_context import client_connection_creator, server_context_factory
 from frptx.transport.tls_server import ServerTLSFactory
@@ -395,8 +395,8 @@ class TLSRelayTests(unittest.TestCase):
         self.assertLessEqual(len(relay.out_tls), CIPHER_ROOM + MAX_TLS_BACKLOG)
         self.assertLessEqual(len(relay.out_plain), PLAIN_ROOM)
         # the clients hold the rest: the relay did not read it
-        self.assertGreater(internals.tcp_unsent_bytes(h.user.transport) or 0, 8 << 20)
-        self.assertGreater(internals.tcp_unsent_bytes(h.peer.transport.transport) or 0, 8 << 20)
+        self.assertGreater(internals_tcp.tcp_unsent_bytes(h.user.transport) or 0, 8 << 20)
+        self.assertGreater(internals_tcp.tcp_unsent_bytes(h.peer.transport.transport) or 0, 8 << 20)
         h.peer.transport.resumeProducing()
         h.user.transport.resumeProducing()
         up = await with_timeout(h.peer.at_least(sent_up), 60)
