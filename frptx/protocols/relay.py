@@ -169,7 +169,7 @@ class Relay:
         self.b.peer = self.a
         self._on_close = on_close
         self.closed = False
-        #: the SpliceRelay moving the bytes in the kernel, once switched over
+        #: the SpliceRelay (or TLSRelay) moving the bytes without Twisted, once switched over
         self.spliced: Any = None
         if a_transforms:
             self.wrap("a", a_transforms)

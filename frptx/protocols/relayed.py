@@ -7,6 +7,7 @@ leg of the tunnel exists, then forward every event to their ``RelayEnd``.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol as TypingProtocol
 
@@ -18,6 +19,9 @@ from zope.interface import implementer
 from frptx.protocols.relay import Relay, RelaySink
 from frptx.protocols.splice import start_spliced
 from frptx.protocols.tracking import TrackedConnection
+
+#: loaded by every TLS transport of frptx (``frptx.transport.tls_transport``)
+_TLS_INTERNALS = "frptx.transport.internals"
 
 
 class RelayEndOwner(TypingProtocol):
@@ -88,6 +92,17 @@ class RelayedProtocol(TrackedConnection, Protocol):
         return data, self._early_eof
 
 
+def _start_tls_relayed(relay: Relay, reactor: Any, a_early: bytes, b_early: bytes) -> bool:
+    """``frptx.protocols.tlsrelay.start_tls_relayed``, imported only by a process that has TLS
+    connections: without frptx's TLS internals loaded, no leg can be a TLS transport, and a
+    frps or frpc without TLS never imports pyOpenSSL."""
+    if _TLS_INTERNALS not in sys.modules:
+        return False
+    from frptx.protocols.tlsrelay import start_tls_relayed
+
+    return start_tls_relayed(relay, reactor, a_early, b_early)
+
+
 def start_relay(relay: Relay, a_end_owner: RelayEndOwner, b_end_owner: RelayEndOwner, a_early: bytes, b_early: bytes,
                 a_eof: bool = False, b_eof: bool = False, reactor: Any = None) -> None:
     """Attach ``relay``'s ends to their protocols and start it.
@@ -95,11 +110,14 @@ def start_relay(relay: Relay, a_end_owner: RelayEndOwner, b_end_owner: RelayEndO
     The owners are protocols with an ``end`` attribute (``RelayedProtocol`` or a
     message protocol in raw mode).  EOFs seen before the relay existed are replayed.
     Given a ``reactor``, a relay between two plain TCP connections runs on splice(2)
-    (``frptx.protocols.splice``); every other one on the portable producer/consumer path.
+    (``frptx.protocols.splice``), one between a plain TCP connection and a TLS one on a
+    ``TLSRelay`` (``frptx.protocols.tlsrelay``); every other one on the portable
+    producer/consumer path.
     """
     a_end_owner.end = relay.a.source
     b_end_owner.end = relay.b.source
-    if reactor is not None and not (a_eof or b_eof) and start_spliced(relay, reactor, a_early, b_early):
+    if reactor is not None and not (a_eof or b_eof) and (start_spliced(relay, reactor, a_early, b_early)
+                                                         or _start_tls_relayed(relay, reactor, a_early, b_early)):
         return
     relay.start(a_early, b_early)
     if a_eof:

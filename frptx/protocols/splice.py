@@ -28,7 +28,7 @@ import errno
 import fcntl
 import os
 import socket
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReadWriteDescriptor
@@ -112,13 +112,27 @@ class _Direction:
         self.rfd = self.wfd = -1
 
 
-@implementer(IReadWriteDescriptor)
-class _Endpoint:
-    """Reactor registration for one socket of a spliced relay."""
+class EndpointOwner(TypingProtocol):
+    """A relay that moves the bytes of its sockets itself (``SpliceRelay``, ``TLSRelay``)."""
 
-    def __init__(self, splice: SpliceRelay, transport: Any) -> None:
-        self.splice = splice
-        self.transport = transport
+    def readable(self, end: Endpoint) -> None: ...
+
+    def writable(self, end: Endpoint) -> None: ...
+
+    def fail(self, reason: Any) -> None: ...
+
+
+@implementer(IReadWriteDescriptor)
+class Endpoint:
+    """Reactor registration for one socket a relay took over from its Twisted transport.
+
+    It stands where the transport stood in the reactor (``hand_over_read_registration``)
+    and hands every event to its owner.
+    """
+
+    def __init__(self, owner: EndpointOwner, transport: Any) -> None:
+        self.owner = owner
+        self.transport = transport  # the Twisted TCP transport whose socket this is
         self.fd: int = transport.fileno()
         self.sock = transport.getHandle()  # ISystemHandle: the socket
 
@@ -126,16 +140,16 @@ class _Endpoint:
         return self.fd
 
     def doRead(self) -> None:
-        self.splice.readable(self)
+        self.owner.readable(self)
 
     def doWrite(self) -> None:
-        self.splice.writable(self)
+        self.owner.writable(self)
 
     def connectionLost(self, reason: Any) -> None:
-        self.splice.fail(reason)
+        self.owner.fail(reason)
 
     def logPrefix(self) -> str:
-        return "SpliceRelay"
+        return type(self.owner).__name__
 
 
 class SpliceRelay:
@@ -145,7 +159,7 @@ class SpliceRelay:
         self.relay = relay
         self.reactor = reactor
         a, b = relay.a.transport, relay.b.transport
-        self.ends = {id(a): _Endpoint(self, a), id(b): _Endpoint(self, b)}
+        self.ends = {id(a): Endpoint(self, a), id(b): Endpoint(self, b)}
         self.ea, self.eb = self.ends[id(a)], self.ends[id(b)]
         self.ab = _Direction(self.ea, self.eb)  # a -> b (inbound to the service side)
         self.ba = _Direction(self.eb, self.ea)
@@ -177,11 +191,11 @@ class SpliceRelay:
                 self._pump(d)
 
     # -- events ----------------------------------------------------------------
-    def readable(self, end: _Endpoint) -> None:
+    def readable(self, end: Endpoint) -> None:
         d = self.ab if end is self.ea else self.ba
         self._pump(d)
 
-    def writable(self, end: _Endpoint) -> None:
+    def writable(self, end: Endpoint) -> None:
         d = self.ba if end is self.ea else self.ab  # the direction that writes into ``end``
         self._pump(d)
 

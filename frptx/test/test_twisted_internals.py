@@ -346,7 +346,8 @@ class TLSProtocolCanaries(SynchronousTestCase):
         "_unbufferPendingWrites": 0, "_shutdownTLS": 0, "_tlsShutdownFinished": 1, "_bufferedWrite": 1,
     }
     #: Twisted's private state frptx reads, once connected
-    STATE = ("_tlsConnection", "_appSendBuffer", "_lostTLSConnection", "_handshakeDone", "_aborted", "_producer")
+    STATE = ("_tlsConnection", "_appSendBuffer", "_lostTLSConnection", "_handshakeDone", "_aborted", "_producer",
+             "_reason")
 
     def test_methods_and_signatures(self) -> None:
         for name, positional in self.METHODS.items():
@@ -399,6 +400,38 @@ class TLSProtocolCanaries(SynchronousTestCase):
             self.assertIn("_flushReceiveBIO", p.calls,
                           _changed("TLSMemoryBIOProtocol.dataReceived (no longer calls _flushReceiveBIO)",
                                    "TLSMemoryBIOHooks._flushReceiveBIO"))
+
+    def test_taken_over_connection_is_left_alone(self) -> None:
+        """``take_tls_over``: with ``_lostTLSConnection`` set, Twisted's TLS layer neither
+        writes nor shuts down, and its ``connectionLost`` goes straight to the application
+        without touching OpenSSL (``bio_shutdown``)."""
+        client, server, client_inner, server_inner, pump = self.pair()
+
+        class Owner:
+            closed: list[bool] = []
+
+            def close(self, abort: bool = False) -> None:
+                self.closed.append(abort)
+
+        owner = Owner()
+        connection = server.tls_connection
+        server.tls_connection.send(b"in the BIO")
+        lower: Any = server.transport  # iosim's: give it a TCP transport's (empty) write buffer
+        lower.dataBuffer, lower.offset, lower._tempDataBuffer, lower._tempDataLen = b"", 0, [], 0
+        calls, unsent = internals.take_tls_over(server, owner)
+        self.assertTrue(unsent, "the BIO's ciphertext is handed over")
+        self.assertIs(calls.connection, connection)
+        self.assertTrue(server.tls_lost, _changed("TLSMemoryBIOProtocol._lostTLSConnection", "take_tls_over"))
+        server.write(b"dropped")
+        self.assertEqual(calls.take(), b"", _changed("TLSMemoryBIOProtocol.write (writes once lost)", "take_tls_over"))
+        server.loseConnection()
+        server.abortConnection()
+        self.assertEqual(owner.closed, [False, True])
+        self.assertEqual(connection.get_shutdown(), 0, _changed("TLSMemoryBIOProtocol.loseConnection", "take_tls_over"))
+        server.connectionLost(Failure(ConnectionDone()))
+        self.assertIsInstance(server_inner.reason, Failure)
+        self.assertEqual(connection.get_shutdown(), 0,
+                         _changed("TLSMemoryBIOProtocol.connectionLost (touches OpenSSL once lost)", "take_tls_over"))
 
     def test_writes_held_during_the_handshake(self) -> None:
         server_inner, client_inner = _Inner(), _Inner()

@@ -45,11 +45,17 @@ from OpenSSL import SSL
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
+from frptx.transport.internals_tcp import is_plain_tcp, take_tcp_write_buffer
+
 __all__ = [
     "API_CALLS",
     "CFFI_CALLS",
     "TLSCalls",
     "TLSMemoryBIOHooks",
+    "TakenOverTLS",
+    "buffer_pointer",
+    "take_tls_over",
+    "tls_takeover_ready",
     "x509_error_string",
 ]
 
@@ -263,6 +269,9 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
     """
 
     close_notify_received = False
+    #: the relay that drives this connection's socket and OpenSSL object itself
+    #: (L{take_tls_over}); closing the transport closes that relay
+    taken_over_by: Any = None
     #: how OpenSSL is called (a class attribute, so a test can run a connection on either)
     tls_calls: TLSCalls = CFFI_CALLS or API_CALLS
 
@@ -329,6 +338,20 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
     def shutdown_tls(self) -> None:
         """Send (or answer) C{close_notify}, Twisted's way."""
         self._shutdownTLS()
+
+    def loseConnection(self) -> None:
+        owner = self.taken_over_by
+        if owner is not None:  # the relay owns the socket and the OpenSSL object now
+            owner.close()
+            return
+        super().loseConnection()
+
+    def abortConnection(self) -> None:
+        owner = self.taken_over_by
+        if owner is not None:
+            owner.close(abort=True)
+            return
+        super().abortConnection()
 
     # -- Twisted's private hooks ---------------------------------------------------------------
 
@@ -423,6 +446,123 @@ class TLSMemoryBIOHooks(TLSMemoryBIOProtocol):
             # local close over plain TCP does.
             self._lostTLSConnection = True
             self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+# -- a TLS connection driven by a relay (frptx.protocols.tlsrelay) --------------------------------
+
+
+def tls_takeover_ready(tls: Any) -> bool:
+    """Whether a relay may drive ``tls``'s socket and OpenSSL object itself (L{take_tls_over}).
+
+    Only one of frptx's TLS transports over a plain, connected TCP transport, with the
+    cffi binding, its handshake done, and nothing Twisted's TLS layer would still have
+    to act on: no writes held for the handshake, no producer, no shutdown begun by
+    either side, no error recorded (``_reason``).
+    """
+    if not (TLS_CFFI and isinstance(tls, TLSMemoryBIOHooks)) or tls.taken_over_by is not None:
+        return False
+    connection = tls._tlsConnection
+    lower: Any = tls.transport
+    return bool(connection is not None and tls._handshakeDone and not tls._lostTLSConnection
+                and not tls._aborted and tls.connected and not tls.disconnecting and tls._reason is None
+                and not tls._appSendBuffer and tls._producer is None and not tls.close_notify_received
+                and connection.get_shutdown() == 0
+                and is_plain_tcp(lower) and lower.connected and not lower.disconnecting
+                and not lower._writeDisconnected)
+
+
+class TakenOverTLS:
+    """The OpenSSL calls of a relay that drives a TLS connection itself.
+
+    Like the transport's data path (``CFFI_CALLS``) but on cffi pointers into the
+    caller's own buffers (L{buffer_pointer}), so a socket read goes into OpenSSL and
+    OpenSSL's output goes to a socket without a Python ``bytes`` in between.  Failures
+    are pyOpenSSL's exceptions, raised by pyOpenSSL's own error mapping.
+    """
+
+    __slots__ = ("connection", "_ssl", "_into", "_out")
+
+    def __init__(self, connection: SSL.Connection) -> None:
+        self.connection = connection
+        self._ssl = connection._ssl
+        self._into = connection._into_ssl
+        self._out = connection._from_ssl
+
+    def encrypt(self, ptr: Any, n: int) -> int:
+        """SSL_write the C{n} bytes at C{ptr}; how many OpenSSL took (all of them, unless
+        it must read first: a TLS 1.2 renegotiation)."""
+        ssl = self._ssl
+        offset = 0
+        while offset < n:
+            r = _SSL_write(ssl, ptr + offset, n - offset)  # partial writes: one record per call
+            if r <= 0:
+                if _SSL_get_error(ssl, r) == _WANT_READ:
+                    break
+                self.connection._raise_ssl_error(ssl, r)
+                break  # not reached: pyOpenSSL raised
+            offset += r
+        return offset
+
+    def ciphertext(self, ptr: Any, room: int) -> int:
+        """Move up to C{room} bytes of ciphertext out of the outgoing BIO to C{ptr}; how many."""
+        n: int = _BIO_read(self._out, ptr, room)
+        return n if n > 0 else 0  # a memory BIO is empty ("retry"); it has no other failure
+
+    def take(self) -> bytes:
+        """All the ciphertext waiting in the outgoing BIO."""
+        return _cffi_take(self.connection)
+
+    def feed(self, ptr: Any, n: int) -> None:
+        """Ciphertext from the peer (C{n} bytes at C{ptr}) into the incoming BIO."""
+        r = _BIO_write(self._into, ptr, n)
+        if r <= 0:
+            self.connection._handle_bio_errors(self._into, r)
+
+    def decrypt(self, ptr: Any, room: int) -> tuple[int, SSL.Error | None, bool]:
+        """SSL_read into C{ptr} until OpenSSL needs more ciphertext, fails, or less than a
+        record's room is left: (bytes read, the error that stopped it -- C{ZeroReturnError}
+        for the peer's C{close_notify} -- and whether OpenSSL may hold more plaintext)."""
+        ssl = self._ssl
+        offset = 0
+        while True:
+            r = _SSL_read(ssl, ptr + offset, room - offset)
+            if r > 0:
+                offset += r
+                if room - offset < _RECORD:
+                    return offset, None, True
+                continue
+            if _SSL_get_error(ssl, r) != _WANT_READ:
+                try:
+                    self.connection._raise_ssl_error(ssl, r)
+                except SSL.Error as e:
+                    return offset, e, False
+            return offset, None, False
+
+    def shutdown(self) -> None:
+        """Make our C{close_notify} (then L{take} it)."""
+        self.connection.shutdown()
+
+
+def buffer_pointer(buffer: bytearray) -> Any:
+    """A cffi pointer to C{buffer}'s bytes for L{TakenOverTLS} (keep it as long as the buffer)."""
+    return _from_buffer(buffer)
+
+
+def take_tls_over(tls: Any, owner: Any) -> tuple[TakenOverTLS, bytes]:
+    """Hand ``tls``'s OpenSSL object to ``owner`` (a relay that also took its TCP socket).
+
+    Returns the calls on that object and the ciphertext made but not sent yet (the TCP
+    transport's write buffer, then the outgoing BIO), which the owner must send first.
+    Twisted's TLS layer is marked finished (``_lostTLSConnection``): it reads, writes and
+    shuts down nothing more, and its ``connectionLost`` (the owner closes the TCP transport)
+    goes straight to the application protocol.  ``loseConnection`` and ``abortConnection``
+    on ``tls`` call ``owner.close``.  Check L{tls_takeover_ready} first.
+    """
+    calls = TakenOverTLS(tls._tlsConnection)
+    unsent = take_tcp_write_buffer(tls.transport)
+    tls._lostTLSConnection = True
+    tls.taken_over_by = owner
+    return calls, unsent + calls.take()
 
 
 # -- pyOpenSSL ------------------------------------------------------------------------------
