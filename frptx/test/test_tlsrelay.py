@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -245,6 +246,27 @@ class TLSRelayTests(unittest.TestCase):
         self.assertEqual((counter.inbound, counter.outbound), (len(up), len(down) + 18))
         self.assertEqual(counter.active, 0)
         self.assertEqual(bytes(h.user.received), down + b"after close_notify")
+
+    @async_test
+    async def test_openssl_object_dropped_at_close(self) -> None:
+        """The relay and the TLS protocol refer to each other (a cycle only the collector frees);
+        the relay's hold on the OpenSSL object and its BIOs goes at close, not with the cycle
+        (without this, 1000 connect/close cycles grew frps and frpc by 12-19%)."""
+        import gc
+
+        h = await self.harness()
+        h.start()
+        relay = h.tls_relay
+        calls = relay.calls
+        gc.disable()
+        self.addCleanup(gc.enable)
+        h.user.transport.loseWriteConnection()
+        h.peer.transport.loseWriteConnection()
+        await h.closed()
+        self.assertTrue(relay.finished)
+        self.assertIsNone(relay.calls)
+        holders = [type(r).__name__ for r in gc.get_referrers(calls) if not isinstance(r, types.FrameType)]
+        self.assertEqual(holders, [])  # only this test still holds it
 
     @async_test
     async def test_peer_close_notify_first_then_user_eof(self) -> None:
