@@ -48,11 +48,17 @@ class _AdoptingClock(MemoryReactorClock):
 
 class FailureTests(SynchronousTestCase):
     def setUp(self) -> None:
+        # A listener whose accept queue is full and never drained: the kernel drops further
+        # SYNs, so a connect to it stays in progress (a loopback connect is otherwise done at once).
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(1)  # accepts in the kernel: connect(2) completes without accept
+        self.listener.listen(0)
         self.addCleanup(self.listener.close)
         self.port = self.listener.getsockname()[1]
+        for _ in range(3):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self.addCleanup(filler.close)
 
     def test_timeout_closes_the_socket_and_fails_once(self) -> None:
         clock = _AdoptingClock()
@@ -86,6 +92,26 @@ class FailureTests(SynchronousTestCase):
                      bind_address=("192.0.2.1", 0))  # not an address of this host
         [failure] = failures
         failure.trap(error.ConnectBindError)
+
+
+class ImmediateTests(SynchronousTestCase):
+    def test_loopback_connection_adopted_at_once(self) -> None:
+        """A loopback connect is complete inside connect(2): no poller registration, no timer."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        self.addCleanup(listener.close)
+        clock = _AdoptingClock()
+        adopted: list[tuple[int, int, Any]] = []
+        clock.adoptStreamConnection = lambda fd, family, factory: adopted.append((fd, family, factory))
+        failures, on_failed = _failures()
+        factory = Factory.forProtocol(Protocol)
+        fast.connect(clock, "127.0.0.1", listener.getsockname()[1], factory, 2.0, on_failed)
+        self.assertEqual(failures, [])
+        self.assertEqual(clock.writers, set())
+        self.assertEqual(clock.getDelayedCalls(), [])
+        [(fd, family, got)] = adopted
+        self.assertEqual((family, got), (socket.AF_INET, factory))
 
 
 class LiveTests(TestCase):
