@@ -62,6 +62,8 @@ _PIPELINE_LIMIT = 1 << 16
 MAX_IDLE_PER_DESTINATION = 5
 #: ... and its ``IdleConnTimeout`` (seconds)
 IDLE_TIMEOUT = 60.0
+#: seconds a connection beyond MAX_IDLE_PER_DESTINATION stays idle before it is closed (see IdleBackends)
+SURPLUS_GRACE = 1.0
 
 #: methods Go's Transport replays on a fresh connection when a reused one fails before any answer
 _REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -159,43 +161,58 @@ class _BackendFactory(Factory):
 class IdleBackends:
     """The idle backend connections of one destination (Go's ``http.Transport`` idle pool for one host).
 
-    At most ``max_idle`` are kept (one more is refused: the caller closes it,
-    as Go's ``tryPutIdleConn`` does); each is closed after ``timeout`` seconds
-    idle (on ``reactor``'s clock).  While idle, the pool owns the connection's
-    events: the peer closing it removes it, and bytes it sends unasked
-    (nothing may come between responses) close it.  The most recently used
-    connection is handed out first, so the older ones age out.
+    ``max_idle`` are kept for up to ``timeout`` seconds idle (on ``reactor``'s
+    clock).  A connection coming back while ``max_idle`` are already kept is
+    *surplus*: Go's ``tryPutIdleConn`` closes it at once, which, on a
+    single-threaded reactor, makes a burst of answers finished in one turn
+    close connections that the same clients' next requests (a moment later)
+    must then open again -- a new work connection, and for frpc a new
+    connection to the local service, per request (a third of the requests of
+    ``wrk -c10``).  So surplus connections are kept ``grace`` seconds more:
+    the oldest beyond ``max_idle`` is closed once it has been idle that long.
+    Within a second of a burst the pool is back to ``max_idle``.
+
+    While idle, the pool owns the connection's events: the peer closing it
+    removes it, and bytes it sends unasked (nothing may come between
+    responses) close it.  The most recently kept connection is handed out
+    first, so the older ones age out.  One timer serves the whole pool: it is
+    set for the earliest deadline and, when it fires, closes what is due and
+    sets itself for the next one, so keeping and taking a connection costs no
+    timer work.
     """
 
     log = logs.logger(__name__)
 
     def __init__(self, reactor: Any, max_idle: int = MAX_IDLE_PER_DESTINATION,
-                 timeout: float = IDLE_TIMEOUT) -> None:
+                 timeout: float = IDLE_TIMEOUT, grace: float = SURPLUS_GRACE) -> None:
         self.reactor = reactor
         self.max_idle = max_idle
         self.timeout = timeout
+        self.grace = grace
         self.closed = False
-        self._idle: deque[tuple[_Backend, Any]] = deque()
+        #: (connection, when it was kept), oldest first
+        self._idle: deque[tuple[_Backend, float]] = deque()
+        self._timer: Any = None
 
     def __len__(self) -> int:
         return len(self._idle)
 
     def put(self, backend: Protocol) -> bool:
-        """Keep ``backend`` (a connected, quiet connection) for a later request, if there is room."""
-        if (self.closed or not isinstance(backend, _Backend) or backend.lost
-                or len(self._idle) >= self.max_idle):
+        """Keep ``backend`` (a connected, quiet connection) for a later request."""
+        if self.closed or not isinstance(backend, _Backend) or backend.lost:
             return False
         backend.owner = self
-        timer = self.reactor.callLater(self.timeout, self._expire, backend)
-        self._idle.append((backend, timer))
+        idle = self._idle
+        idle.append((backend, self.reactor.seconds()))
+        if self._timer is None or len(idle) > self.max_idle:
+            self._schedule()
         return True
 
     def take(self) -> _Backend | None:
         """The most recently kept connection (its events still come here until the taker owns it)."""
-        while self._idle:
-            backend, timer = self._idle.pop()
-            if timer.active():
-                timer.cancel()
+        idle = self._idle
+        while idle:
+            backend, _ = idle.pop()
             if not backend.lost:
                 return backend
         return None
@@ -203,25 +220,56 @@ class IdleBackends:
     def close(self) -> None:
         """Close every idle connection and keep no more (the destination is gone)."""
         self.closed = True
+        self._cancel_timer()
         idle, self._idle = self._idle, deque()
-        for backend, timer in idle:
-            if timer.active():
-                timer.cancel()
+        for backend, _ in idle:
             if not backend.lost:
                 backend.transport.loseConnection()  # type: ignore[union-attr]
 
+    def _next_deadline(self) -> float | None:
+        idle = self._idle
+        if not idle:
+            return None
+        return idle[0][1] + (self.grace if len(idle) > self.max_idle else self.timeout)
+
+    def _schedule(self) -> None:
+        """Have the timer fire at the earliest deadline (set once; moved only to an earlier time)."""
+        deadline = self._next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is None:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._sweep)
+        elif deadline < timer.getTime():
+            timer.reset(max(0.0, deadline - self.reactor.seconds()))
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _sweep(self) -> None:
+        """Close what has been idle ``timeout`` seconds, and the surplus idle ``grace`` seconds."""
+        self._timer = None
+        now = self.reactor.seconds()
+        idle = self._idle
+        while idle:
+            backend, kept = idle[0]
+            if kept + self.timeout > now and (len(idle) <= self.max_idle or kept + self.grace > now):
+                break
+            idle.popleft()
+            if not backend.lost:
+                backend.transport.loseConnection()  # type: ignore[union-attr]
+        self._schedule()
+
     def _remove(self, backend: _Backend) -> bool:
-        for i, (kept, timer) in enumerate(self._idle):
+        for i, (kept, _) in enumerate(self._idle):
             if kept is backend:
                 del self._idle[i]
-                if timer.active():
-                    timer.cancel()
+                if not self._idle:
+                    self._cancel_timer()
                 return True
         return False
-
-    def _expire(self, backend: _Backend) -> None:
-        if self._remove(backend) and not backend.lost:
-            backend.transport.loseConnection()  # type: ignore[union-attr]
 
     # events of an idle connection (its owner is this pool)
     def backend_data(self, backend: _Backend, data: bytes) -> None:
