@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
+from frptx.transport.inline import write_now
 from frptx.vhost.http1 import (
     BadResponse,
     ChunkedWriter,
@@ -294,6 +295,9 @@ class HTTPForwardProtocol(Protocol):
         #: seconds the backend has to send its response head once the request is on its way
         #: (frps's ``vhostHTTPTimeout``: then 504); None waits for ever (the frpc plugins)
         self.response_timeout = response_timeout
+        #: when the current request's wait for a response head ends (None: not waiting)
+        self._response_deadline: float | None = None
+        #: one timer per connection, reused by its requests (see _arm_response_timer)
         self._response_timer: Any = None
         #: the user's address (``buildProtocol``'s argument) for X-Forwarded-For
         self.client_address = client_address
@@ -375,7 +379,10 @@ class HTTPForwardProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
-        self._cancel_response_timer()
+        self._response_deadline = None
+        timer, self._response_timer = self._response_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if self._dialing is not None:
             dialing, self._dialing = self._dialing, None
             dialing.cancel()
@@ -410,17 +417,17 @@ class HTTPForwardProtocol(Protocol):
         self._request = head
         self._request_done = False
         self._response_done = False
-        date = http_date(self.reactor.seconds())
         try:
             decision = self.route.route(head, self)
         except Exception as e:  # a route refuses what it cannot rewrite
+            date = http_date(self.reactor.seconds())
             decision = go_reply(date, head, 400, body=f"{e}\n".encode(), content_type="text/plain; charset=utf-8")
         if isinstance(decision, bytes):
             # Canned reply: the body (if any) is read and dropped, then the next request.
             self._close_after = (get_header(head.headers, "Content-Length") not in (None, "0")
                                  or get_header(head.headers, "Transfer-Encoding") is not None
                                  or b"Connection: close" in decision[:decision.find(b"\r\n\r\n")])
-            self.transport.write(decision)  # type: ignore[union-attr]
+            write_now(self.transport, decision)
             self._response_done = True
             if self._close_after:
                 self.transport.loseConnection()  # type: ignore[union-attr]
@@ -442,20 +449,30 @@ class HTTPForwardProtocol(Protocol):
         self._reuse_ok = (out.method != "CONNECT" and get_header(out.headers, "Upgrade") is None
                           and not has_token(out.headers, "Connection", "close"))
         self._replayable = out.method in _REPLAYABLE_METHODS and bodyless
-        self._pause_reading()
-        self._dial()
+        if not self._take_idle():
+            # (an idle connection is taken at once: no need to stop reading the client meanwhile)
+            self._pause_reading()
+            self._connect()
 
     def _dial(self) -> None:
         """Take an idle backend connection of the endpoint if it keeps any, else connect a new one."""
+        if not self._take_idle():
+            self._connect()
+
+    def _take_idle(self) -> bool:
+        """Send the request over an idle connection of the endpoint, if it keeps one."""
+        take_idle = getattr(self._endpoint, "take_idle", None)
+        idle = take_idle() if take_idle is not None else None
+        if not isinstance(idle, _Backend):
+            return False
+        idle.owner = self
+        self._reused = True
+        self._backend_connected(idle)
+        return True
+
+    def _connect(self) -> None:
         endpoint = self._endpoint
         assert endpoint is not None
-        take_idle = getattr(endpoint, "take_idle", None)
-        idle = take_idle() if take_idle is not None else None
-        if isinstance(idle, _Backend):
-            idle.owner = self
-            self._reused = True
-            self._backend_connected(idle)
-            return
         self._reused = False
         backend = _Backend(self)
         self._dialing = endpoint.connect(_BackendFactory(backend))
@@ -478,7 +495,7 @@ class HTTPForwardProtocol(Protocol):
             return
         if self._backend is not None:
             if not self._backend.lost:
-                self._backend.transport.write(data)  # type: ignore[union-attr]
+                write_now(self._backend.transport, data)
         else:
             self._held.append(data)
 
@@ -524,8 +541,8 @@ class HTTPForwardProtocol(Protocol):
             backend.transport.loseConnection()  # type: ignore[union-attr]
             return
         self._backend = backend
-        held, self._held = b"".join(self._held), []
-        backend.transport.write(held)  # type: ignore[union-attr]
+        held, self._held = self._held, []
+        write_now(backend.transport, held[0] if len(held) == 1 else b"".join(held))
         # the client's browser-side buffer pulls on the backend and vice versa
         unregister_producer(self.transport)  # type: ignore[arg-type]
         self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
@@ -536,19 +553,36 @@ class HTTPForwardProtocol(Protocol):
         self._resume_reading()
 
     def _arm_response_timer(self) -> None:
-        """Once the whole request is on its way (as Go's ResponseHeaderTimeout: a slow upload is no timeout)."""
-        if self.response_timeout is None or self._response_timer is not None or self._response_framing:
+        """Once the whole request is on its way (as Go's ResponseHeaderTimeout: a slow upload is no timeout).
+
+        The connection keeps one timer for all its requests: arming sets the
+        deadline (and starts the timer if none runs), answering clears it;
+        the timer, when it fires, acts only on a deadline that has passed and
+        otherwise waits for the current one -- no callLater/cancel per request.
+        """
+        if self.response_timeout is None or self._response_deadline is not None or self._response_framing:
             return
-        self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timed_out)
+        self._response_deadline = self.reactor.seconds() + self.response_timeout
+        if self._response_timer is None:
+            self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timer_fired)
 
     def _cancel_response_timer(self) -> None:
-        timer, self._response_timer = self._response_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._response_deadline = None
+
+    def _response_timer_fired(self) -> None:
+        self._response_timer = None
+        deadline = self._response_deadline
+        if deadline is None or self.lost:
+            return
+        now = self.reactor.seconds()
+        if now < deadline:
+            self._response_timer = self.reactor.callLater(deadline - now, self._response_timer_fired)
+            return
+        self._response_deadline = None
+        self._response_timed_out()
 
     def _response_timed_out(self) -> None:
         """No response head within ``response_timeout``: 504, as Go's ResponseHeaderTimeout gives frps."""
-        self._response_timer = None
         if self.lost or self._request is None or self._response_framing or self._response_done:
             return
         self.log.warn("http: no response from the backend within {secs}s", secs=self.response_timeout)
@@ -578,7 +612,7 @@ class HTTPForwardProtocol(Protocol):
         if data:
             self._response_started = True
         if self._tunnel:
-            self.transport.write(data)  # type: ignore[union-attr]
+            write_now(self.transport, data)
             return
         assert self._response is not None
         try:
@@ -599,7 +633,10 @@ class HTTPForwardProtocol(Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _response_events(self, events: list[Event]) -> None:
+        """Write what the events give the client: in one write per batch (one ``send`` for a
+        response head and body read together), flushed before the exchange ends or tunnels."""
         assert self._request is not None
+        out: list[bytes] = []
         for event in events:
             if isinstance(event, ResponseHead):
                 self._cancel_response_timer()
@@ -608,27 +645,33 @@ class HTTPForwardProtocol(Protocol):
                 answer = client_response(event, self._request, self._response.body_framing, date=date,
                                          set_headers=self._response_headers)
                 if event.status < 200 and event.status != 101:
-                    self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+                    out.append(serialize_response_head(answer.head))
                     continue
                 self._response_framing = answer.framing
                 self._close_after = answer.close_after
                 self._response_chunker = ChunkedWriter() if answer.framing == "chunked" else None
-                self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+                out.append(serialize_response_head(answer.head))
             elif isinstance(event, Data):
-                if self._tunnel:
-                    self.transport.write(event.data)  # type: ignore[union-attr]
-                elif self._response_chunker is not None:
-                    self.transport.write(self._response_chunker.data(event.data))  # type: ignore[union-attr]
+                if self._response_chunker is not None and not self._tunnel:
+                    out.append(self._response_chunker.data(event.data))
                 else:
-                    self.transport.write(event.data)  # type: ignore[union-attr]
+                    out.append(event.data)
             elif isinstance(event, ProtocolSwitch):
+                self._write_all(out)
+                out = []
                 self._start_tunnel()
             elif isinstance(event, EndOfMessage):
                 if self._response_chunker is not None:
-                    self.transport.write(self._response_chunker.end(event.trailers))  # type: ignore[union-attr]
+                    out.append(self._response_chunker.end(event.trailers))
+                self._write_all(out)
                 self._response_done = True
                 self._finish_exchange()
                 return
+        self._write_all(out)
+
+    def _write_all(self, chunks: list[bytes]) -> None:
+        if chunks:
+            write_now(self.transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _start_tunnel(self) -> None:
         """101 or a CONNECT answer: raw bytes both ways from now on."""
