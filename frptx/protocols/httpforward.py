@@ -48,8 +48,8 @@ from frptx.vhost.http1 import (
     RequestParser,
     ResponseHead,
     ResponseParser,
-    get_header,
-    has_token,
+    field_value,
+    head_has_token,
     keep_alive,
     serialize_request_head,
     serialize_response_head,
@@ -424,8 +424,8 @@ class HTTPForwardProtocol(Protocol):
             decision = go_reply(date, head, 400, body=f"{e}\n".encode(), content_type="text/plain; charset=utf-8")
         if isinstance(decision, bytes):
             # Canned reply: the body (if any) is read and dropped, then the next request.
-            self._close_after = (get_header(head.headers, "Content-Length") not in (None, "0")
-                                 or get_header(head.headers, "Transfer-Encoding") is not None
+            self._close_after = (field_value(head, "content-length") not in (None, "0")
+                                 or field_value(head, "transfer-encoding") is not None
                                  or b"Connection: close" in decision[:decision.find(b"\r\n\r\n")])
             write_now(self.transport, decision)
             self._response_done = True
@@ -434,7 +434,8 @@ class HTTPForwardProtocol(Protocol):
                 self.lost = True
             return
         out = decision.head
-        if get_header(out.headers, "Transfer-Encoding") is not None:
+        chunked = field_value(out, "transfer-encoding") is not None
+        if chunked:
             self._chunker = ChunkedWriter()
         else:
             self._chunker = None
@@ -444,10 +445,9 @@ class HTTPForwardProtocol(Protocol):
         self._response_headers = decision.response_headers
         self._endpoint = decision.endpoint
         self._response_started = False
-        bodyless = (get_header(out.headers, "Content-Length") in (None, "0")
-                    and get_header(out.headers, "Transfer-Encoding") is None)
-        self._reuse_ok = (out.method != "CONNECT" and get_header(out.headers, "Upgrade") is None
-                          and not has_token(out.headers, "Connection", "close"))
+        bodyless = field_value(out, "content-length") in (None, "0") and not chunked
+        self._reuse_ok = (out.method != "CONNECT" and "upgrade" not in out.lower_names
+                          and not head_has_token(out, "connection", "close"))
         self._replayable = out.method in _REPLAYABLE_METHODS and bodyless
         if not self._take_idle():
             # (an idle connection is taken at once: no need to stop reading the client meanwhile)

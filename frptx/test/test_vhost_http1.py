@@ -584,6 +584,135 @@ class PropertyTests(unittest.TestCase):
             pass
 
 
+
+class _LineByLineRequestParser(RequestParser):
+    _fast_heads = False
+
+
+class _LineByLineResponseParser(ResponseParser):
+    _fast_heads = False
+
+
+def _mostly(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
+    """One of ``good`` most of the time, else one of ``bad``."""
+    return st.sampled_from(good * 8 + bad)
+
+
+_names = _mostly(["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "X-A", "a", "x_y"],
+                 ["Bad Name", "", "N\x80", "Ab:c", "HOST"])
+_seps = _mostly([":", ": ", ":  ", ":\t"], [" :"])
+_value_chars = _mostly(["a", "Z", "0", " ", "\t", ":", "/", "\x80", "\xff", ",", "chunked", "close", "5", "h"],
+                       ["\x00", "\x7f", "\r", "-1", "[", "\n"])
+_eols = _mostly(["\r\n"], ["\n", "\r", " \r\n"])
+
+
+@st.composite
+def _heads(draw: st.DrawFn, response: bool) -> bytes:
+    """Heads close to valid ones: each part is usually right and sometimes subtly wrong."""
+    if response:
+        first = (draw(_mostly(["HTTP/1.1", "HTTP/1.0"], ["HTTP/1.9", "HTTP/2.0", "http/1.1", "HTTP/1.1 "]))
+                 + draw(_mostly([" 200", " 204", " 304", " 101", " 100", " 404"], [" 099", " 20", " 2000", " abc"]))
+                 + draw(_mostly(["", " OK", " ", " Not  Found", " \xe9t\xe9", "\tOK"], [" \x01"])))
+    else:
+        first = (draw(_mostly(["GET", "POST", "HEAD", "CONNECT", "get"], ["G(T", ""]))
+                 + draw(_mostly([" / ", " /a?b=c ", " http://h/x ", " * ", " h:443 "], ["  / ", " /\x7f "]))
+                 + draw(_mostly(["HTTP/1.1", "HTTP/1.0", "HTTP/1.2"], ["HTTP/2.0", "HTTP/1.10", "http/1.1"])))
+    lines = [first]
+    for _ in range(draw(st.integers(0, 7))):
+        if draw(st.integers(0, 25)) == 0:
+            lines.append(draw(st.sampled_from([" folded", "\tfold", "NoColon", ":v", ""])))
+            continue
+        value = "".join(draw(st.lists(_value_chars, max_size=6)))
+        lines.append(draw(_names) + draw(_seps) + value)
+    eols = [draw(_eols) for _ in lines]
+    head = "".join(line + eol for line, eol in zip(lines, eols, strict=True)) + draw(_mostly(["\r\n"], ["\n"]))
+    return head.encode("latin-1") + draw(st.sampled_from([b"", b"ab", b"0\r\n\r\n", b"GET / HTTP/1.1\r\n"]))
+
+
+def _outcome(parser: RequestParser | ResponseParser, data: bytes, cuts: list[int]) -> list[object]:
+    """Everything observable of feeding ``data`` in pieces: events, errors, state."""
+    seen: list[object] = []
+    i = k = 0
+    try:
+        while i < len(data):
+            n = cuts[k % len(cuts)]
+            events = parser.feed(data[i:i + n])
+            for e in events:
+                if isinstance(e, (RequestHead, ResponseHead)):
+                    seen.append((e, e.lower_names))
+                else:
+                    seen.append(e)
+            i, k = i + n, k + 1
+        seen += parser.feed_eof()
+    except HTTPProtocolError as e:
+        seen.append((type(e), str(e), e.status, e.detail))
+    seen.append((parser.finished, parser.tunnelling, parser.buffered))
+    if isinstance(parser, ResponseParser):
+        seen.append((parser.body_framing, parser.reusable))
+    return seen
+
+
+class FastHeadTests(unittest.TestCase):
+    """The one-regex parse of a head gives what the line-by-line parse gives, or leaves the head to it."""
+
+    @settings(max_examples=800, deadline=None)
+    @given(_heads(False), st.lists(st.integers(1, 80), min_size=1, max_size=4))
+    def test_requests_as_line_by_line(self, data: bytes, cuts: list[int]) -> None:
+        self.assertEqual(_outcome(RequestParser(), data, cuts), _outcome(_LineByLineRequestParser(), data, cuts))
+
+    @settings(max_examples=800, deadline=None)
+    @given(_heads(True), st.lists(st.integers(1, 80), min_size=1, max_size=4),
+           st.sampled_from(["GET", "HEAD", "CONNECT"]))
+    def test_responses_as_line_by_line(self, data: bytes, cuts: list[int], method: str) -> None:
+        self.assertEqual(_outcome(ResponseParser(method), data, cuts),
+                         _outcome(_LineByLineResponseParser(method), data, cuts))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300), st.lists(st.integers(1, 80), min_size=1, max_size=4))
+    def test_any_bytes_as_line_by_line(self, data: bytes, cuts: list[int]) -> None:
+        for prefix in (b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n"):
+            blob = prefix + data
+            self.assertEqual(_outcome(RequestParser(), blob, cuts),
+                             _outcome(_LineByLineRequestParser(), blob, cuts))
+            self.assertEqual(_outcome(ResponseParser(), blob, cuts),
+                             _outcome(_LineByLineResponseParser(), blob, cuts))
+
+    def test_limits_as_line_by_line(self) -> None:
+        limits = Limits(max_head_bytes=300, max_line_bytes=40, max_headers=3)
+        for data in [b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: " + b"x" * 40 + b"\r\n\r\n",
+                     b"GET /" + b"x" * 40 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: " + b"y" * 30 + b"\r\n\r\n"]:
+            self.assertEqual(_outcome(RequestParser(limits), data, [1000]),
+                             _outcome(_LineByLineRequestParser(limits), data, [1000]), data)
+
+    def test_common_heads_take_the_fast_path(self) -> None:
+        """(So the comparisons above compare something.)"""
+        class NoSlowPath(RequestParser):
+            def _take_head(self, end: int) -> list[bytes]:
+                raise AssertionError("line-by-line parse")
+
+        class NoSlowResponsePath(ResponseParser):
+            def _take_head(self, end: int) -> list[bytes]:
+                raise AssertionError("line-by-line parse")
+
+        events = NoSlowPath().feed(b"GET /index.html HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: x y\r\n"
+                                   b"Accept:*/*\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\n")
+        self.assertEqual(events, [RequestHead("GET", "/index.html", "HTTP/1.1", (
+            ("Host", "bench.local"), ("User-Agent", "x y"), ("Accept", "*/*"), ("X-Empty", ""), ("X-Pad", "a b"))),
+            EndOfMessage()])
+        events = NoSlowResponsePath().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nETag: \"\xe9\"\r\n\r\nok")
+        self.assertEqual(events, [ResponseHead(200, "OK", "HTTP/1.1", (("Content-Length", "2"), ("ETag", '"\xe9"'))),
+                                  Data(b"ok"), EndOfMessage()])
+
+    def test_lower_names(self) -> None:
+        [head, _] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n")
+        assert isinstance(head, RequestHead)
+        self.assertEqual(head.lower_names, ("host", "x-a"))
+        self.assertEqual(RequestHead("GET", "/", "HTTP/1.1", (("A-B", "1"),)).lower_names, ("a-b",))
+        self.assertEqual(ResponseHead(200, "OK", "HTTP/1.1", (("A-B", "1"),)).lower_names, ("a-b",))
+
 class FrpsObservationTests(unittest.TestCase):
     """Requests sent to a real frps 0.65.0 vhostHTTPPort (no proxies) and the status line it answered.
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "CONTINUE_RESPONSE",
@@ -70,8 +70,11 @@ __all__ = [
     "ResponseHead",
     "ResponseParser",
     "expects_continue",
+    "field_value",
+    "field_values",
     "get_header",
     "has_token",
+    "head_has_token",
     "header_values",
     "keep_alive",
     "remove_headers",
@@ -156,12 +159,29 @@ RESPONSE_LIMITS: Final = Limits(max_head_bytes=10 << 20, max_line_bytes=10 << 20
 MAX_INTERIM_RESPONSES: Final = 5
 
 
+class _LowerNames:
+    """``head.lower_names``: the field names in lower case, in order, computed on first use
+    and then kept in the instance (a non-data descriptor: no lock, unlike
+    ``functools.cached_property`` on Python 3.11, which cost more than the lookups it saves).
+    The parser, which lowers the names anyway, stores them at once.
+    """
+
+    def __get__(self, head: Any, owner: Any = None) -> tuple[str, ...]:
+        names = tuple([k.lower() for k, _ in head.headers])
+        head.__dict__["lower_names"] = names
+        return names
+
+
 @dataclass(frozen=True)
 class RequestHead:
     method: str
     target: str
     version: str  # "HTTP/1.0" or "HTTP/1.1"
     headers: Headers = ()
+
+    #: the field names in lower case, in order (computed once per head: a name
+    #: that is not there is ruled out without a pass over the fields; not a dataclass field)
+    lower_names = _LowerNames()
 
 
 @dataclass(frozen=True)
@@ -170,6 +190,9 @@ class ResponseHead:
     reason: str
     version: str
     headers: Headers = ()
+
+    #: the field names in lower case, in order (see :attr:`RequestHead.lower_names`)
+    lower_names = _LowerNames()
 
 
 @dataclass(frozen=True)
@@ -240,18 +263,49 @@ def set_header(headers: Iterable[tuple[str, str]], name: str, value: str) -> Hea
     return tuple(out)
 
 
+def field_value(head: RequestHead | ResponseHead, lname: str) -> str | None:
+    """:func:`get_header` on a head, for a lower-case name (a missing name costs one lookup in C)."""
+    lower = head.lower_names
+    if lname not in lower:
+        return None
+    return head.headers[lower.index(lname)][1]
+
+
+def field_values(head: RequestHead | ResponseHead, lname: str) -> list[str]:
+    """:func:`header_values` on a head, for a lower-case name."""
+    lower = head.lower_names
+    if lname not in lower:
+        return []
+    headers = head.headers
+    return [headers[i][1] for i, name in enumerate(lower) if name == lname]
+
+
+def head_has_token(head: RequestHead | ResponseHead, lname: str, token: str) -> bool:
+    """:func:`has_token` on a head, for a lower-case name."""
+    if lname not in head.lower_names:
+        return False
+    ltoken = token.lower()
+    for value in field_values(head, lname):
+        for part in value.split(","):
+            if part.strip(" \t").lower() == ltoken:
+                return True
+    return False
+
+
 def keep_alive(head: RequestHead | ResponseHead) -> bool:
     """Whether the connection may carry another message after this one (by its head)."""
-    if has_token(head.headers, "Connection", "close"):
+    if "connection" not in head.lower_names:
+        return head.version != "HTTP/1.0"
+    if head_has_token(head, "connection", "close"):
         return False
     if head.version == "HTTP/1.0":
-        return has_token(head.headers, "Connection", "keep-alive")
+        return head_has_token(head, "connection", "keep-alive")
     return True
 
 
 def expects_continue(head: RequestHead) -> bool:
     """An HTTP/1.1 request waiting for ``100 Continue`` before sending its body."""
-    value = get_header(head.headers, "Expect")
+    value = field_value(head, "expect")
     return head.version != "HTTP/1.0" and value is not None and value.strip(" \t").lower() == "100-continue"
 
 
@@ -266,6 +320,18 @@ _HOST_RE: Final = re.compile(rb"[0-9A-Za-z!$%&()*+,\-.:;=\[\]_~']*\Z")
 _DIGITS_RE: Final = re.compile(rb"[0-9]+\Z")
 _HEX_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 _MAX_CONTENT_LENGTH: Final = (1 << 63) - 1
+
+# The fast path for heads (see ``_Parser._fast_heads``): a head that is all CRLF
+# lines, with no obs-fold, no bare CR and only valid fields, is checked by one
+# regular expression over its latin-1 text and its fields taken by a second.
+# What these accept, the line-by-line parser accepts with the very same result
+# (tested by comparing both on generated heads); anything else goes to it.
+_TOKEN_S: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_VALUE_CHAR_S: Final = r"[^\x00-\x08\x0a-\x1f\x7f]"
+_FIELDS_S: Final = rf"((?:{_TOKEN_S}:{_VALUE_CHAR_S}*\r\n)*)\r\n"
+_FAST_REQUEST_RE: Final = re.compile(rf"({_TOKEN_S}) ([^\x00-\x20\x7f]+) HTTP/1\.([0-9])\r\n{_FIELDS_S}")
+_FAST_RESPONSE_RE: Final = re.compile(rf"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?: ({_VALUE_CHAR_S}*))?\r\n{_FIELDS_S}")
+_FAST_FIELD_RE: Final = re.compile(rf"({_TOKEN_S}):[ \t]*({_VALUE_CHAR_S}*?)[ \t]*\r\n")
 
 
 def _split_lines(head: bytes, err: type[HTTPProtocolError]) -> list[bytes]:
@@ -338,6 +404,8 @@ class _Parser:
 
     _err: type[HTTPProtocolError] = HTTPProtocolError
     _big_status = 431
+    #: try the one-regex parse of a head before the line-by-line one (tests turn it off to compare)
+    _fast_heads = True
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -483,10 +551,20 @@ class _Parser:
     def _start_line_too_long(self) -> HTTPProtocolError:
         return self._err("start line too long", self._big_status)
 
-    def _take_head(self) -> list[bytes] | None:
-        end = self._find_head_end()
-        if end is None:
+    def _fast_head(self, end: int, pattern: re.Pattern[str]) -> tuple[re.Match[str], Headers] | None:
+        """The head up to ``end`` matched by ``pattern`` and its fields, if the fast path takes it."""
+        if end - self._pos > self.limits.max_line_bytes:
+            return None  # (then a line may be too long: the line-by-line parse says which)
+        m = pattern.fullmatch(self._buf[self._pos:end].decode("latin-1"))
+        if m is None:
             return None
+        fields = _FAST_FIELD_RE.findall(m.group(4))
+        if len(fields) > self.limits.max_headers:
+            return None
+        self._pos = self._scan = end
+        return m, tuple(fields)
+
+    def _take_head(self, end: int) -> list[bytes]:
         head = bytes(self._buf[self._pos:end])
         self._pos = end
         self._scan = end
@@ -501,20 +579,24 @@ class _Parser:
         return lines
 
     def _framing(self, headers: Headers, version: str, is_request: bool,
-                 no_body: bool) -> tuple[Headers, str, int]:
-        """Go's transfer rules: the head to emit, the body state, and a length."""
-        te = header_values(headers, "Transfer-Encoding")
+                 no_body: bool, lower: Sequence[str]) -> tuple[Headers, str, int]:
+        """Go's transfer rules: the head to emit, the body state, and a length.
+
+        ``lower`` is the names of ``headers`` in lower case.
+        """
+        te = [headers[i][1] for i, name in enumerate(lower) if name == "transfer-encoding"]
         chunked = False
         if te:
             if version == "HTTP/1.0":
                 headers = remove_headers(headers, ["Transfer-Encoding"])
+                lower = [k.lower() for k, _ in headers]
             elif len(te) != 1 or te[0].strip(" \t").lower() != "chunked":
                 if is_request:
                     raise BadRequest(f"unsupported transfer encoding {te!r}", 501)
                 raise self._err(f"unsupported transfer encoding {te!r}")
             else:
                 chunked = True
-        lengths = header_values(headers, "Content-Length")
+        lengths = [headers[i][1] for i, name in enumerate(lower) if name == "content-length"]
         length = -1
         if lengths:
             first = lengths[0].strip(" \t")
@@ -708,9 +790,16 @@ class RequestParser(_Parser):
         return events
 
     def _step_head(self, events: list[Event]) -> bool:
-        lines = self._take_head()
-        if lines is None:
+        end = self._find_head_end()
+        if end is None:
             return False
+        fast = self._fast_head(end, _FAST_REQUEST_RE) if self._fast_heads else None
+        if fast is not None:
+            m, headers = fast
+            self._request_head(events, m.group(1), m.group(2), "HTTP/1.0" if m.group(3) == "0" else "HTTP/1.1",
+                               headers)
+            return True
+        lines = self._take_head(end)
         parts = lines[0].split(b" ")
         if len(parts) != 3 or not all(parts):
             raise BadRequest(f"malformed HTTP request {lines[0][:64]!r}")
@@ -721,22 +810,33 @@ class RequestParser(_Parser):
             raise BadRequest("invalid character in request target")
         version = _parse_version(version_raw, BadRequest)
         headers = _parse_fields(lines[1:], self.limits, BadRequest, 431)
-        hosts = header_values(headers, "Host")
+        self._request_head(events, method.decode("ascii"), target.decode("latin-1"), version, headers)
+        return True
+
+    def _request_head(self, events: list[Event], smethod: str, target: str, version: str,
+                      headers: Headers) -> None:
+        """Go's checks on a parsed request head, its framing, and its events."""
+        lower = [k.lower() for k, _ in headers]
+        hosts = [headers[i][1] for i, name in enumerate(lower) if name == "host"] if "host" in lower else []
         if len(hosts) > 1:
             raise BadRequest("too many Host headers")
         if hosts and not _HOST_RE.match(hosts[0].encode("latin-1")):
             raise BadRequest("malformed Host header", detail="malformed Host header")
-        smethod = method.decode("ascii")
         self._method = smethod
         if version == "HTTP/1.1" and not hosts and smethod != "CONNECT":
             raise BadRequest("missing required Host header", detail="missing required Host header")
-        headers, state, length = self._framing(headers, version, True, False)
-        events.append(RequestHead(smethod, target.decode("latin-1"), version, headers))
+        if "transfer-encoding" in lower or "content-length" in lower:
+            framed, state, length = self._framing(headers, version, True, False, lower)
+        else:
+            framed, state, length = headers, _DONE, 0
+        head = RequestHead(smethod, target, version, framed)
+        if framed is headers:
+            head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
+        events.append(head)
         self._state = state
         self._left = length
         if state == _DONE:
             self._end_message(events)
-        return True
 
 
 class ResponseParser(_Parser):
@@ -787,9 +887,15 @@ class ResponseParser(_Parser):
         return events
 
     def _step_head(self, events: list[Event]) -> bool:
-        lines = self._take_head()
-        if lines is None:
+        end = self._find_head_end()
+        if end is None:
             return False
+        fast = self._fast_head(end, _FAST_RESPONSE_RE) if self._fast_heads else None
+        if fast is not None:
+            m, headers = fast
+            return self._response_head(events, "HTTP/1.0" if m.group(1) == "0" else "HTTP/1.1", int(m.group(2)),
+                                       m.group(3) or "", headers)
+        lines = self._take_head(end)
         version_raw, sp, rest = lines[0].partition(b" ")
         if not sp:
             raise BadResponse(f"malformed status line {lines[0][:64]!r}")
@@ -799,24 +905,35 @@ class ResponseParser(_Parser):
             raise BadResponse(f"malformed status code {code[:16]!r}")
         if _BAD_VALUE_RE.search(reason):
             raise BadResponse("invalid character in reason phrase")
-        status = int(code)
         headers = _parse_fields(lines[1:], self.limits, BadResponse, 502)
+        return self._response_head(events, version, int(code), reason.decode("latin-1"), headers)
+
+    def _response_head(self, events: list[Event], version: str, status: int, reason: str,
+                       headers: Headers) -> bool:
+        """A parsed response head: its framing (given the request's method) and its events."""
         method = self._method
         if status == 101 or (method == "CONNECT" and 200 <= status < 300):
-            events.append(ResponseHead(status, reason.decode("latin-1"), version, headers))
+            events.append(ResponseHead(status, reason, version, headers))
             self.body_framing = "tunnel"
             self._start_tunnel(events)
             return False
         no_body = method == "HEAD" or status < 200 or status in (204, 304)
-        headers, state, length = self._framing(headers, version, False, no_body)
-        events.append(ResponseHead(status, reason.decode("latin-1"), version, headers))
+        lower = [k.lower() for k, _ in headers]
+        if "transfer-encoding" in lower or "content-length" in lower:
+            framed, state, length = self._framing(headers, version, False, no_body, lower)
+        else:
+            framed, state, length = headers, (_DONE if no_body else _UNTIL_EOF), 0
+        head = ResponseHead(status, reason, version, framed)
+        if framed is headers:
+            head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
+        events.append(head)
+        headers = framed
         if status < 200:
             self._interim += 1
             if self._interim > MAX_INTERIM_RESPONSES:
                 raise BadResponse("too many 1xx informational responses")
             return True  # interim: the final response follows
-        self._close_after = state == _UNTIL_EOF or not keep_alive(
-            ResponseHead(status, "", version, headers))
+        self._close_after = state == _UNTIL_EOF or not keep_alive(head)
         if no_body:
             self.body_framing = "none"
         elif state == _CHUNK_SIZE:
@@ -841,12 +958,37 @@ def _check_field(name: str, value: str) -> None:
         raise ValueError(f"invalid character in value of header {name!r}")
 
 
+#: what ``_fields`` may emit: lines of a token, ": ", and a value free of CR, LF and
+#: other controls (with the names known to be tokens and one line per field, no
+#: field can end early or add another)
+_FIELD_LINES_RE: Final = re.compile(rf"(?:{_TOKEN_S}: {_VALUE_CHAR_S}*\r\n)*")
+_NAME_RE: Final = re.compile(_TOKEN_S)
+#: field names already found to be tokens (the same few dozen names come again and again)
+_token_names: set[str] = set()
+_MAX_TOKEN_NAMES: Final = 4096
+
+
+def _names_are_tokens(headers: Sequence[tuple[str, str]]) -> bool:
+    known = _token_names
+    for name, _ in headers:
+        if name not in known:
+            if _NAME_RE.fullmatch(name) is None:
+                return False
+            if len(known) < _MAX_TOKEN_NAMES:
+                known.add(name)
+    return True
+
+
 def _fields(headers: Iterable[tuple[str, str]]) -> str:
-    out = []
-    for name, value in headers:
-        _check_field(name, value)
-        out.append(f"{name}: {value}\r\n")
-    return "".join(out)
+    """The field lines; ValueError for a name or value that could inject (checked in one pass)."""
+    fields = headers if isinstance(headers, (tuple, list)) else tuple(headers)
+    block = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    if (block.count("\n") != len(fields) or _FIELD_LINES_RE.fullmatch(block) is None
+            or not _names_are_tokens(fields)):
+        for name, value in fields:
+            _check_field(name, value)  # says which field is wrong
+        raise ValueError("invalid header field")
+    return block
 
 
 def serialize_request_head(head: RequestHead) -> bytes:

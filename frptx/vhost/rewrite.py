@@ -71,8 +71,11 @@ from frptx.vhost.http1 import (
     Headers,
     RequestHead,
     ResponseHead,
+    field_value,
+    field_values,
     get_header,
     has_token,
+    head_has_token,
     header_values,
     keep_alive,
     remove_headers,
@@ -152,6 +155,10 @@ HOP_BY_HOP: Final = (
 
 _FORWARDING: Final = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
 _FRAMING: Final = ("content-length", "transfer-encoding", "trailer")
+#: the fields a response loses whatever its Connection says (hop-by-hop, framing aside)
+_HOP_DROP: Final = frozenset(n.lower() for n in HOP_BY_HOP) - frozenset(_FRAMING)
+#: ... and a request (the client's forwarding fields too: frps writes its own)
+_REQUEST_DROP: Final = _HOP_DROP | frozenset(n.lower() for n in _FORWARDING)
 # Go writes these from the request, not from Header, so requestHeaders.set cannot change them.
 _NOT_SETTABLE: Final = frozenset({"host", "content-length", "transfer-encoding", "trailer"})
 _TOKEN_BYTES: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -180,9 +187,22 @@ def canonical_header_key(name: str) -> str:
     return "".join(out)
 
 
+_last_date: tuple[int, str] = (-1, "")
+
+
 def http_date(timestamp: float) -> str:
-    """An HTTP ``Date`` value (Go's ``http.TimeFormat``) for a POSIX time."""
-    return formatdate(timestamp, usegmt=True)
+    """An HTTP ``Date`` value (Go's ``http.TimeFormat``) for a POSIX time.
+
+    Made once per second (every answer frps relays may need one).
+    """
+    global _last_date
+    second = int(timestamp)
+    if second == _last_date[0] and timestamp >= 0:
+        return _last_date[1]
+    value = formatdate(timestamp, usegmt=True)
+    if timestamp >= 0:
+        _last_date = (second, value)
+    return value
 
 
 # ---------------------------------------------------------------- auth
@@ -295,12 +315,12 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
 def request_route_info(head: RequestHead) -> RouteInfo:
     """The routing facts of a parsed request; BadRequest for a target Go rejects."""
     url_host, path = _split_target(head.method, head.target)
-    raw_host = url_host or (get_header(head.headers, "Host") or "")
-    auth = parse_basic_auth(get_header(head.headers, "Authorization"))
+    raw_host = url_host or (field_value(head, "host") or "")
+    auth = parse_basic_auth(field_value(head, "authorization"))
     auth_user, auth_password = auth if auth else ("", "")
     route_user = ""
     if url_host:
-        proxy_auth = parse_basic_auth(get_header(head.headers, "Proxy-Authorization"))
+        proxy_auth = parse_basic_auth(field_value(head, "proxy-authorization"))
         if proxy_auth:
             route_user = proxy_auth[0]
     if route_user == "":
@@ -369,6 +389,25 @@ def _apply_set(headers: Headers, values: Mapping[str, str], skip: frozenset[str]
     return headers
 
 
+def _connection_tokens(head: RequestHead | ResponseHead) -> set[str]:
+    """The lower-case names a head's Connection fields list (none without one)."""
+    tokens = set()
+    for value in field_values(head, "connection"):
+        for part in value.split(","):
+            part = part.strip(" \t")
+            if part:
+                tokens.add(part.lower())
+    return tokens
+
+
+def _without(head: RequestHead | ResponseHead, drop: frozenset[str] | set[str]) -> list[tuple[str, str]]:
+    """The head's fields but those whose lower-case name is in ``drop`` (one pass, none if none match)."""
+    lower = head.lower_names
+    if drop.isdisjoint(lower):
+        return list(head.headers)
+    return [field for field, name in zip(head.headers, lower, strict=True) if name not in drop]
+
+
 def rewrite_request(
     head: RequestHead,
     *,
@@ -384,26 +423,33 @@ def rewrite_request(
     head goes out as HTTP/1.1, as Go's transport always sends.  Raises
     :class:`RewriteError` for an upgrade to a non-printable protocol name.
     """
-    original = head.headers
-    up = upgrade_type(original)
+    drop = _REQUEST_DROP
+    up = ""
+    lower = head.lower_names
+    if "connection" in lower:
+        # Go's order, in one pass: the fields named in Connection go with the fixed
+        # hop-by-hop list (framing fields stay), and the client's forwarding fields
+        named = _connection_tokens(head)
+        drop = drop | (named - frozenset(_FRAMING))
+        if "upgrade" in named:
+            up = field_value(head, "upgrade") or ""
     if up and not all(0x20 <= ord(c) < 0x7F for c in up):
         raise RewriteError(f"client tried to switch to invalid protocol {up!r}")
-    headers = remove_hop_by_hop(original, _FRAMING)
-    if has_token(original, "Te", "trailers"):
-        headers = set_header(headers, "Te", "trailers")
+    out = _without(head, drop)
+    if "te" in lower and head_has_token(head, "te", "trailers"):
+        out.append(("Te", "trailers"))
     if up:
-        headers = set_header(headers, "Connection", "Upgrade")
-        headers = set_header(headers, "Upgrade", up)
-    prior = header_values(original, "X-Forwarded-For")
-    headers = remove_headers(headers, _FORWARDING)
+        out += [("Connection", "Upgrade"), ("Upgrade", up)]
     if client_ip is not None:
-        headers += (("X-Forwarded-For", ", ".join(prior + [client_ip])),)
+        out.append(("X-Forwarded-For", ", ".join(field_values(head, "x-forwarded-for") + [client_ip])))
     url_host, _ = _split_target(head.method, head.target)
-    raw_host = url_host or (get_header(original, "Host") or "")
-    headers += (("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http"))
+    raw_host = url_host or (field_value(head, "host") or "")
+    out += [("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http")]
+    headers = tuple(out)
     if host_rewrite:
         headers = set_header(headers, "Host", host_rewrite)
-    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
+    if set_headers:
+        headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
     return RequestHead(head.method, head.target, "HTTP/1.1", headers)
 
 
@@ -420,10 +466,17 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
     """The backend's response as frps passes it to the client."""
     headers = head.headers
     if head.status != 101:
-        headers = remove_hop_by_hop(headers, _FRAMING)
+        drop = _HOP_DROP
+        if "connection" in head.lower_names:
+            drop = drop | (_connection_tokens(head) - frozenset(_FRAMING))
+        if not drop.isdisjoint(head.lower_names):
+            headers = tuple(_without(head, drop))
     # Framing fields stay the backend's: a configured Content-Length could
     # desynchronise the client connection.
-    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
+    if set_headers:
+        headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
+    if headers is head.headers:
+        return head
     return ResponseHead(head.status, head.reason, head.version, headers)
 
 
@@ -494,7 +547,7 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
         return ClientResponse(ResponseHead(101, go_reason(101), version, out.headers), "tunnel", False)
     out = rewrite_response(head, set_headers=set_headers)
     headers = out.headers
-    if get_header(headers, "Date") is None:
+    if "date" not in out.lower_names:
         headers += (("Date", date),)
     if backend_framing in ("none", "tunnel"):
         framing = "none"
@@ -524,11 +577,11 @@ def reply_connection(request: RequestHead | None) -> str | None:
     HTTP/1.0 client asked to keep the connection, else none.  Whether frps
     then closes is :func:`frptx.vhost.http1.keep_alive` of the request.
     """
-    if request is None:
+    if request is None or "connection" not in request.lower_names:
         return None
     if request.version == "HTTP/1.0":
-        return "keep-alive" if has_token(request.headers, "Connection", "keep-alive") else None
-    return "close" if has_token(request.headers, "Connection", "close") else None
+        return "keep-alive" if head_has_token(request, "connection", "keep-alive") else None
+    return "close" if head_has_token(request, "connection", "close") else None
 
 
 def _go_reply(date: str, request: RequestHead | None, status: str, handler_fields: Iterable[tuple[str, str]],

@@ -1,0 +1,136 @@
+"""The vhost's per-request fast paths give exactly what the plain rules give.
+
+:mod:`frptx.test.vhost_reference` holds the header rules as first written (one
+pass over the fields per rule, one check per field); the modules in use look
+names up once per head, drop fields in one pass and check a serialised head in
+one regular expression.  Here both run on generated heads -- rich in the fields
+the rules care about (Connection and the names it lists, hop-by-hop, forwarding,
+framing, Date, Host, in any case) -- and must agree on every result and every
+error.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial import unittest
+
+from frptx.test import vhost_reference as ref
+from frptx.vhost.http1 import (
+    HTTPProtocolError,
+    RequestHead,
+    RequestParser,
+    ResponseHead,
+    ResponseParser,
+    keep_alive,
+    serialize_request_head,
+    serialize_response_head,
+)
+from frptx.vhost.rewrite import client_response, reply_connection, request_route_info, rewrite_request, rewrite_response
+
+_NAMES = ["Host", "host", "Connection", "connection", "CONNECTION", "Te", "TE", "Upgrade", "upgrade", "Keep-Alive",
+          "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Trailer", "Transfer-Encoding",
+          "Content-Length", "content-length", "Forwarded", "X-Forwarded-For", "x-forwarded-for", "X-Forwarded-Host",
+          "X-Forwarded-Proto", "X-Hop", "x-hop", "Date", "date", "Authorization", "Close", "User-Agent", "X-A"]
+_VALUES = ["", "a", "keep-alive", "close", "Keep-Alive, X-Hop", "upgrade", "Upgrade", " upgrade , close ",
+           "websocket", "h2c\x01", "trailers", "trailers, deflate", "x-hop", "content-length", "te", ",,", "1.2.3.4",
+           "5", "chunked", "Basic dTpw", "Basic dTpwOg==", "Wed, 02 Dec 2026 07:00:25 GMT", "h:8080", "\xe9"]
+_fields = st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)), max_size=8).map(tuple)
+_targets = st.sampled_from(["/", "/a?b=%41", "/a%zz", "http://Up.Example:81/x", "http://u:p@h/", "*", "h:443",
+                            "mailto:x", "/p%2Fq"])
+_request_heads = st.builds(RequestHead, st.sampled_from(["GET", "POST", "CONNECT", "OPTIONS"]), _targets,
+                           st.sampled_from(["HTTP/1.1", "HTTP/1.0"]), _fields)
+_response_heads = st.builds(ResponseHead, st.sampled_from([100, 101, 103, 200, 204, 304, 404]),
+                            st.sampled_from(["OK", "x"]), st.sampled_from(["HTTP/1.1", "HTTP/1.0"]), _fields)
+_set_headers = st.dictionaries(st.sampled_from(["x-from-frp", "Host", "content-length", "X-Forwarded-For", "te",
+                                                "Date", "x-resp"]),
+                               st.sampled_from(["yes", "", "r1"]), max_size=3)
+
+
+def _result(f: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return ("ok", f(*args, **kwargs))
+    except (ValueError, HTTPProtocolError) as e:
+        return ("error", type(e), str(e))
+
+
+class RewriteAsReference(unittest.TestCase):
+    @settings(max_examples=1000, deadline=None)
+    @given(_request_heads, st.sampled_from([None, "127.0.0.1"]), st.booleans(), st.sampled_from(["", "inner"]),
+           _set_headers)
+    def test_rewrite_request(self, head: RequestHead, client_ip: str | None, tls: bool, host_rewrite: str,
+                             set_headers: dict[str, str]) -> None:
+        args = dict(client_ip=client_ip, tls=tls, host_rewrite=host_rewrite, set_headers=set_headers)
+        got = _result(rewrite_request, head, **args)
+        self.assertEqual(got, _result(ref.rewrite_request, head, **args))
+        if got[0] == "ok":
+            out = got[1]
+            self.assertEqual(out.lower_names, tuple(k.lower() for k, _ in out.headers))
+            self.assertEqual(_result(serialize_request_head, out), _result(ref.serialize_request_head, out))
+
+    @settings(max_examples=1000, deadline=None)
+    @given(_response_heads, _request_heads, st.sampled_from(["length", "chunked", "eof", "none", "tunnel"]),
+           _set_headers)
+    def test_client_response(self, head: ResponseHead, request: RequestHead, framing: str,
+                             set_headers: dict[str, str]) -> None:
+        date = "Wed, 02 Dec 2026 07:00:25 GMT"
+        got = client_response(head, request, framing, date=date, set_headers=set_headers)
+        self.assertEqual(got, ref.client_response(head, request, framing, date=date, set_headers=set_headers))
+        self.assertEqual(rewrite_response(head, set_headers=set_headers),
+                         ref.rewrite_response(head, set_headers=set_headers))
+        self.assertEqual(_result(serialize_response_head, got.head), _result(ref.serialize_response_head, got.head))
+
+    @settings(max_examples=500, deadline=None)
+    @given(_request_heads)
+    def test_request_rules(self, head: RequestHead) -> None:
+        self.assertEqual(keep_alive(head), ref.keep_alive(head))
+        self.assertEqual(reply_connection(head), ref.reply_connection(head))
+        self.assertEqual(_result(request_route_info, head), _result(ref.request_route_info, head))
+
+    @settings(max_examples=300, deadline=None)
+    @given(_request_heads, _response_heads)
+    def test_parsed_heads_as_built_ones(self, request: RequestHead, response: ResponseHead) -> None:
+        """A parsed head (its lower-case names known from the parse) behaves as one built by hand."""
+        try:
+            wire = ref.serialize_request_head(request)
+        except ValueError:
+            return
+        try:
+            parsed = RequestParser().feed(wire)[0]
+        except HTTPProtocolError:
+            return
+        assert isinstance(parsed, RequestHead)
+        self.assertEqual(parsed.lower_names, tuple(k.lower() for k, _ in parsed.headers))
+        self.assertEqual(_result(rewrite_request, parsed, client_ip="1.1.1.1"),
+                         _result(ref.rewrite_request, parsed, client_ip="1.1.1.1"))
+        try:
+            rparsed = ResponseParser().feed(ref.serialize_response_head(response) + b"ok")[0]
+        except (ValueError, HTTPProtocolError):
+            return
+        assert isinstance(rparsed, ResponseHead)
+        self.assertEqual(rparsed.lower_names, tuple(k.lower() for k, _ in rparsed.headers))
+        self.assertEqual(client_response(rparsed, parsed, "length", date="d"),
+                         ref.client_response(rparsed, parsed, "length", date="d"))
+
+
+_nasty = st.lists(st.sampled_from(["a", "Z", " ", "\t", ":", "\r", "\n", "\r\n", "\x00", "\x7f", "\x80", "\xff",
+                                   "\u0100", "-", "é", "(", "X: y"]), max_size=8).map("".join)
+
+
+class SerializeAsReference(unittest.TestCase):
+    @settings(max_examples=1500, deadline=None)
+    @given(st.lists(st.tuples(_nasty, _nasty), max_size=5), st.sampled_from(["/", "/ x", "", "/\x7f"]))
+    def test_fields_checked_as_one_by_one(self, fields: list[tuple[str, str]], target: str) -> None:
+        head = RequestHead("GET", target, "HTTP/1.1", tuple(fields))
+        got = _result(serialize_request_head, head)
+        want = _result(ref.serialize_request_head, head)
+        # (the messages may name another field when several are wrong; the verdict may not differ)
+        self.assertEqual(got[0], want[0], (got, want))
+        if got[0] == "ok":
+            self.assertEqual(got, want)
+        else:
+            self.assertEqual(got[1], want[1])
+
+    def test_a_value_with_a_line_end_is_no_new_field(self) -> None:
+        for fields in [(("X", "a\r\nInjected: 1"),), (("A: b", "c"),), (("A", "b\nC: d"),), (("A\r\nB", "c"),)]:
+            self.assertRaises(ValueError, serialize_request_head, RequestHead("GET", "/", "HTTP/1.1", fields))
