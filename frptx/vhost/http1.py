@@ -172,37 +172,66 @@ class _LowerNames:
         return names
 
 
-@dataclass(frozen=True)
+# The heads and events below are frozen dataclasses made several times per
+# request; their __init__ fills the instance dict directly (the generated one
+# calls object.__setattr__ per field, twice as slow).  Equality, hashing, repr
+# and immutability are the dataclass's.
+
+@dataclass(frozen=True, init=False)
 class RequestHead:
     method: str
     target: str
     version: str  # "HTTP/1.0" or "HTTP/1.1"
     headers: Headers = ()
 
+    def __init__(self, method: str, target: str, version: str, headers: Headers = ()) -> None:
+        d = self.__dict__
+        d["method"] = method
+        d["target"] = target
+        d["version"] = version
+        d["headers"] = headers
+
     #: the field names in lower case, in order (computed once per head: a name
     #: that is not there is ruled out without a pass over the fields; not a dataclass field)
     lower_names = _LowerNames()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ResponseHead:
     status: int
     reason: str
     version: str
     headers: Headers = ()
 
+    def __init__(self, status: int, reason: str, version: str, headers: Headers = ()) -> None:
+        d = self.__dict__
+        d["status"] = status
+        d["reason"] = reason
+        d["version"] = version
+        d["headers"] = headers
+
     #: the field names in lower case, in order (see :attr:`RequestHead.lower_names`)
     lower_names = _LowerNames()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Data:
     data: bytes
 
+    def __init__(self, data: bytes) -> None:
+        self.__dict__["data"] = data
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class EndOfMessage:
     trailers: Headers = ()
+
+    def __init__(self, trailers: Headers = ()) -> None:
+        self.__dict__["trailers"] = trailers
+
+
+#: the end of a message without trailers (events are immutable: one will do)
+_END: Final = EndOfMessage()
 
 
 @dataclass(frozen=True)
@@ -442,10 +471,88 @@ class _Parser:
             raise self._error
         if self._eof:
             raise self._err("data after end of stream")
-        if self._state == _TUNNEL:
+        state = self._state
+        if state == _TUNNEL:
             return [Data(bytes(data))] if data else []
+        if self._fast_heads and data and self._pos == len(self._buf):
+            # Nothing buffered: a head or a body that this read holds whole is taken
+            # from ``data`` itself (no copy through the buffer, no state-machine turn).
+            try:
+                if state == _HEAD:
+                    events = self._feed_head(data)
+                    if events is not None:
+                        return events
+                elif state == _LENGTH:
+                    return self._feed_length(data)
+            except HTTPProtocolError as e:
+                self._error = e
+                raise
         self._buf += data
         return self._run()
+
+    def _feed_head(self, data: bytes) -> list[Event] | None:
+        """A read that starts with a whole head the fast path takes: its events; else None.
+
+        ``\r\n\r\n`` ends a head of CRLF lines, as the search for ``\n\r?\n``
+        would (such a head has no other empty line and no bare LF).
+        """
+        if self._skip_crlf:
+            if data[:1] in (b"\r", b"\n"):
+                return None
+            self._skip_crlf = 0
+        end = data.find(b"\r\n\r\n") + 4
+        limits = self.limits
+        if end < 4 or end > limits.max_head_bytes or end > limits.max_line_bytes:
+            return None
+        m = self._fast_pattern.fullmatch((data if end == len(data) else data[:end]).decode("latin-1"))
+        if m is None:
+            return None
+        fields = _FAST_FIELD_RE.findall(m.group(4))
+        if len(fields) > limits.max_headers:
+            return None
+        rest = data[end:]
+        buf = self._buf
+        if buf:
+            buf.clear()
+        self._pos = self._scan = self._nl_scan = 0
+        if rest:
+            buf += rest  # (where a tunnel, a chunked body or the next message finds it)
+        events: list[Event] = []
+        self._fast_head_events(events, m, tuple(fields))
+        if rest and self._state == _LENGTH and not self._pos:
+            take = min(len(rest), self._left)
+            events.append(Data(rest if take == len(rest) else rest[:take]))
+            self._pos = take
+            self._left -= take
+            if not self._left:
+                self._end_message(events)
+        if self._pos < len(buf):
+            events += self._run()
+        elif buf:
+            buf.clear()
+            self._pos = 0
+        return events
+
+    def _feed_length(self, data: bytes) -> list[Event]:
+        """Body bytes of a Content-Length body, nothing buffered."""
+        take = min(len(data), self._left)
+        events: list[Event] = [Data(data if take == len(data) else data[:take])]
+        self._left -= take
+        if not self._left:
+            self._end_message(events)
+            if take < len(data):
+                if self._buf:
+                    self._buf.clear()
+                self._pos = self._scan = self._nl_scan = 0
+                self._buf += data[take:]
+                events += self._run()
+        return events
+
+    # what _feed_head matches and what it does with a match (per parser)
+    _fast_pattern: re.Pattern[str]
+
+    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
+        raise NotImplementedError
 
     def feed_eof(self) -> list[Event]:
         """The peer closed its sending side; return the last events or raise if cut short."""
@@ -454,7 +561,7 @@ class _Parser:
         self._eof = True
         if self._state == _UNTIL_EOF:
             self._state = _CLOSED
-            return [EndOfMessage()]
+            return [_END]
         if self._state in (_TUNNEL, _DONE, _CLOSED):
             return []
         if self._state == _HEAD and self.buffered == 0 or self._only_blank_lines():
@@ -646,7 +753,7 @@ class _Parser:
         return True
 
     def _end_message(self, events: list[Event], trailers: Headers = ()) -> None:
-        events.append(EndOfMessage(trailers))
+        events.append(EndOfMessage(trailers) if trailers else _END)
         self._state = _DONE
 
     def _read_line(self, limit: int, what: str) -> bytes | None:
@@ -771,6 +878,8 @@ class RequestParser(_Parser):
             self._skip_crlf = 4
         if self._eof:
             return self._events_then_eof()
+        if self._pos == len(self._buf):
+            return []
         return self._run()
 
     def switch_protocols(self) -> list[Event]:
@@ -795,9 +904,7 @@ class RequestParser(_Parser):
             return False
         fast = self._fast_head(end, _FAST_REQUEST_RE) if self._fast_heads else None
         if fast is not None:
-            m, headers = fast
-            self._request_head(events, m.group(1), m.group(2), "HTTP/1.0" if m.group(3) == "0" else "HTTP/1.1",
-                               headers)
+            self._fast_head_events(events, *fast)
             return True
         lines = self._take_head(end)
         parts = lines[0].split(b" ")
@@ -812,6 +919,11 @@ class RequestParser(_Parser):
         headers = _parse_fields(lines[1:], self.limits, BadRequest, 431)
         self._request_head(events, method.decode("ascii"), target.decode("latin-1"), version, headers)
         return True
+
+    _fast_pattern = _FAST_REQUEST_RE
+
+    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
+        self._request_head(events, m.group(1), m.group(2), "HTTP/1.0" if m.group(3) == "0" else "HTTP/1.1", fields)
 
     def _request_head(self, events: list[Event], smethod: str, target: str, version: str,
                       headers: Headers) -> None:
@@ -880,7 +992,7 @@ class ResponseParser(_Parser):
         self._close_after = False
         self._interim = 0
         self.body_framing = ""
-        events = self._run()
+        events = self._run() if self._pos < len(self._buf) else []
         if self._eof:
             self._eof = False
             events += self.feed_eof()
@@ -892,9 +1004,7 @@ class ResponseParser(_Parser):
             return False
         fast = self._fast_head(end, _FAST_RESPONSE_RE) if self._fast_heads else None
         if fast is not None:
-            m, headers = fast
-            return self._response_head(events, "HTTP/1.0" if m.group(1) == "0" else "HTTP/1.1", int(m.group(2)),
-                                       m.group(3) or "", headers)
+            return self._response_head(events, *self._fast_status(fast[0]), fast[1])
         lines = self._take_head(end)
         version_raw, sp, rest = lines[0].partition(b" ")
         if not sp:
@@ -907,6 +1017,15 @@ class ResponseParser(_Parser):
             raise BadResponse("invalid character in reason phrase")
         headers = _parse_fields(lines[1:], self.limits, BadResponse, 502)
         return self._response_head(events, version, int(code), reason.decode("latin-1"), headers)
+
+    _fast_pattern = _FAST_RESPONSE_RE
+
+    @staticmethod
+    def _fast_status(m: re.Match[str]) -> tuple[str, int, str]:
+        return "HTTP/1.0" if m.group(1) == "0" else "HTTP/1.1", int(m.group(2)), m.group(3) or ""
+
+    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
+        self._response_head(events, *self._fast_status(m), fields)
 
     def _response_head(self, events: list[Event], version: str, status: int, reason: str,
                        headers: Headers) -> bool:
