@@ -16,12 +16,14 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from frptx.test import vhost_reference as ref
+from frptx.test.test_vhost_http1 import _heads
 from frptx.vhost.http1 import (
     HTTPProtocolError,
     RequestHead,
     RequestParser,
     ResponseHead,
     ResponseParser,
+    is_checked,
     keep_alive,
     serialize_request_head,
     serialize_response_head,
@@ -134,3 +136,59 @@ class SerializeAsReference(unittest.TestCase):
     def test_a_value_with_a_line_end_is_no_new_field(self) -> None:
         for fields in [(("X", "a\r\nInjected: 1"),), (("A: b", "c"),), (("A", "b\nC: d"),), (("A\r\nB", "c"),)]:
             self.assertRaises(ValueError, serialize_request_head, RequestHead("GET", "/", "HTTP/1.1", fields))
+
+
+class CheckedHeads(unittest.TestCase):
+    """Heads marked checked are serialised without checks: every such head must pass them."""
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.data(), st.booleans(), st.sampled_from([None, "127.0.0.1", "::1", "a\r\nb"]),
+           st.sampled_from(["", "inner", "in\r\nner"]), st.sampled_from(["GET", "HEAD", "CONNECT"]))
+    def test_parsed_and_rewritten_heads_are_valid(self, data: st.DataObject, valid: bool, client_ip: str | None,
+                                                  host_rewrite: str, method: str) -> None:
+        request_wire = data.draw(_heads(False, valid))
+        response_wire = data.draw(_heads(True, valid))
+        try:
+            requests = [e for e in RequestParser().feed(request_wire) if isinstance(e, RequestHead)]
+        except HTTPProtocolError:
+            requests = []
+        try:
+            responses = [e for e in ResponseParser(method).feed(response_wire) if isinstance(e, ResponseHead)]
+        except HTTPProtocolError:
+            responses = []
+        for request in requests:
+            self.assertTrue(is_checked(request))
+            self.assertEqual(serialize_request_head(request), ref.serialize_request_head(request))
+            got = _result(rewrite_request, request, client_ip=client_ip, host_rewrite=host_rewrite)
+            if got[0] == "ok":
+                self.assertEqual(_result(serialize_request_head, got[1]), _result(ref.serialize_request_head, got[1]))
+            for response in responses:
+                self.assertTrue(is_checked(response))
+                self.assertEqual(serialize_response_head(response), ref.serialize_response_head(response))
+                for framing in ("length", "chunked", "none"):
+                    answer = client_response(response, request, framing, date="Wed, 02 Dec 2026 07:00:25 GMT")
+                    self.assertEqual(serialize_response_head(answer.head), ref.serialize_response_head(answer.head))
+
+    def test_decoded_url_host_is_checked(self) -> None:
+        [head, _] = RequestParser().feed(b"GET http://a%0d%0aX-Injected:%201/ HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert isinstance(head, RequestHead)
+        out = rewrite_request(head, client_ip="127.0.0.1")
+        self.assertFalse(is_checked(out))
+        self.assertRaises(ValueError, serialize_request_head, out)
+
+    def test_configured_values_are_checked(self) -> None:
+        [head, _] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert isinstance(head, RequestHead)
+        self.assertTrue(is_checked(rewrite_request(head, client_ip="127.0.0.1", host_rewrite="inner")))
+        self.assertFalse(is_checked(rewrite_request(head, client_ip="127.0.0.1", host_rewrite="a\r\nb: c")))
+        self.assertFalse(is_checked(rewrite_request(head, client_ip="127.0.0.1", set_headers={"x": "y"})))
+        self.assertRaises(ValueError, serialize_request_head,
+                          rewrite_request(head, client_ip="127.0.0.1", host_rewrite="a\r\nb: c"))
+        [response, _, _] = ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+        assert isinstance(response, ResponseHead)
+        self.assertFalse(is_checked(client_response(response, head, "length", date="x",
+                                                    set_headers={"x-a": "b"}).head))
+        self.assertFalse(is_checked(client_response(response, head, "length", date="d\r\nX: y").head))
+        self.assertRaises(ValueError, serialize_response_head,
+                          client_response(response, head, "length", date="d\r\nX: y").head)
+        self.assertFalse(is_checked(ResponseHead(200, "OK", "HTTP/1.1", (("A", "b\r\nC: d"),))))

@@ -49,7 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "CONTINUE_RESPONSE",
@@ -81,6 +81,9 @@ __all__ = [
     "serialize_request_head",
     "serialize_response_head",
     "set_header",
+    "checked",
+    "is_checked",
+    "safe_value",
 ]
 
 Headers = tuple[tuple[str, str], ...]
@@ -240,6 +243,33 @@ class ProtocolSwitch:
 
 
 Event = RequestHead | ResponseHead | Data | EndOfMessage | ProtocolSwitch
+_H = TypeVar("_H", RequestHead, ResponseHead)
+
+
+# ---------------------------------------------------------------- checked heads
+
+def checked(head: _H) -> _H:
+    """Mark ``head`` as valid in every part, so serialising it needs no check.
+
+    True of what the parsers emit (they refuse anything the serialisers would),
+    and of heads made from such a head's fields with values known to be safe
+    (constants, :func:`safe_value`).  Never for configured or decoded values
+    not checked.
+    """
+    head.__dict__["_checked"] = True
+    return head
+
+
+def is_checked(head: RequestHead | ResponseHead) -> bool:
+    return head.__dict__.get("_checked", False)  # type: ignore[no-any-return]
+
+
+_SAFE_VALUE_RE: Final = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def safe_value(value: str) -> bool:
+    """Whether ``value`` may be a field value as it is (no CR, LF or other control)."""
+    return _SAFE_VALUE_RE.fullmatch(value) is not None
 
 
 # ---------------------------------------------------------------- headers
@@ -360,7 +390,17 @@ _VALUE_CHAR_S: Final = r"[^\x00-\x08\x0a-\x1f\x7f]"
 _FIELDS_S: Final = rf"((?:{_TOKEN_S}:{_VALUE_CHAR_S}*\r\n)*)\r\n"
 _FAST_REQUEST_RE: Final = re.compile(rf"({_TOKEN_S}) ([^\x00-\x20\x7f]+) HTTP/1\.([0-9])\r\n{_FIELDS_S}")
 _FAST_RESPONSE_RE: Final = re.compile(rf"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?: ({_VALUE_CHAR_S}*))?\r\n{_FIELDS_S}")
-_FAST_FIELD_RE: Final = re.compile(rf"({_TOKEN_S}):[ \t]*({_VALUE_CHAR_S}*?)[ \t]*\r\n")
+#: the fields of a block the patterns above matched (so each line is a token, ":", a value, CRLF);
+#: a value's trailing blanks are kept (rare: ``_split_fields`` strips them)
+_FAST_FIELD_RE: Final = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
+
+
+def _split_fields(block: str) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a fields block matched by the fast patterns."""
+    fields = _FAST_FIELD_RE.findall(block)
+    if " \r" in block or "\t\r" in block:
+        return [(name, value.rstrip(" \t")) for name, value in fields]
+    return fields
 
 
 def _split_lines(head: bytes, err: type[HTTPProtocolError]) -> list[bytes]:
@@ -507,7 +547,7 @@ class _Parser:
         m = self._fast_pattern.fullmatch((data if end == len(data) else data[:end]).decode("latin-1"))
         if m is None:
             return None
-        fields = _FAST_FIELD_RE.findall(m.group(4))
+        fields = _split_fields(m.group(4))
         if len(fields) > limits.max_headers:
             return None
         rest = data[end:]
@@ -665,7 +705,7 @@ class _Parser:
         m = pattern.fullmatch(self._buf[self._pos:end].decode("latin-1"))
         if m is None:
             return None
-        fields = _FAST_FIELD_RE.findall(m.group(4))
+        fields = _split_fields(m.group(4))
         if len(fields) > self.limits.max_headers:
             return None
         self._pos = self._scan = end
@@ -691,6 +731,14 @@ class _Parser:
 
         ``lower`` is the names of ``headers`` in lower case.
         """
+        if "transfer-encoding" not in lower and lower.count("content-length") == 1:
+            # the usual case: one Content-Length of plain digits (below 10**18)
+            value = headers[lower.index("content-length")][1]
+            if value.isascii() and value.isdigit() and len(value) < 19:
+                if no_body:
+                    return headers, _DONE, 0
+                length = int(value)
+                return headers, (_LENGTH if length else _DONE), length
         te = [headers[i][1] for i, name in enumerate(lower) if name == "transfer-encoding"]
         chunked = False
         if te:
@@ -942,6 +990,7 @@ class RequestParser(_Parser):
         else:
             framed, state, length = headers, _DONE, 0
         head = RequestHead(smethod, target, version, framed)
+        head.__dict__["_checked"] = True  # (see checked())
         if framed is headers:
             head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
         events.append(head)
@@ -1032,7 +1081,7 @@ class ResponseParser(_Parser):
         """A parsed response head: its framing (given the request's method) and its events."""
         method = self._method
         if status == 101 or (method == "CONNECT" and 200 <= status < 300):
-            events.append(ResponseHead(status, reason, version, headers))
+            events.append(checked(ResponseHead(status, reason, version, headers)))
             self.body_framing = "tunnel"
             self._start_tunnel(events)
             return False
@@ -1043,6 +1092,7 @@ class ResponseParser(_Parser):
         else:
             framed, state, length = headers, (_DONE if no_body else _UNTIL_EOF), 0
         head = ResponseHead(status, reason, version, framed)
+        head.__dict__["_checked"] = True  # (see checked())
         if framed is headers:
             head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
         events.append(head)
@@ -1112,6 +1162,9 @@ def _fields(headers: Iterable[tuple[str, str]]) -> str:
 
 def serialize_request_head(head: RequestHead) -> bytes:
     """The head as bytes; raises ValueError rather than emit an injectable field."""
+    if head.__dict__.get("_checked"):
+        fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
+        return f"{head.method} {head.target} {head.version}\r\n{fields}\r\n".encode("latin-1")
     if not _TOKEN_RE.match(head.method.encode("latin-1", "replace")) or \
             _BAD_TARGET_RE.search(head.target.encode("latin-1", "replace")) or not head.target:
         raise ValueError(f"invalid request line {head.method!r} {head.target!r}")
@@ -1120,6 +1173,9 @@ def serialize_request_head(head: RequestHead) -> bytes:
 
 def serialize_response_head(head: ResponseHead) -> bytes:
     """The status line and fields as bytes; raises ValueError for unsafe values."""
+    if head.__dict__.get("_checked"):
+        fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
+        return f"{head.version} {head.status} {head.reason}\r\n{fields}\r\n".encode("latin-1")
     if not 100 <= head.status <= 999 or _BAD_VALUE_RE.search(head.reason.encode("latin-1", "replace")):
         raise ValueError(f"invalid status line {head.status!r} {head.reason!r}")
     return f"{head.version} {head.status} {head.reason}\r\n{_fields(head.headers)}\r\n".encode("latin-1")

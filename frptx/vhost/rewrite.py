@@ -71,14 +71,17 @@ from frptx.vhost.http1 import (
     Headers,
     RequestHead,
     ResponseHead,
+    checked,
     field_value,
     field_values,
     get_header,
     has_token,
     head_has_token,
     header_values,
+    is_checked,
     keep_alive,
     remove_headers,
+    safe_value,
     set_header,
 )
 from frptx.vhost.routing import Route, RouteTable, canonical_host
@@ -459,11 +462,18 @@ def rewrite_request(
     raw_host = url_host or (field_value(head, "host") or "")
     out += [("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http")]
     headers = tuple(out)
+    # (the result is as valid as the request if all that was added is: a decoded
+    # URL host, the peer's address and a configured Host value are checked here)
+    valid = (is_checked(head) and (not url_host or safe_value(url_host))
+             and (client_ip is None or safe_value(client_ip)))
     if host_rewrite:
         headers = set_header(headers, "Host", host_rewrite)
+        valid = valid and safe_value(host_rewrite)
     if set_headers:
         headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
-    return RequestHead(head.method, head.target, "HTTP/1.1", headers)
+        valid = False
+    result = RequestHead(head.method, head.target, "HTTP/1.1", headers)
+    return checked(result) if valid else result
 
 
 def check_upgrade_response(request_upgrade: str, response: ResponseHead) -> None:
@@ -490,7 +500,9 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
         headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
     if headers is head.headers:
         return head
-    return ResponseHead(head.status, head.reason, head.version, headers)
+    result = ResponseHead(head.status, head.reason, head.version, headers)
+    # (fields dropped from a checked head leave a checked head)
+    return checked(result) if not set_headers and is_checked(head) else result
 
 
 # ---------------------------------------------------------------- the response frps writes
@@ -560,10 +572,12 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
     """
     version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
     if head.status < 200 and head.status != 101:
-        return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, head.headers), "none", False)
+        interim = ResponseHead(head.status, go_reason(head.status), version, head.headers)
+        return ClientResponse(checked(interim) if is_checked(head) else interim, "none", False)
     if head.status == 101:
         out = rewrite_response(head, set_headers=set_headers)
-        return ClientResponse(ResponseHead(101, go_reason(101), version, out.headers), "tunnel", False)
+        switch = ResponseHead(101, go_reason(101), version, out.headers)
+        return ClientResponse(checked(switch) if is_checked(out) else switch, "tunnel", False)
     out = rewrite_response(head, set_headers=set_headers)
     headers = out.headers
     if "date" not in out.lower_names:
@@ -584,7 +598,11 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
         connection = None
     if connection:
         headers += (("Connection", connection),)
-    return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, headers), framing, close_after)
+    final = ResponseHead(head.status, go_reason(head.status), version, headers)
+    # (what was added to a checked head: constants and the Date, checked here)
+    if is_checked(out) and safe_value(date):
+        checked(final)
+    return ClientResponse(final, framing, close_after)
 
 
 # ---------------------------------------------------------------- canned replies
