@@ -302,6 +302,41 @@ class HTTPForwardProtocol(Protocol):
 
     log = logs.logger(__name__)
 
+    # The per-connection state starts as these class attributes (one forwarder
+    # per user connection: __init__ sets only what each one needs of its own).
+    #: when the current request's wait for a response head ends (None: not waiting)
+    _response_deadline: float | None = None
+    #: one timer per connection, reused by its requests (see _arm_response_timer)
+    _response_timer: Any = None
+    _client_ip: object = _UNKNOWN
+    lost = False
+    _request: RequestHead | None = None
+    _request_done = False
+    _backend: _Backend | None = None
+    _dialing: Any = None
+    _chunker: ChunkedWriter | None = None
+    _response: ResponseParser | None = None
+    _response_framing = ""
+    _response_chunker: ChunkedWriter | None = None
+    _close_after = False
+    _response_done = False
+    _tunnel = False
+    _paused_for_response = False
+    #: the client's transport is the backend's producer (while a request body may still come)
+    _client_pulls = False
+    _response_headers: Mapping[str, str] = _NO_FIELDS
+    _endpoint: IStreamClientEndpoint | None = None
+    #: the request head as sent (replayed on a fresh connection if a reused one fails first)
+    _head_bytes = b""
+    #: the backend connection came from an idle pool (a stale one may have been closed meanwhile)
+    _reused = False
+    #: the backend has sent something of its answer
+    _response_started = False
+    #: the backend may keep the connection after this exchange (no close, upgrade or CONNECT asked)
+    _reuse_ok = False
+    #: the request can be sent again if a reused connection fails before any answer (Go's isReplayable)
+    _replayable = False
+
     def __init__(self, reactor: Any, route: Route, client_address: Any = None,
                  response_timeout: float | None = None) -> None:
         self.reactor = reactor
@@ -309,42 +344,10 @@ class HTTPForwardProtocol(Protocol):
         #: seconds the backend has to send its response head once the request is on its way
         #: (frps's ``vhostHTTPTimeout``: then 504); None waits for ever (the frpc plugins)
         self.response_timeout = response_timeout
-        #: when the current request's wait for a response head ends (None: not waiting)
-        self._response_deadline: float | None = None
-        #: one timer per connection, reused by its requests (see _arm_response_timer)
-        self._response_timer: Any = None
         #: the user's address (``buildProtocol``'s argument) for X-Forwarded-For
         self.client_address = client_address
-        self._client_ip: object = _UNKNOWN
         self.parser = RequestParser()
-        self.lost = False
-        self._request: RequestHead | None = None
-        self._request_done = False
-        self._backend: _Backend | None = None
-        self._dialing: Any = None
         self._held: list[bytes] = []  # request body bytes while dialing (one read at most)
-        self._chunker: ChunkedWriter | None = None
-        self._response: ResponseParser | None = None
-        self._response_framing = ""
-        self._response_chunker: ChunkedWriter | None = None
-        self._close_after = False
-        self._response_done = False
-        self._tunnel = False
-        self._paused_for_response = False
-        #: the client's transport is the backend's producer (while a request body may still come)
-        self._client_pulls = False
-        self._response_headers: Mapping[str, str] = {}
-        self._endpoint: IStreamClientEndpoint | None = None
-        #: the request head as sent (replayed on a fresh connection if a reused one fails first)
-        self._head_bytes = b""
-        #: the backend connection came from an idle pool (a stale one may have been closed meanwhile)
-        self._reused = False
-        #: the backend has sent something of its answer
-        self._response_started = False
-        #: the backend may keep the connection after this exchange (no close, upgrade or CONNECT asked)
-        self._reuse_ok = False
-        #: the request can be sent again if a reused connection fails before any answer (Go's isReplayable)
-        self._replayable = False
 
     # ------------------------------------------------------------- client side
 

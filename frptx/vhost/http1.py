@@ -84,6 +84,7 @@ __all__ = [
     "checked",
     "is_checked",
     "safe_value",
+    "with_lower_names",
 ]
 
 Headers = tuple[tuple[str, str], ...]
@@ -157,6 +158,7 @@ class Limits:
 
 #: Go's client limits for a backend's response head (``MaxResponseHeaderBytes``).
 RESPONSE_LIMITS: Final = Limits(max_head_bytes=10 << 20, max_line_bytes=10 << 20)
+_REQUEST_LIMITS: Final = Limits()
 
 #: Go's transport gives up after this many 1xx responses to one request.
 MAX_INTERIM_RESPONSES: Final = 5
@@ -257,6 +259,13 @@ def checked(head: _H) -> _H:
     not checked.
     """
     head.__dict__["_checked"] = True
+    return head
+
+
+def with_lower_names(head: _H, lower: Sequence[str]) -> _H:
+    """Give ``head`` its :attr:`~RequestHead.lower_names`, known already (``lower``: its field names
+    in lower case, in order) -- so a head built from another one's fields needs no pass of its own."""
+    head.__dict__["lower_names"] = tuple(lower)
     return head
 
 
@@ -387,9 +396,10 @@ _MAX_CONTENT_LENGTH: Final = (1 << 63) - 1
 # (tested by comparing both on generated heads); anything else goes to it.
 _TOKEN_S: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _VALUE_CHAR_S: Final = r"[^\x00-\x08\x0a-\x1f\x7f]"
-_FIELDS_S: Final = rf"((?:{_TOKEN_S}:{_VALUE_CHAR_S}*\r\n)*)\r\n"
-_FAST_REQUEST_RE: Final = re.compile(rf"({_TOKEN_S}) ([^\x00-\x20\x7f]+) HTTP/1\.([0-9])\r\n{_FIELDS_S}")
-_FAST_RESPONSE_RE: Final = re.compile(rf"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?: ({_VALUE_CHAR_S}*))?\r\n{_FIELDS_S}")
+# (possessive: nothing in them ever needs to backtrack, and sre is faster told so)
+_FIELDS_S: Final = rf"((?:{_TOKEN_S}+:{_VALUE_CHAR_S}*+\r\n)*+)\r\n"
+_FAST_REQUEST_RE: Final = re.compile(rf"({_TOKEN_S}) ([^\x00-\x20\x7f]++) HTTP/1\.([0-9])\r\n{_FIELDS_S}")
+_FAST_RESPONSE_RE: Final = re.compile(rf"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?: ({_VALUE_CHAR_S}*+))?\r\n{_FIELDS_S}")
 #: the fields of a block the patterns above matched (so each line is a token, ":", a value, CRLF);
 #: a value's trailing blanks are kept (rare: ``_split_fields`` strips them)
 _FAST_FIELD_RE: Final = re.compile(r"([^:]+):[ \t]*([^\r]*)\r\n")
@@ -476,18 +486,21 @@ class _Parser:
     #: try the one-regex parse of a head before the line-by-line one (tests turn it off to compare)
     _fast_heads = True
 
+    # The state starts as these class attributes (a parser is made per
+    # connection and per forwarded request: only what differs is set).
+    _pos = 0
+    _scan = 0  # where to resume looking for the end of the head
+    _nl_scan = 0  # bytes before this (from _pos) hold no line end
+    _skip_crlf = 0  # leading CR/LF bytes still to forgive
+    _method = ""
+    _state = _HEAD
+    _left = 0
+    _error: HTTPProtocolError | None = None
+    _eof = False
+
     def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits or _REQUEST_LIMITS
         self._buf = bytearray()
-        self._pos = 0
-        self._scan = 0  # where to resume looking for the end of the head
-        self._nl_scan = 0  # bytes before this (from _pos) hold no line end
-        self._skip_crlf = 0  # leading CR/LF bytes still to forgive
-        self._method = ""
-        self._state = _HEAD
-        self._left = 0
-        self._error: HTTPProtocolError | None = None
-        self._eof = False
 
     # -- public
 
@@ -1015,15 +1028,17 @@ class ResponseParser(_Parser):
     _err = BadResponse
     _big_status = 502
 
+    _close_after = False
+    _interim = 0
+    #: How the current final response's body is delimited: "length",
+    #: "chunked", "eof" (until the backend closes), "none" (HEAD, 204,
+    #: 304) or "tunnel" (101, CONNECT); "" before its head.
+    body_framing = ""
+
     def __init__(self, request_method: str = "GET", limits: Limits | None = None) -> None:
-        super().__init__(limits or RESPONSE_LIMITS)
+        self.limits = limits or RESPONSE_LIMITS
+        self._buf = bytearray()
         self._method = request_method
-        self._close_after = False
-        self._interim = 0
-        #: How the current final response's body is delimited: "length",
-        #: "chunked", "eof" (until the backend closes), "none" (HEAD, 204,
-        #: 304) or "tunnel" (101, CONNECT); "" before its head.
-        self.body_framing = ""
 
     @property
     def reusable(self) -> bool:

@@ -83,6 +83,7 @@ from frptx.vhost.http1 import (
     remove_headers,
     safe_value,
     set_header,
+    with_lower_names,
 )
 from frptx.vhost.routing import Route, RouteTable, canonical_host
 
@@ -416,12 +417,16 @@ def _connection_tokens(head: RequestHead | ResponseHead) -> set[str]:
     return tokens
 
 
-def _without(head: RequestHead | ResponseHead, drop: frozenset[str] | set[str]) -> list[tuple[str, str]]:
-    """The head's fields but those whose lower-case name is in ``drop`` (one pass, none if none match)."""
+def _without(head: RequestHead | ResponseHead,
+             drop: frozenset[str] | set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The head's fields but those whose lower-case name is in ``drop``, and their lower-case
+    names (one pass, none if none match)."""
     lower = head.lower_names
     if drop.isdisjoint(lower):
-        return list(head.headers)
-    return [field for field, name in zip(head.headers, lower, strict=True) if name not in drop]
+        return list(head.headers), list(lower)
+    keep = [i for i, name in enumerate(lower) if name not in drop]
+    headers = head.headers
+    return [headers[i] for i in keep], [lower[i] for i in keep]
 
 
 def rewrite_request(
@@ -451,16 +456,20 @@ def rewrite_request(
             up = field_value(head, "upgrade") or ""
     if up and not all(0x20 <= ord(c) < 0x7F for c in up):
         raise RewriteError(f"client tried to switch to invalid protocol {up!r}")
-    out = _without(head, drop)
+    out, names = _without(head, drop)
     if "te" in lower and head_has_token(head, "te", "trailers"):
         out.append(("Te", "trailers"))
+        names.append("te")
     if up:
         out += [("Connection", "Upgrade"), ("Upgrade", up)]
+        names += ["connection", "upgrade"]
     if client_ip is not None:
         out.append(("X-Forwarded-For", ", ".join(field_values(head, "x-forwarded-for") + [client_ip])))
+        names.append("x-forwarded-for")
     url_host, _ = _split_target(head.method, head.target)
     raw_host = url_host or (field_value(head, "host") or "")
     out += [("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http")]
+    names += ["x-forwarded-host", "x-forwarded-proto"]
     headers = tuple(out)
     # (the result is as valid as the request if all that was added is: a decoded
     # URL host, the peer's address and a configured Host value are checked here)
@@ -473,6 +482,8 @@ def rewrite_request(
         headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
         valid = False
     result = RequestHead(head.method, head.target, "HTTP/1.1", headers)
+    if not host_rewrite and not set_headers:
+        with_lower_names(result, names)
     return checked(result) if valid else result
 
 
@@ -488,12 +499,14 @@ def check_upgrade_response(request_upgrade: str, response: ResponseHead) -> None
 def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | None = None) -> ResponseHead:
     """The backend's response as frps passes it to the client."""
     headers = head.headers
+    names: list[str] | None = None
     if head.status != 101:
         drop = _HOP_DROP
         if "connection" in head.lower_names:
             drop = drop | (_connection_tokens(head) - frozenset(_FRAMING))
         if not drop.isdisjoint(head.lower_names):
-            headers = tuple(_without(head, drop))
+            kept, names = _without(head, drop)
+            headers = tuple(kept)
     # Framing fields stay the backend's: a configured Content-Length could
     # desynchronise the client connection.
     if set_headers:
@@ -501,8 +514,12 @@ def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | Non
     if headers is head.headers:
         return head
     result = ResponseHead(head.status, head.reason, head.version, headers)
+    if set_headers:
+        return result
     # (fields dropped from a checked head leave a checked head)
-    return checked(result) if not set_headers and is_checked(head) else result
+    if names is not None:
+        with_lower_names(result, names)
+    return checked(result) if is_checked(head) else result
 
 
 # ---------------------------------------------------------------- the response frps writes
