@@ -457,21 +457,20 @@ class HTTPForwardProtocol(Protocol):
                 self.lost = True
             return
         out = decision.head
-        chunked = field_value(out, "transfer-encoding") is not None
-        if chunked:
-            self._chunker = ChunkedWriter()
-        else:
-            self._chunker = None
+        lower = out.lower_names
+        chunked = "transfer-encoding" in lower
+        self._chunker = ChunkedWriter() if chunked else None
         self._head_bytes = serialize_request_head(out)
         self._held = [self._head_bytes]
         self._response = ResponseParser(head.method)
         self._response_headers = decision.response_headers
         self._endpoint = decision.endpoint
         self._response_started = False
-        bodyless = field_value(out, "content-length") in (None, "0") and not chunked
-        self._reuse_ok = (out.method != "CONNECT" and "upgrade" not in out.lower_names
-                          and not head_has_token(out, "connection", "close"))
-        self._replayable = out.method in _REPLAYABLE_METHODS and bodyless
+        method = out.method
+        self._reuse_ok = (method != "CONNECT" and "upgrade" not in lower
+                          and ("connection" not in lower or not head_has_token(out, "connection", "close")))
+        self._replayable = (method in _REPLAYABLE_METHODS and not chunked
+                            and ("content-length" not in lower or field_value(out, "content-length") == "0"))
         if not self._take_idle():
             # (an idle connection is taken at once: no need to stop reading the client meanwhile)
             self._pause_reading()

@@ -247,7 +247,7 @@ class HttpVhost:
         if counting is not None:
             counting.proxy = proxy
         out = rewrite_request(head, client_ip=conn.client_ip(), host_rewrite=settings.host_header_rewrite,
-                              set_headers=settings.headers)
+                              set_headers=settings.headers or None, info=info)
         # the work connections kept idle are the picked member's (Go keys its pool by route and endpoint)
         idle = self.idle_backends(proxy)
         endpoint = counting.work_endpoint if counting is not None else None

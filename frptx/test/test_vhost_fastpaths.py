@@ -23,6 +23,7 @@ from frptx.vhost.http1 import (
     RequestParser,
     ResponseHead,
     ResponseParser,
+    checked,
     is_checked,
     keep_alive,
     serialize_request_head,
@@ -65,6 +66,9 @@ class RewriteAsReference(unittest.TestCase):
         args = dict(client_ip=client_ip, tls=tls, host_rewrite=host_rewrite, set_headers=set_headers)
         got = _result(rewrite_request, head, **args)
         self.assertEqual(got, _result(ref.rewrite_request, head, **args))
+        info = _result(request_route_info, head)
+        if info[0] == "ok":
+            self.assertEqual(_result(rewrite_request, head, info=info[1], **args), got)
         if got[0] == "ok":
             out = got[1]
             self.assertEqual(out.lower_names, tuple(k.lower() for k, _ in out.headers))
@@ -76,8 +80,15 @@ class RewriteAsReference(unittest.TestCase):
     def test_client_response(self, head: ResponseHead, request: RequestHead, framing: str,
                              set_headers: dict[str, str]) -> None:
         date = "Wed, 02 Dec 2026 07:00:25 GMT"
+        want = ref.client_response(head, request, framing, date=date, set_headers=set_headers)
         got = client_response(head, request, framing, date=date, set_headers=set_headers)
-        self.assertEqual(got, ref.client_response(head, request, framing, date=date, set_headers=set_headers))
+        self.assertEqual(got, want)
+        if _result(ref.serialize_response_head, head)[0] == "ok":
+            # as a parsed head would be (the one-pass path takes checked heads only)
+            valid = checked(ResponseHead(head.status, head.reason, head.version, head.headers))
+            got = client_response(valid, request, framing, date=date, set_headers=set_headers)
+            self.assertEqual(got, want)
+            self.assertEqual(serialize_response_head(got.head), ref.serialize_response_head(want.head))
         self.assertEqual(rewrite_response(head, set_headers=set_headers),
                          ref.rewrite_response(head, set_headers=set_headers))
         self.assertEqual(_result(serialize_response_head, got.head), _result(ref.serialize_response_head, got.head))

@@ -1117,7 +1117,8 @@ class ResponseParser(_Parser):
             if self._interim > MAX_INTERIM_RESPONSES:
                 raise BadResponse("too many 1xx informational responses")
             return True  # interim: the final response follows
-        self._close_after = state == _UNTIL_EOF or not keep_alive(head)
+        self._close_after = state == _UNTIL_EOF or (
+            version == "HTTP/1.0" if "connection" not in lower else not keep_alive(head))
         if no_body:
             self.body_framing = "none"
         elif state == _CHUNK_SIZE:
