@@ -757,6 +757,22 @@ class FastHeadTests(unittest.TestCase):
         self.assertEqual(events, [ResponseHead(200, "OK", "HTTP/1.1", (("Content-Length", "2"), ("ETag", '"\xe9"'))),
                                   Data(b"ok"), EndOfMessage()])
 
+    def test_repeated_heads(self) -> None:
+        """A head seen before parses from the cache to the same events; the cache stays bounded."""
+        from frptx.vhost import http1
+        wire = b"GET /r HTTP/1.1\r\nHost: h\r\nX-Pad:  v \r\nContent-Length: 2\r\n\r\nok"
+        first = RequestParser().feed(wire)
+        self.assertIn(wire[:-2], RequestParser._head_cache)
+        self.assertEqual(RequestParser().feed(wire), first)
+        # (a parser's own limits still apply to a cached head)
+        self.assertRaises(BadRequest, RequestParser(Limits(max_headers=2)).feed, wire)
+        for i in range(http1._HEAD_CACHE_ENTRIES + 10):
+            RequestParser().feed(b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
+        self.assertLessEqual(len(RequestParser._head_cache), http1._HEAD_CACHE_ENTRIES)
+        big = b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"a" * http1._HEAD_CACHE_BYTES + b"\r\n\r\n"
+        RequestParser().feed(big)
+        self.assertNotIn(big, RequestParser._head_cache)
+
     def test_lower_names(self) -> None:
         [head, _] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n")
         assert isinstance(head, RequestHead)

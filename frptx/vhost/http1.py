@@ -388,6 +388,9 @@ _HOST_RE: Final = re.compile(rb"[0-9A-Za-z!$%&()*+,\-.:;=\[\]_~']*\Z")
 _DIGITS_RE: Final = re.compile(rb"[0-9]+\Z")
 _HEX_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}\Z")
 _MAX_CONTENT_LENGTH: Final = (1 << 63) - 1
+#: the parse cache (see ``_Parser._match_head``): heads kept, and the largest head kept
+_HEAD_CACHE_ENTRIES: Final = 256
+_HEAD_CACHE_BYTES: Final = 4096
 
 # The fast path for heads (see ``_Parser._fast_heads``): a head that is all CRLF
 # lines, with no obs-fold, no bare CR and only valid fields, is checked by one
@@ -557,11 +560,8 @@ class _Parser:
         limits = self.limits
         if end < 4 or end > limits.max_head_bytes or end > limits.max_line_bytes:
             return None
-        m = self._fast_pattern.fullmatch((data if end == len(data) else data[:end]).decode("latin-1"))
-        if m is None:
-            return None
-        fields = _split_fields(m.group(4))
-        if len(fields) > limits.max_headers:
+        matched = self._match_head(data if end == len(data) else data[:end])
+        if matched is None or len(matched[1]) > limits.max_headers:
             return None
         rest = data[end:]
         buf = self._buf
@@ -571,7 +571,7 @@ class _Parser:
         if rest:
             buf += rest  # (where a tunnel, a chunked body or the next message finds it)
         events: list[Event] = []
-        self._fast_head_events(events, m, tuple(fields))
+        self._fast_head_events(events, *matched)
         if rest and self._state == _LENGTH and not self._pos:
             take = min(len(rest), self._left)
             events.append(Data(rest if take == len(rest) else rest[:take]))
@@ -603,8 +603,33 @@ class _Parser:
 
     # what _feed_head matches and what it does with a match (per parser)
     _fast_pattern: re.Pattern[str]
+    #: head bytes -> what the fast pattern found in them (per parser class)
+    _head_cache: dict[bytes, tuple[tuple[str, str, str], Headers]]
 
-    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
+    def _match_head(self, raw: bytes) -> tuple[tuple[str, str, str], Headers] | None:
+        """The start line's parts and the fields of a head the fast path takes, else None.
+
+        The same heads come again and again (a client's requests on one
+        connection, a backend's answers, within the second of their Date): the
+        outcome is kept by the head's bytes, for up to ``_HEAD_CACHE_ENTRIES``
+        heads of at most ``_HEAD_CACHE_BYTES`` (then the cache starts afresh),
+        so a repeated head costs a dict lookup instead of two regex passes.
+        """
+        cache = self._head_cache
+        hit = cache.get(raw)
+        if hit is not None:
+            return hit
+        m = self._fast_pattern.fullmatch(raw.decode("latin-1"))
+        if m is None:
+            return None
+        found = ((m.group(1), m.group(2), m.group(3) or ""), tuple(_split_fields(m.group(4))))
+        if len(raw) <= _HEAD_CACHE_BYTES:
+            if len(cache) >= _HEAD_CACHE_ENTRIES:
+                cache.clear()
+            cache[raw] = found
+        return found
+
+    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
         raise NotImplementedError
 
     def feed_eof(self) -> list[Event]:
@@ -711,18 +736,15 @@ class _Parser:
     def _start_line_too_long(self) -> HTTPProtocolError:
         return self._err("start line too long", self._big_status)
 
-    def _fast_head(self, end: int, pattern: re.Pattern[str]) -> tuple[re.Match[str], Headers] | None:
-        """The head up to ``end`` matched by ``pattern`` and its fields, if the fast path takes it."""
+    def _fast_head(self, end: int) -> tuple[tuple[str, str, str], Headers] | None:
+        """The buffered head up to ``end``, if the fast path takes it (see ``_match_head``)."""
         if end - self._pos > self.limits.max_line_bytes:
             return None  # (then a line may be too long: the line-by-line parse says which)
-        m = pattern.fullmatch(self._buf[self._pos:end].decode("latin-1"))
-        if m is None:
-            return None
-        fields = _split_fields(m.group(4))
-        if len(fields) > self.limits.max_headers:
+        matched = self._match_head(bytes(self._buf[self._pos:end]))
+        if matched is None or len(matched[1]) > self.limits.max_headers:
             return None
         self._pos = self._scan = end
-        return m, tuple(fields)
+        return matched
 
     def _take_head(self, end: int) -> list[bytes]:
         head = bytes(self._buf[self._pos:end])
@@ -963,7 +985,7 @@ class RequestParser(_Parser):
         end = self._find_head_end()
         if end is None:
             return False
-        fast = self._fast_head(end, _FAST_REQUEST_RE) if self._fast_heads else None
+        fast = self._fast_head(end) if self._fast_heads else None
         if fast is not None:
             self._fast_head_events(events, *fast)
             return True
@@ -982,9 +1004,11 @@ class RequestParser(_Parser):
         return True
 
     _fast_pattern = _FAST_REQUEST_RE
+    _head_cache = {}
 
-    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
-        self._request_head(events, m.group(1), m.group(2), "HTTP/1.0" if m.group(3) == "0" else "HTTP/1.1", fields)
+    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
+        method, target, minor = start
+        self._request_head(events, method, target, "HTTP/1.0" if minor == "0" else "HTTP/1.1", fields)
 
     def _request_head(self, events: list[Event], smethod: str, target: str, version: str,
                       headers: Headers) -> None:
@@ -1066,7 +1090,7 @@ class ResponseParser(_Parser):
         end = self._find_head_end()
         if end is None:
             return False
-        fast = self._fast_head(end, _FAST_RESPONSE_RE) if self._fast_heads else None
+        fast = self._fast_head(end) if self._fast_heads else None
         if fast is not None:
             return self._response_head(events, *self._fast_status(fast[0]), fast[1])
         lines = self._take_head(end)
@@ -1083,13 +1107,15 @@ class ResponseParser(_Parser):
         return self._response_head(events, version, int(code), reason.decode("latin-1"), headers)
 
     _fast_pattern = _FAST_RESPONSE_RE
+    _head_cache = {}
 
     @staticmethod
-    def _fast_status(m: re.Match[str]) -> tuple[str, int, str]:
-        return "HTTP/1.0" if m.group(1) == "0" else "HTTP/1.1", int(m.group(2)), m.group(3) or ""
+    def _fast_status(start: tuple[str, str, str]) -> tuple[str, int, str]:
+        minor, status, reason = start
+        return "HTTP/1.0" if minor == "0" else "HTTP/1.1", int(status), reason or ""
 
-    def _fast_head_events(self, events: list[Event], m: re.Match[str], fields: Headers) -> None:
-        self._response_head(events, *self._fast_status(m), fields)
+    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
+        self._response_head(events, *self._fast_status(start), fields)
 
     def _response_head(self, events: list[Event], version: str, status: int, reason: str,
                        headers: Headers) -> bool:
