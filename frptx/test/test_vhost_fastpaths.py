@@ -30,6 +30,7 @@ from frptx.vhost.http1 import (
     serialize_response_head,
 )
 from frptx.vhost.rewrite import client_response, reply_connection, request_route_info, rewrite_request, rewrite_response
+from frptx.wire.messages import FrozenMap
 
 _NAMES = ["Host", "host", "Connection", "connection", "CONNECTION", "Te", "TE", "Upgrade", "upgrade", "Keep-Alive",
           "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Trailer", "Transfer-Encoding",
@@ -203,3 +204,42 @@ class CheckedHeads(unittest.TestCase):
         self.assertRaises(ValueError, serialize_response_head,
                           client_response(response, head, "length", date="d\r\nX: y").head)
         self.assertFalse(is_checked(ResponseHead(200, "OK", "HTTP/1.1", (("A", "b\r\nC: d"),))))
+
+
+class RememberedResults(unittest.TestCase):
+    """What is kept with a head (rewrites, answers, route facts, bytes) is what a fresh head gives,
+    whatever the order of the calls with other inputs in between."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(_request_heads, st.lists(st.tuples(st.sampled_from([None, "127.0.0.1", "10.0.0.2"]), st.booleans(),
+                                              st.sampled_from(["", "inner"]),
+                                              st.sampled_from([None, FrozenMap({}), FrozenMap({"x-a": "1"}),
+                                                               FrozenMap({"X-A": "1"}), {"x-a": "2"}])),
+                                    min_size=1, max_size=12))
+    def test_rewrites(self, head: RequestHead, calls: list[tuple[Any, ...]]) -> None:
+        for client_ip, tls, host_rewrite, set_headers in calls:
+            args = dict(client_ip=client_ip, tls=tls, host_rewrite=host_rewrite, set_headers=set_headers)
+            got = _result(rewrite_request, head, **args)
+            fresh = RequestHead(head.method, head.target, head.version, head.headers)
+            self.assertEqual(got, _result(ref.rewrite_request, fresh, **args))
+            if got[0] == "ok":
+                self.assertEqual(_result(serialize_request_head, got[1]),
+                                 _result(ref.serialize_request_head, got[1]))
+            self.assertEqual(_result(request_route_info, head), _result(ref.request_route_info, fresh))
+
+    @settings(max_examples=300, deadline=None)
+    @given(_response_heads, st.lists(st.tuples(_request_heads, st.sampled_from(["length", "chunked", "none", "eof"]),
+                                               st.sampled_from(["d1", "d2"]),
+                                               st.sampled_from([None, FrozenMap({"x-resp": "r"}), {"x-resp": "s"}])),
+                                     min_size=1, max_size=12))
+    def test_answers(self, head: ResponseHead, calls: list[tuple[Any, ...]]) -> None:
+        heads = [head]
+        if _result(ref.serialize_response_head, head)[0] == "ok":
+            heads.append(checked(ResponseHead(head.status, head.reason, head.version, head.headers)))
+        for one in heads:
+            for request, framing, date, set_headers in calls:
+                got = client_response(one, request, framing, date=date, set_headers=set_headers)
+                self.assertEqual(got, ref.client_response(head, request, framing, date=date,
+                                                          set_headers=set_headers))
+                self.assertEqual(_result(serialize_response_head, got.head),
+                                 _result(ref.serialize_response_head, got.head))

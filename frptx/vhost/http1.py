@@ -481,6 +481,18 @@ _TUNNEL = "tunnel"
 _CLOSED = "closed"
 
 
+class _Matched:
+    """What the fast path found in a head: its start line's three parts and its fields, and
+    (filled in on first use, kept with the head in the parse cache) what the parser made of it."""
+
+    __slots__ = ("start", "fields", "outcome")
+
+    def __init__(self, start: tuple[str, str, str], fields: Headers) -> None:
+        self.start = start
+        self.fields = fields
+        self.outcome: Any = None
+
+
 class _Parser:
     """The shared state machine: head, then one body framing, then done."""
 
@@ -561,7 +573,7 @@ class _Parser:
         if end < 4 or end > limits.max_head_bytes or end > limits.max_line_bytes:
             return None
         matched = self._match_head(data if end == len(data) else data[:end])
-        if matched is None or len(matched[1]) > limits.max_headers:
+        if matched is None or len(matched.fields) > limits.max_headers:
             return None
         rest = data[end:]
         buf = self._buf
@@ -571,7 +583,7 @@ class _Parser:
         if rest:
             buf += rest  # (where a tunnel, a chunked body or the next message finds it)
         events: list[Event] = []
-        self._fast_head_events(events, *matched)
+        self._fast_head_events(events, matched)
         if rest and self._state == _LENGTH and not self._pos:
             take = min(len(rest), self._left)
             events.append(Data(rest if take == len(rest) else rest[:take]))
@@ -604,9 +616,9 @@ class _Parser:
     # what _feed_head matches and what it does with a match (per parser)
     _fast_pattern: re.Pattern[str]
     #: head bytes -> what the fast pattern found in them (per parser class)
-    _head_cache: dict[bytes, tuple[tuple[str, str, str], Headers]]
+    _head_cache: dict[bytes, _Matched]
 
-    def _match_head(self, raw: bytes) -> tuple[tuple[str, str, str], Headers] | None:
+    def _match_head(self, raw: bytes) -> _Matched | None:
         """The start line's parts and the fields of a head the fast path takes, else None.
 
         The same heads come again and again (a client's requests on one
@@ -622,14 +634,15 @@ class _Parser:
         m = self._fast_pattern.fullmatch(raw.decode("latin-1"))
         if m is None:
             return None
-        found = ((m.group(1), m.group(2), m.group(3) or ""), tuple(_split_fields(m.group(4))))
+        found = _Matched((m.group(1), m.group(2), m.group(3) or ""), tuple(_split_fields(m.group(4))))
         if len(raw) <= _HEAD_CACHE_BYTES:
             if len(cache) >= _HEAD_CACHE_ENTRIES:
                 cache.clear()
             cache[raw] = found
         return found
 
-    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
+    def _fast_head_events(self, events: list[Event], matched: _Matched) -> bool:
+        """The events of a matched head; False once the stream has become a tunnel."""
         raise NotImplementedError
 
     def feed_eof(self) -> list[Event]:
@@ -736,12 +749,12 @@ class _Parser:
     def _start_line_too_long(self) -> HTTPProtocolError:
         return self._err("start line too long", self._big_status)
 
-    def _fast_head(self, end: int) -> tuple[tuple[str, str, str], Headers] | None:
+    def _fast_head(self, end: int) -> _Matched | None:
         """The buffered head up to ``end``, if the fast path takes it (see ``_match_head``)."""
         if end - self._pos > self.limits.max_line_bytes:
             return None  # (then a line may be too long: the line-by-line parse says which)
         matched = self._match_head(bytes(self._buf[self._pos:end]))
-        if matched is None or len(matched[1]) > self.limits.max_headers:
+        if matched is None or len(matched.fields) > self.limits.max_headers:
             return None
         self._pos = self._scan = end
         return matched
@@ -987,7 +1000,7 @@ class RequestParser(_Parser):
             return False
         fast = self._fast_head(end) if self._fast_heads else None
         if fast is not None:
-            self._fast_head_events(events, *fast)
+            self._fast_head_events(events, fast)
             return True
         lines = self._take_head(end)
         parts = lines[0].split(b" ")
@@ -1006,20 +1019,41 @@ class RequestParser(_Parser):
     _fast_pattern = _FAST_REQUEST_RE
     _head_cache = {}
 
-    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
-        method, target, minor = start
-        self._request_head(events, method, target, "HTTP/1.0" if minor == "0" else "HTTP/1.1", fields)
+    def _fast_head_events(self, events: list[Event], matched: _Matched) -> bool:
+        outcome = matched.outcome
+        if outcome is None:
+            method, target, minor = matched.start
+            # (a head Go refuses raises here, every time: only an accepted one is kept)
+            outcome = matched.outcome = self._request_outcome(
+                method, target, "HTTP/1.0" if minor == "0" else "HTTP/1.1", matched.fields)
+        self._request_events(events, *outcome)
+        return True
 
     def _request_head(self, events: list[Event], smethod: str, target: str, version: str,
                       headers: Headers) -> None:
-        """Go's checks on a parsed request head, its framing, and its events."""
+        self._request_events(events, *self._request_outcome(smethod, target, version, headers))
+
+    def _request_events(self, events: list[Event], head: RequestHead, state: str, length: int) -> None:
+        self._method = head.method
+        events.append(head)
+        self._state = state
+        self._left = length
+        if state == _DONE:
+            self._end_message(events)
+
+    def _request_outcome(self, smethod: str, target: str, version: str,
+                         headers: Headers) -> tuple[RequestHead, str, int]:
+        """Go's checks on a parsed request head; the head to emit, its body state and length.
+
+        A function of the head alone: a head seen again reuses it (and the
+        same immutable RequestHead).
+        """
         lower = [k.lower() for k, _ in headers]
         hosts = [headers[i][1] for i, name in enumerate(lower) if name == "host"] if "host" in lower else []
         if len(hosts) > 1:
             raise BadRequest("too many Host headers")
         if hosts and not _HOST_RE.match(hosts[0].encode("latin-1")):
             raise BadRequest("malformed Host header", detail="malformed Host header")
-        self._method = smethod
         if version == "HTTP/1.1" and not hosts and smethod != "CONNECT":
             raise BadRequest("missing required Host header", detail="missing required Host header")
         if "transfer-encoding" in lower or "content-length" in lower:
@@ -1030,11 +1064,7 @@ class RequestParser(_Parser):
         head.__dict__["_checked"] = True  # (see checked())
         if framed is headers:
             head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
-        events.append(head)
-        self._state = state
-        self._left = length
-        if state == _DONE:
-            self._end_message(events)
+        return head, state, length
 
 
 class ResponseParser(_Parser):
@@ -1092,7 +1122,7 @@ class ResponseParser(_Parser):
             return False
         fast = self._fast_head(end) if self._fast_heads else None
         if fast is not None:
-            return self._response_head(events, *self._fast_status(fast[0]), fast[1])
+            return self._fast_head_events(events, fast)
         lines = self._take_head(end)
         version_raw, sp, rest = lines[0].partition(b" ")
         if not sp:
@@ -1114,8 +1144,21 @@ class ResponseParser(_Parser):
         minor, status, reason = start
         return "HTTP/1.0" if minor == "0" else "HTTP/1.1", int(status), reason or ""
 
-    def _fast_head_events(self, events: list[Event], start: tuple[str, str, str], fields: Headers) -> None:
-        self._response_head(events, *self._fast_status(start), fields)
+    def _fast_head_events(self, events: list[Event], matched: _Matched) -> bool:
+        method = self._method
+        status = matched.start[1]
+        if status[0] in "2345" and (status[0] != "2" or method != "CONNECT"):
+            # a final answer that is no tunnel: its outcome depends on the head and on
+            # whether the request was a HEAD, and is kept on the match for the next time
+            outcomes = matched.outcome
+            if outcomes is None:
+                outcomes = matched.outcome = {}
+            key = method == "HEAD"
+            outcome = outcomes.get(key)
+            if outcome is None:
+                outcome = outcomes[key] = self._response_outcome(*self._fast_status(matched.start), matched.fields)
+            return self._response_events(events, *outcome)
+        return self._response_head(events, *self._fast_status(matched.start), matched.fields)
 
     def _response_head(self, events: list[Event], version: str, status: int, reason: str,
                        headers: Headers) -> bool:
@@ -1126,7 +1169,14 @@ class ResponseParser(_Parser):
             self.body_framing = "tunnel"
             self._start_tunnel(events)
             return False
-        no_body = method == "HEAD" or status < 200 or status in (204, 304)
+        return self._response_events(events, *self._response_outcome(version, status, reason, headers))
+
+    def _response_outcome(self, version: str, status: int, reason: str,
+                          headers: Headers) -> tuple[ResponseHead, str, int, bool, str]:
+        """The head to emit, its body state and length, whether the connection closes after it,
+        and its body framing: a function of the head and of whether the request was a HEAD
+        (not for 101 or a CONNECT's 2xx)."""
+        no_body = self._method == "HEAD" or status < 200 or status in (204, 304)
         lower = [k.lower() for k, _ in headers]
         if "transfer-encoding" in lower or "content-length" in lower:
             framed, state, length = self._framing(headers, version, False, no_body, lower)
@@ -1136,23 +1186,28 @@ class ResponseParser(_Parser):
         head.__dict__["_checked"] = True  # (see checked())
         if framed is headers:
             head.__dict__["lower_names"] = tuple(lower)  # (the cached_property, known already)
+        close_after = state == _UNTIL_EOF or (
+            version == "HTTP/1.0" if "connection" not in lower else not keep_alive(head))
+        if no_body:
+            framing = "none"
+        elif state == _CHUNK_SIZE:
+            framing = "chunked"
+        elif state == _UNTIL_EOF:
+            framing = "eof"
+        else:
+            framing = "length"
+        return head, state, length, close_after, framing
+
+    def _response_events(self, events: list[Event], head: ResponseHead, state: str, length: int,
+                         close_after: bool, framing: str) -> bool:
         events.append(head)
-        headers = framed
-        if status < 200:
+        if head.status < 200:
             self._interim += 1
             if self._interim > MAX_INTERIM_RESPONSES:
                 raise BadResponse("too many 1xx informational responses")
             return True  # interim: the final response follows
-        self._close_after = state == _UNTIL_EOF or (
-            version == "HTTP/1.0" if "connection" not in lower else not keep_alive(head))
-        if no_body:
-            self.body_framing = "none"
-        elif state == _CHUNK_SIZE:
-            self.body_framing = "chunked"
-        elif state == _UNTIL_EOF:
-            self.body_framing = "eof"
-        else:
-            self.body_framing = "length"
+        self._close_after = close_after
+        self.body_framing = framing
         self._state = state
         self._left = length
         if state == _DONE:
@@ -1204,9 +1259,13 @@ def _fields(headers: Iterable[tuple[str, str]]) -> str:
 
 def serialize_request_head(head: RequestHead) -> bytes:
     """The head as bytes; raises ValueError rather than emit an injectable field."""
-    if head.__dict__.get("_checked"):
-        fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
-        return f"{head.method} {head.target} {head.version}\r\n{fields}\r\n".encode("latin-1")
+    d = head.__dict__
+    if d.get("_checked"):
+        wire = d.get("_wire")
+        if wire is None:  # (kept with the head: the same head object comes again, see rewrite._remember)
+            fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
+            wire = d["_wire"] = f"{head.method} {head.target} {head.version}\r\n{fields}\r\n".encode("latin-1")
+        return wire
     if not _TOKEN_RE.match(head.method.encode("latin-1", "replace")) or \
             _BAD_TARGET_RE.search(head.target.encode("latin-1", "replace")) or not head.target:
         raise ValueError(f"invalid request line {head.method!r} {head.target!r}")
@@ -1215,9 +1274,13 @@ def serialize_request_head(head: RequestHead) -> bytes:
 
 def serialize_response_head(head: ResponseHead) -> bytes:
     """The status line and fields as bytes; raises ValueError for unsafe values."""
-    if head.__dict__.get("_checked"):
-        fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
-        return f"{head.version} {head.status} {head.reason}\r\n{fields}\r\n".encode("latin-1")
+    d = head.__dict__
+    if d.get("_checked"):
+        wire = d.get("_wire")
+        if wire is None:
+            fields = "".join([f"{name}: {value}\r\n" for name, value in head.headers])
+            wire = d["_wire"] = f"{head.version} {head.status} {head.reason}\r\n{fields}\r\n".encode("latin-1")
+        return wire
     if not 100 <= head.status <= 999 or _BAD_VALUE_RE.search(head.reason.encode("latin-1", "replace")):
         raise ValueError(f"invalid status line {head.status!r} {head.reason!r}")
     return f"{head.version} {head.status} {head.reason}\r\n{_fields(head.headers)}\r\n".encode("latin-1")

@@ -60,7 +60,7 @@ import base64
 import binascii
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Final, Generic, TypeVar
@@ -322,8 +322,36 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
     return _unescape_path(authority), _unescape_path(path)
 
 
+#: results kept per head (see _remember), at most
+_MEMO_ENTRIES: Final = 4
+
+
+def _remember(head: RequestHead | ResponseHead, slot: str, key: Hashable, value: T) -> T:
+    """Keep ``value`` with ``head`` under ``key``.
+
+    Heads are immutable, and the parser hands out the very same head object
+    for a head it has seen before (its parse cache): what is worked out from
+    a head and a few other inputs is kept with the head, keyed by those
+    inputs, at most ``_MEMO_ENTRIES`` per kind.
+    """
+    memo = head.__dict__.get(slot)
+    if memo is None:
+        memo = head.__dict__[slot] = {}
+    elif len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def request_route_info(head: RequestHead) -> RouteInfo:
     """The routing facts of a parsed request; BadRequest for a target Go rejects."""
+    info = head.__dict__.get("_route_info")
+    if info is None:
+        info = head.__dict__["_route_info"] = _request_route_info(head)
+    return info
+
+
+def _request_route_info(head: RequestHead) -> RouteInfo:
     url_host, path = _split_target(head.method, head.target)
     raw_host = url_host or (field_value(head, "host") or "")
     auth = parse_basic_auth(field_value(head, "authorization"))
@@ -447,6 +475,33 @@ def rewrite_request(
     ``info``, the request's :func:`request_route_info` if the caller has it,
     saves working out its host again.
     """
+    key = (client_ip, tls, host_rewrite, set_headers or None)
+    memo = head.__dict__.get("_rewrites")
+    if memo is not None:
+        try:
+            hit = memo.get(key)
+        except TypeError:  # (set_headers not hashable: nothing was kept for it either)
+            hit = None
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    result = _rewrite_request(head, client_ip=client_ip, tls=tls, host_rewrite=host_rewrite,
+                              set_headers=set_headers, info=info)
+    try:
+        _remember(head, "_rewrites", key, result)
+    except TypeError:
+        pass
+    return result
+
+
+def _rewrite_request(
+    head: RequestHead,
+    *,
+    client_ip: str | None,
+    tls: bool,
+    host_rewrite: str,
+    set_headers: Mapping[str, str] | None,
+    info: RouteInfo | None,
+) -> RequestHead:
     drop = _REQUEST_DROP
     up = ""
     lower = head.lower_names
@@ -593,6 +648,27 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
     client that asked to close, ``Connection: keep-alive`` to an HTTP/1.0
     client that asked to keep a connection frps can keep.
     """
+    # what of the request matters: its version and what it says of its connection
+    asks = (keep_alive(request), reply_connection(request)) if "connection" in request.lower_names else None
+    key = (request.version == "HTTP/1.0", asks, backend_framing, date, set_headers or None)
+    memo = head.__dict__.get("_answers")
+    if memo is not None:
+        try:
+            hit = memo.get(key)
+        except TypeError:  # (set_headers not hashable)
+            hit = None
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    answer = _client_response(head, request, backend_framing, date=date, set_headers=set_headers)
+    try:
+        _remember(head, "_answers", key, answer)
+    except TypeError:
+        pass
+    return answer
+
+
+def _client_response(head: ResponseHead, request: RequestHead, backend_framing: str, *, date: str,
+                     set_headers: Mapping[str, str] | None) -> ClientResponse:
     version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
     if not set_headers and backend_framing in ("length", "none") and head.status >= 200 and is_checked(head):
         # The usual answer, in one pass: a checked head, nothing configured, a body
