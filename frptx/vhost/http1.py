@@ -37,6 +37,17 @@ after a POST are forgiven; a header name with a space is refused with Go's
 "invalid header name"; ``HTTP/1.x`` for any single-digit x is HTTP/1.1, other
 majors get 505.
 
+Speed (frps parses every request and answer it relays): a head of CRLF lines
+with valid fields is checked by one regular expression and split by another;
+anything else takes the line-by-line parse, which decides (both give the same
+events and errors: property-tested).  A read holding a whole head, or the
+rest of a Content-Length body, is parsed from the read itself.  Heads repeat
+(a client's requests, a backend's answers within the second of their Date):
+the parser keeps, per head bytes, what it made of them and hands out the very
+same immutable head object again, so that work derived from a head
+(:mod:`frptx.vhost.rewrite`) can be kept with it.  Heads the parser made are
+*checked* (valid in every part) and serialise without a second check.
+
 Limits are strict and every malformed input raises :class:`BadRequest`
 (requests) or :class:`BadResponse` (responses), both
 :class:`HTTPProtocolError` carrying the status frps should answer with (400,
