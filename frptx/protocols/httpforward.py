@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport, IStreamClientEndpoint
@@ -35,6 +36,7 @@ from zope.interface import implementer
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
+from frptx.transport.inline import write_now
 from frptx.vhost.http1 import (
     BadResponse,
     ChunkedWriter,
@@ -47,8 +49,8 @@ from frptx.vhost.http1 import (
     RequestParser,
     ResponseHead,
     ResponseParser,
-    get_header,
-    has_token,
+    field_value,
+    head_has_token,
     keep_alive,
     serialize_request_head,
     serialize_response_head,
@@ -62,19 +64,34 @@ _PIPELINE_LIMIT = 1 << 16
 MAX_IDLE_PER_DESTINATION = 5
 #: ... and its ``IdleConnTimeout`` (seconds)
 IDLE_TIMEOUT = 60.0
+#: seconds a connection beyond MAX_IDLE_PER_DESTINATION stays idle before it is closed (see IdleBackends)
+SURPLUS_GRACE = 1.0
+
+_UNKNOWN = object()
 
 #: methods Go's Transport replays on a fresh connection when a reused one fails before any answer
 _REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-@dataclass(frozen=True)
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, init=False)
 class Forward:
     """Send ``head`` to ``endpoint``."""
 
     endpoint: IStreamClientEndpoint
     head: RequestHead
     #: fields set on the response (frp's ``responseHeaders.set``)
-    response_headers: Mapping[str, str] = field(default_factory=dict)
+    response_headers: Mapping[str, str] = field(default_factory=lambda: _NO_FIELDS)
+
+    def __init__(self, endpoint: IStreamClientEndpoint, head: RequestHead,
+                 response_headers: Mapping[str, str] = _NO_FIELDS) -> None:
+        # (one per request: filling the dict directly is twice as fast as the frozen __init__)
+        d = self.__dict__
+        d["endpoint"] = endpoint
+        d["head"] = head
+        d["response_headers"] = response_headers
 
 
 class ReusableEndpoint(TypingProtocol):
@@ -159,43 +176,58 @@ class _BackendFactory(Factory):
 class IdleBackends:
     """The idle backend connections of one destination (Go's ``http.Transport`` idle pool for one host).
 
-    At most ``max_idle`` are kept (one more is refused: the caller closes it,
-    as Go's ``tryPutIdleConn`` does); each is closed after ``timeout`` seconds
-    idle (on ``reactor``'s clock).  While idle, the pool owns the connection's
-    events: the peer closing it removes it, and bytes it sends unasked
-    (nothing may come between responses) close it.  The most recently used
-    connection is handed out first, so the older ones age out.
+    ``max_idle`` are kept for up to ``timeout`` seconds idle (on ``reactor``'s
+    clock).  A connection coming back while ``max_idle`` are already kept is
+    *surplus*: Go's ``tryPutIdleConn`` closes it at once, which, on a
+    single-threaded reactor, makes a burst of answers finished in one turn
+    close connections that the same clients' next requests (a moment later)
+    must then open again -- a new work connection, and for frpc a new
+    connection to the local service, per request (a third of the requests of
+    ``wrk -c10``).  So surplus connections are kept ``grace`` seconds more:
+    the oldest beyond ``max_idle`` is closed once it has been idle that long.
+    Within a second of a burst the pool is back to ``max_idle``.
+
+    While idle, the pool owns the connection's events: the peer closing it
+    removes it, and bytes it sends unasked (nothing may come between
+    responses) close it.  The most recently kept connection is handed out
+    first, so the older ones age out.  One timer serves the whole pool: it is
+    set for the earliest deadline and, when it fires, closes what is due and
+    sets itself for the next one, so keeping and taking a connection costs no
+    timer work.
     """
 
     log = logs.logger(__name__)
 
     def __init__(self, reactor: Any, max_idle: int = MAX_IDLE_PER_DESTINATION,
-                 timeout: float = IDLE_TIMEOUT) -> None:
+                 timeout: float = IDLE_TIMEOUT, grace: float = SURPLUS_GRACE) -> None:
         self.reactor = reactor
         self.max_idle = max_idle
         self.timeout = timeout
+        self.grace = grace
         self.closed = False
-        self._idle: deque[tuple[_Backend, Any]] = deque()
+        #: (connection, when it was kept), oldest first
+        self._idle: deque[tuple[_Backend, float]] = deque()
+        self._timer: Any = None
 
     def __len__(self) -> int:
         return len(self._idle)
 
     def put(self, backend: Protocol) -> bool:
-        """Keep ``backend`` (a connected, quiet connection) for a later request, if there is room."""
-        if (self.closed or not isinstance(backend, _Backend) or backend.lost
-                or len(self._idle) >= self.max_idle):
+        """Keep ``backend`` (a connected, quiet connection) for a later request."""
+        if self.closed or not isinstance(backend, _Backend) or backend.lost:
             return False
         backend.owner = self
-        timer = self.reactor.callLater(self.timeout, self._expire, backend)
-        self._idle.append((backend, timer))
+        idle = self._idle
+        idle.append((backend, self.reactor.seconds()))
+        if self._timer is None or len(idle) > self.max_idle:
+            self._schedule()
         return True
 
     def take(self) -> _Backend | None:
         """The most recently kept connection (its events still come here until the taker owns it)."""
-        while self._idle:
-            backend, timer = self._idle.pop()
-            if timer.active():
-                timer.cancel()
+        idle = self._idle
+        while idle:
+            backend, _ = idle.pop()
             if not backend.lost:
                 return backend
         return None
@@ -203,25 +235,56 @@ class IdleBackends:
     def close(self) -> None:
         """Close every idle connection and keep no more (the destination is gone)."""
         self.closed = True
+        self._cancel_timer()
         idle, self._idle = self._idle, deque()
-        for backend, timer in idle:
-            if timer.active():
-                timer.cancel()
+        for backend, _ in idle:
             if not backend.lost:
                 backend.transport.loseConnection()  # type: ignore[union-attr]
 
+    def _next_deadline(self) -> float | None:
+        idle = self._idle
+        if not idle:
+            return None
+        return idle[0][1] + (self.grace if len(idle) > self.max_idle else self.timeout)
+
+    def _schedule(self) -> None:
+        """Have the timer fire at the earliest deadline (set once; moved only to an earlier time)."""
+        deadline = self._next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is None:
+            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._sweep)
+        elif deadline < timer.getTime():
+            timer.reset(max(0.0, deadline - self.reactor.seconds()))
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _sweep(self) -> None:
+        """Close what has been idle ``timeout`` seconds, and the surplus idle ``grace`` seconds."""
+        self._timer = None
+        now = self.reactor.seconds()
+        idle = self._idle
+        while idle:
+            backend, kept = idle[0]
+            if kept + self.timeout > now and (len(idle) <= self.max_idle or kept + self.grace > now):
+                break
+            idle.popleft()
+            if not backend.lost:
+                backend.transport.loseConnection()  # type: ignore[union-attr]
+        self._schedule()
+
     def _remove(self, backend: _Backend) -> bool:
-        for i, (kept, timer) in enumerate(self._idle):
+        for i, (kept, _) in enumerate(self._idle):
             if kept is backend:
                 del self._idle[i]
-                if timer.active():
-                    timer.cancel()
+                if not self._idle:
+                    self._cancel_timer()
                 return True
         return False
-
-    def _expire(self, backend: _Backend) -> None:
-        if self._remove(backend) and not backend.lost:
-            backend.transport.loseConnection()  # type: ignore[union-attr]
 
     # events of an idle connection (its owner is this pool)
     def backend_data(self, backend: _Backend, data: bytes) -> None:
@@ -239,6 +302,41 @@ class HTTPForwardProtocol(Protocol):
 
     log = logs.logger(__name__)
 
+    # The per-connection state starts as these class attributes (one forwarder
+    # per user connection: __init__ sets only what each one needs of its own).
+    #: when the current request's wait for a response head ends (None: not waiting)
+    _response_deadline: float | None = None
+    #: one timer per connection, reused by its requests (see _arm_response_timer)
+    _response_timer: Any = None
+    _client_ip: object = _UNKNOWN
+    lost = False
+    _request: RequestHead | None = None
+    _request_done = False
+    _backend: _Backend | None = None
+    _dialing: Any = None
+    _chunker: ChunkedWriter | None = None
+    _response: ResponseParser | None = None
+    _response_framing = ""
+    _response_chunker: ChunkedWriter | None = None
+    _close_after = False
+    _response_done = False
+    _tunnel = False
+    _paused_for_response = False
+    #: the client's transport is the backend's producer (while a request body may still come)
+    _client_pulls = False
+    _response_headers: Mapping[str, str] = _NO_FIELDS
+    _endpoint: IStreamClientEndpoint | None = None
+    #: the request head as sent (replayed on a fresh connection if a reused one fails first)
+    _head_bytes = b""
+    #: the backend connection came from an idle pool (a stale one may have been closed meanwhile)
+    _reused = False
+    #: the backend has sent something of its answer
+    _response_started = False
+    #: the backend may keep the connection after this exchange (no close, upgrade or CONNECT asked)
+    _reuse_ok = False
+    #: the request can be sent again if a reused connection fails before any answer (Go's isReplayable)
+    _replayable = False
+
     def __init__(self, reactor: Any, route: Route, client_address: Any = None,
                  response_timeout: float | None = None) -> None:
         self.reactor = reactor
@@ -246,45 +344,22 @@ class HTTPForwardProtocol(Protocol):
         #: seconds the backend has to send its response head once the request is on its way
         #: (frps's ``vhostHTTPTimeout``: then 504); None waits for ever (the frpc plugins)
         self.response_timeout = response_timeout
-        self._response_timer: Any = None
         #: the user's address (``buildProtocol``'s argument) for X-Forwarded-For
         self.client_address = client_address
         self.parser = RequestParser()
-        self.lost = False
-        self._request: RequestHead | None = None
-        self._request_done = False
-        self._backend: _Backend | None = None
-        self._dialing: Any = None
         self._held: list[bytes] = []  # request body bytes while dialing (one read at most)
-        self._chunker: ChunkedWriter | None = None
-        self._response: ResponseParser | None = None
-        self._response_framing = ""
-        self._response_chunker: ChunkedWriter | None = None
-        self._close_after = False
-        self._response_done = False
-        self._tunnel = False
-        self._paused_for_response = False
-        self._response_headers: Mapping[str, str] = {}
-        self._endpoint: IStreamClientEndpoint | None = None
-        #: the request head as sent (replayed on a fresh connection if a reused one fails first)
-        self._head_bytes = b""
-        #: the backend connection came from an idle pool (a stale one may have been closed meanwhile)
-        self._reused = False
-        #: the backend has sent something of its answer
-        self._response_started = False
-        #: the backend may keep the connection after this exchange (no close, upgrade or CONNECT asked)
-        self._reuse_ok = False
-        #: the request can be sent again if a reused connection fails before any answer (Go's isReplayable)
-        self._replayable = False
 
     # ------------------------------------------------------------- client side
 
     def client_ip(self) -> str | None:
-        address = self.client_address
-        if getattr(address, "host", None) is None and self.transport is not None:
-            address = self.transport.getPeer()
-        host = getattr(address, "host", None)
-        return host if isinstance(host, str) else None
+        ip = self._client_ip
+        if ip is _UNKNOWN:
+            address = self.client_address
+            if getattr(address, "host", None) is None and self.transport is not None:
+                address = self.transport.getPeer()
+            host = getattr(address, "host", None)
+            ip = self._client_ip = host if isinstance(host, str) else None
+        return ip  # type: ignore[return-value]
 
     def dataReceived(self, data: bytes) -> None:
         if self.lost:
@@ -327,7 +402,10 @@ class HTTPForwardProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
-        self._cancel_response_timer()
+        self._response_deadline = None
+        timer, self._response_timer = self._response_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if self._dialing is not None:
             dialing, self._dialing = self._dialing, None
             dialing.cancel()
@@ -362,52 +440,61 @@ class HTTPForwardProtocol(Protocol):
         self._request = head
         self._request_done = False
         self._response_done = False
-        date = http_date(self.reactor.seconds())
         try:
             decision = self.route.route(head, self)
         except Exception as e:  # a route refuses what it cannot rewrite
+            date = http_date(self.reactor.seconds())
             decision = go_reply(date, head, 400, body=f"{e}\n".encode(), content_type="text/plain; charset=utf-8")
         if isinstance(decision, bytes):
             # Canned reply: the body (if any) is read and dropped, then the next request.
-            self._close_after = (get_header(head.headers, "Content-Length") not in (None, "0")
-                                 or get_header(head.headers, "Transfer-Encoding") is not None
+            self._close_after = (field_value(head, "content-length") not in (None, "0")
+                                 or field_value(head, "transfer-encoding") is not None
                                  or b"Connection: close" in decision[:decision.find(b"\r\n\r\n")])
-            self.transport.write(decision)  # type: ignore[union-attr]
+            write_now(self.transport, decision)
             self._response_done = True
             if self._close_after:
                 self.transport.loseConnection()  # type: ignore[union-attr]
                 self.lost = True
             return
         out = decision.head
-        if get_header(out.headers, "Transfer-Encoding") is not None:
-            self._chunker = ChunkedWriter()
-        else:
-            self._chunker = None
+        lower = out.lower_names
+        chunked = "transfer-encoding" in lower
+        self._chunker = ChunkedWriter() if chunked else None
         self._head_bytes = serialize_request_head(out)
         self._held = [self._head_bytes]
         self._response = ResponseParser(head.method)
         self._response_headers = decision.response_headers
         self._endpoint = decision.endpoint
         self._response_started = False
-        bodyless = (get_header(out.headers, "Content-Length") in (None, "0")
-                    and get_header(out.headers, "Transfer-Encoding") is None)
-        self._reuse_ok = (out.method != "CONNECT" and get_header(out.headers, "Upgrade") is None
-                          and not has_token(out.headers, "Connection", "close"))
-        self._replayable = out.method in _REPLAYABLE_METHODS and bodyless
-        self._pause_reading()
-        self._dial()
+        method = out.method
+        self._reuse_ok = (method != "CONNECT" and "upgrade" not in lower
+                          and ("connection" not in lower or not head_has_token(out, "connection", "close")))
+        self._replayable = (method in _REPLAYABLE_METHODS and not chunked
+                            and ("content-length" not in lower or field_value(out, "content-length") == "0"))
+        if not self._take_idle():
+            # (an idle connection is taken at once: no need to stop reading the client meanwhile)
+            self._pause_reading()
+            self._connect()
 
     def _dial(self) -> None:
         """Take an idle backend connection of the endpoint if it keeps any, else connect a new one."""
+        if not self._take_idle():
+            self._connect()
+
+    def _take_idle(self) -> bool:
+        """Send the request over an idle connection of the endpoint, if it keeps one."""
+        take_idle = getattr(self._endpoint, "take_idle", None)
+        idle = take_idle() if take_idle is not None else None
+        if not isinstance(idle, _Backend):
+            return False
+        idle.owner = self
+        self._reused = True
+        self._backend_connected(idle)
+        return True
+
+    def _connect(self) -> None:
         endpoint = self._endpoint
         assert endpoint is not None
-        take_idle = getattr(endpoint, "take_idle", None)
-        idle = take_idle() if take_idle is not None else None
-        if isinstance(idle, _Backend):
-            idle.owner = self
-            self._reused = True
-            self._backend_connected(idle)
-            return
         self._reused = False
         backend = _Backend(self)
         self._dialing = endpoint.connect(_BackendFactory(backend))
@@ -430,7 +517,7 @@ class HTTPForwardProtocol(Protocol):
             return
         if self._backend is not None:
             if not self._backend.lost:
-                self._backend.transport.write(data)  # type: ignore[union-attr]
+                write_now(self._backend.transport, data)
         else:
             self._held.append(data)
 
@@ -442,10 +529,12 @@ class HTTPForwardProtocol(Protocol):
         backend = self._backend
         if backend is not None and not backend.lost:
             self._arm_response_timer()
-            unregister_producer(backend.transport)  # type: ignore[arg-type]
-            if not self._paused_for_response:
-                # a backend whose buffer was full may have paused us; it no longer may
-                self.transport.resumeProducing()  # type: ignore[union-attr]
+            if self._client_pulls:
+                self._client_pulls = False
+                unregister_producer(backend.transport)  # type: ignore[arg-type]
+                if not self._paused_for_response:
+                    # a backend whose buffer was full may have paused us; it no longer may
+                    self.transport.resumeProducing()  # type: ignore[union-attr]
         # Keep reading (bytes of a pipelined request wait in the parser, up to
         # _PIPELINE_LIMIT) so that a client that goes away is noticed, as Go's
         # server notices it with its background read and cancels the request.
@@ -476,31 +565,51 @@ class HTTPForwardProtocol(Protocol):
             backend.transport.loseConnection()  # type: ignore[union-attr]
             return
         self._backend = backend
-        held, self._held = b"".join(self._held), []
-        backend.transport.write(held)  # type: ignore[union-attr]
+        held, self._held = self._held, []
+        write_now(backend.transport, held[0] if len(held) == 1 else b"".join(held))
         # the client's browser-side buffer pulls on the backend and vice versa
         unregister_producer(self.transport)  # type: ignore[arg-type]
         self.transport.registerProducer(backend.transport, True)  # type: ignore[union-attr]
-        if not self._request_done:
-            backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
         if self._request_done:
             self._arm_response_timer()
+        elif not self.parser.finished:
+            # body bytes are still to come: a full backend buffer pauses reading them
+            # (once the parser has the whole request, nothing more is read for it)
+            self._client_pulls = True
+            backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
         self._resume_reading()
 
     def _arm_response_timer(self) -> None:
-        """Once the whole request is on its way (as Go's ResponseHeaderTimeout: a slow upload is no timeout)."""
-        if self.response_timeout is None or self._response_timer is not None or self._response_framing:
+        """Once the whole request is on its way (as Go's ResponseHeaderTimeout: a slow upload is no timeout).
+
+        The connection keeps one timer for all its requests: arming sets the
+        deadline (and starts the timer if none runs), answering clears it;
+        the timer, when it fires, acts only on a deadline that has passed and
+        otherwise waits for the current one -- no callLater/cancel per request.
+        """
+        if self.response_timeout is None or self._response_deadline is not None or self._response_framing:
             return
-        self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timed_out)
+        self._response_deadline = self.reactor.seconds() + self.response_timeout
+        if self._response_timer is None:
+            self._response_timer = self.reactor.callLater(self.response_timeout, self._response_timer_fired)
 
     def _cancel_response_timer(self) -> None:
-        timer, self._response_timer = self._response_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._response_deadline = None
+
+    def _response_timer_fired(self) -> None:
+        self._response_timer = None
+        deadline = self._response_deadline
+        if deadline is None or self.lost:
+            return
+        now = self.reactor.seconds()
+        if now < deadline:
+            self._response_timer = self.reactor.callLater(deadline - now, self._response_timer_fired)
+            return
+        self._response_deadline = None
+        self._response_timed_out()
 
     def _response_timed_out(self) -> None:
         """No response head within ``response_timeout``: 504, as Go's ResponseHeaderTimeout gives frps."""
-        self._response_timer = None
         if self.lost or self._request is None or self._response_framing or self._response_done:
             return
         self.log.warn("http: no response from the backend within {secs}s", secs=self.response_timeout)
@@ -530,7 +639,7 @@ class HTTPForwardProtocol(Protocol):
         if data:
             self._response_started = True
         if self._tunnel:
-            self.transport.write(data)  # type: ignore[union-attr]
+            write_now(self.transport, data)
             return
         assert self._response is not None
         try:
@@ -551,7 +660,10 @@ class HTTPForwardProtocol(Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _response_events(self, events: list[Event]) -> None:
+        """Write what the events give the client: in one write per batch (one ``send`` for a
+        response head and body read together), flushed before the exchange ends or tunnels."""
         assert self._request is not None
+        out: list[bytes] = []
         for event in events:
             if isinstance(event, ResponseHead):
                 self._cancel_response_timer()
@@ -560,27 +672,33 @@ class HTTPForwardProtocol(Protocol):
                 answer = client_response(event, self._request, self._response.body_framing, date=date,
                                          set_headers=self._response_headers)
                 if event.status < 200 and event.status != 101:
-                    self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+                    out.append(serialize_response_head(answer.head))
                     continue
                 self._response_framing = answer.framing
                 self._close_after = answer.close_after
                 self._response_chunker = ChunkedWriter() if answer.framing == "chunked" else None
-                self.transport.write(serialize_response_head(answer.head))  # type: ignore[union-attr]
+                out.append(serialize_response_head(answer.head))
             elif isinstance(event, Data):
-                if self._tunnel:
-                    self.transport.write(event.data)  # type: ignore[union-attr]
-                elif self._response_chunker is not None:
-                    self.transport.write(self._response_chunker.data(event.data))  # type: ignore[union-attr]
+                if self._response_chunker is not None and not self._tunnel:
+                    out.append(self._response_chunker.data(event.data))
                 else:
-                    self.transport.write(event.data)  # type: ignore[union-attr]
+                    out.append(event.data)
             elif isinstance(event, ProtocolSwitch):
+                self._write_all(out)
+                out = []
                 self._start_tunnel()
             elif isinstance(event, EndOfMessage):
                 if self._response_chunker is not None:
-                    self.transport.write(self._response_chunker.end(event.trailers))  # type: ignore[union-attr]
+                    out.append(self._response_chunker.end(event.trailers))
+                self._write_all(out)
                 self._response_done = True
                 self._finish_exchange()
                 return
+        self._write_all(out)
+
+    def _write_all(self, chunks: list[bytes]) -> None:
+        if chunks:
+            write_now(self.transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _start_tunnel(self) -> None:
         """101 or a CONNECT answer: raw bytes both ways from now on."""
@@ -593,6 +711,7 @@ class HTTPForwardProtocol(Protocol):
             events = []
         unregister_producer(backend.transport)  # type: ignore[arg-type]
         backend.transport.registerProducer(self.transport, True)  # type: ignore[union-attr]
+        self._client_pulls = True
         for event in events:
             if isinstance(event, Data):
                 backend.transport.write(event.data)  # type: ignore[union-attr]
@@ -633,6 +752,7 @@ class HTTPForwardProtocol(Protocol):
     def _drop_backend(self) -> None:
         self._cancel_response_timer()
         backend, self._backend = self._backend, None
+        self._client_pulls = False
         if backend is not None:
             unregister_producer(self.transport)  # type: ignore[arg-type]
             if not backend.lost:
@@ -656,7 +776,9 @@ class HTTPForwardProtocol(Protocol):
         backend, self._backend = self._backend, None
         assert backend is not None
         unregister_producer(self.transport)  # type: ignore[arg-type]
-        unregister_producer(backend.transport)  # type: ignore[arg-type]
+        if self._client_pulls:
+            self._client_pulls = False
+            unregister_producer(backend.transport)  # type: ignore[arg-type]
         # a slow client may have paused it; idle, it must read (to notice a close)
         backend.transport.resumeProducing()  # type: ignore[union-attr]
         keep_idle = getattr(self._endpoint, "keep_idle", None)

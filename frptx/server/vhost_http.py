@@ -159,6 +159,8 @@ class _CountingForwarder(HTTPForwardProtocol):
 
     proxy: VhostProxy | None = None
     live: set[Any] | None = None
+    #: the endpoint of the last proxy a request of this connection went to (the next one likely goes there too)
+    work_endpoint: WorkConnectionEndpoint | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -229,27 +231,31 @@ class HttpVhost:
 
     # -- requests (``frptx.protocols.httpforward.Route``) ------------------------
     def route(self, head: RequestHead, conn: HTTPForwardProtocol) -> Forward | bytes:
-        date = _date(self.reactor)
         if is_options_star(head):
-            return options_star_response(date, head)
+            return options_star_response(_date(self.reactor), head)
         info = request_route_info(head)
-        decision = route_http_request(self.table, info,
-                                      lambda g: (g.founder.msg.http_user, g.founder.msg.http_pwd))
+        decision = route_http_request(self.table, info, _credentials)
         if not decision.authorized:
-            return unauthorized_response(date, head)
+            return unauthorized_response(_date(self.reactor), head)
         route = decision.route
         # the route's settings are its first member's; the request goes to the group's next member
         proxy = route.value.pick() if route is not None else None
         if route is None or proxy is None or proxy.closed:
-            return not_found_response(date, head, page=self.not_found_page)
+            return not_found_response(_date(self.reactor), head, page=self.not_found_page)
         settings = route.value.founder.msg
-        if isinstance(conn, _CountingForwarder):
-            conn.proxy = proxy
+        counting = conn if isinstance(conn, _CountingForwarder) else None
+        if counting is not None:
+            counting.proxy = proxy
         out = rewrite_request(head, client_ip=conn.client_ip(), host_rewrite=settings.host_header_rewrite,
-                              set_headers=settings.headers)
+                              set_headers=settings.headers or None, info=info)
         # the work connections kept idle are the picked member's (Go keys its pool by route and endpoint)
-        return Forward(WorkConnectionEndpoint(proxy, conn.transport, self.idle_backends(proxy)), out,
-                       response_headers=settings.response_headers)
+        idle = self.idle_backends(proxy)
+        endpoint = counting.work_endpoint if counting is not None else None
+        if endpoint is None or endpoint.proxy is not proxy or endpoint.idle is not idle:
+            endpoint = WorkConnectionEndpoint(proxy, conn.transport, idle)
+            if counting is not None:
+                counting.work_endpoint = endpoint
+        return Forward(endpoint, out, response_headers=settings.response_headers)
 
     def error_reply(self, head: RequestHead, reason: Failure, date: str) -> bytes:
         """No work connection (or the proxy closed): frp's 404 page."""
@@ -258,6 +264,12 @@ class HttpVhost:
     def broken_reply(self, head: RequestHead, date: str) -> bytes:
         """The backend closed or answered garbage before a response head: frp's 404 page."""
         return not_found_response(date, head, page=self.not_found_page)
+
+
+def _credentials(group: Any) -> tuple[str, str]:
+    """A route's httpUser/httpPassword (its first member's)."""
+    msg = group.founder.msg
+    return msg.http_user, msg.http_pwd
 
 
 def _date(reactor: Any) -> str:

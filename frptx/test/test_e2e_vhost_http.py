@@ -494,6 +494,14 @@ class _Endpoint:
         return defer.succeed(protocol)
 
 
+class _FreshEndpoint(_Endpoint):
+    """A new StringTransport for each connection."""
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.transport = StringTransport()
+        return super().connect(factory)
+
+
 class _Route:
     def __init__(self, endpoint: _Endpoint) -> None:
         self.endpoint = endpoint
@@ -539,6 +547,40 @@ class ResponseTimeout(TestCase):
         clock.advance(60)
         self.assertTrue(user.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertTrue(user.value().endswith(b"\r\n\r\nok"))
+
+
+    def test_one_timer_for_the_requests_of_a_connection(self) -> None:
+        """Keep-alive requests reuse one timer; each request still gets its full wait, counted from its end."""
+        clock = Clock()
+        endpoint = _FreshEndpoint()
+        forwarder = HTTPForwardProtocol(clock, _Route(endpoint), None, response_timeout=10)
+        user = StringTransport()
+        forwarder.makeConnection(user)
+        for _ in range(3):
+            forwarder.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            clock.advance(4)
+            backend = forwarder._backend
+            assert backend is not None
+            backend.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            self.assertEqual(len(clock.getDelayedCalls()), 1)
+        # the timer set for the first request (due at 10) finds the third one (sent at 8) answered
+        forwarder.dataReceived(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")  # sent at 12
+        clock.advance(9.9)
+        self.assertEqual(user.value().count(b"HTTP/1.1 200 OK"), 3)
+        self.assertNotIn(b"504", user.value())
+        clock.advance(0.1)
+        self.assertIn(b"HTTP/1.1 504 Gateway Timeout\r\n", user.value())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_timer_stops_with_the_connection(self) -> None:
+        clock = Clock()
+        endpoint = _Endpoint()
+        forwarder = HTTPForwardProtocol(clock, _Route(endpoint), None, response_timeout=10)
+        forwarder.makeConnection(StringTransport())
+        forwarder.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        forwarder.connectionLost(None)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 mode_cases(OurFrpsOurFrpcMixin, globals(), TestCase)

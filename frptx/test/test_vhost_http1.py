@@ -584,6 +584,202 @@ class PropertyTests(unittest.TestCase):
             pass
 
 
+
+class _LineByLineRequestParser(RequestParser):
+    _fast_heads = False
+
+
+class _LineByLineResponseParser(ResponseParser):
+    _fast_heads = False
+
+
+def _mostly(good: list[str], bad: list[str], valid: bool = False) -> st.SearchStrategy[str]:
+    """One of ``good`` most of the time, else one of ``bad`` (never with ``valid``)."""
+    return st.sampled_from(good if valid else good * 8 + bad)
+
+
+_NAMES = (["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "X-A", "a", "x_y"],
+          ["Bad Name", "", "N\x80", "Ab:c", "HOST"])
+_SEPS = ([":", ": ", ":  ", ":\t"], [" :"])
+_VALUE_CHARS = (["a", "Z", "0", " ", "\t", ":", "/", "\x80", "\xff", ",", "chunked", "close", "5", "h"],
+                ["\x00", "\x7f", "\r", "-1", "[", "\n"])
+
+
+@st.composite
+def _heads(draw: st.DrawFn, response: bool, valid: bool = False) -> bytes:
+    """Heads close to valid ones: each part is usually right and sometimes subtly wrong
+    (with ``valid``, only the lexically right choices: framing may still be refused)."""
+    if response:
+        first = (draw(_mostly(["HTTP/1.1", "HTTP/1.0"], ["HTTP/1.9", "HTTP/2.0", "http/1.1", "HTTP/1.1 "], valid))
+                 + draw(_mostly([" 200", " 204", " 304", " 101", " 100", " 404"], [" 099", " 20", " 2000", " abc"],
+                                valid))
+                 + draw(_mostly(["", " OK", " ", " Not  Found", " \xe9t\xe9", "\tOK"], [" \x01"], valid)))
+    else:
+        first = (draw(_mostly(["GET", "POST", "HEAD", "CONNECT", "get"], ["G(T", ""], valid))
+                 + draw(_mostly([" / ", " /a?b=c ", " http://h/x ", " * ", " h:443 "], ["  / ", " /\x7f "], valid))
+                 + draw(_mostly(["HTTP/1.1", "HTTP/1.0", "HTTP/1.2"], ["HTTP/2.0", "HTTP/1.10", "http/1.1"], valid)))
+    lines = [first]
+    for _ in range(draw(st.integers(0, 7))):
+        if not valid and draw(st.integers(0, 25)) == 0:
+            lines.append(draw(st.sampled_from([" folded", "\tfold", "NoColon", ":v", ""])))
+            continue
+        value = "".join(draw(st.lists(_mostly(*_VALUE_CHARS, valid), max_size=6)))
+        lines.append(draw(_mostly(*_NAMES, valid)) + draw(_mostly(*_SEPS, valid)) + value)
+    eols = [draw(_mostly(["\r\n"], ["\n", "\r", " \r\n"], valid)) for _ in lines]
+    head = "".join(line + eol for line, eol in zip(lines, eols, strict=True)) + draw(_mostly(["\r\n"], ["\n"], valid))
+    return head.encode("latin-1") + draw(st.sampled_from([
+        b"", b"ab", b"0\r\n\r\n", b"GET / HTTP/1.1\r\n", b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+        b"GET /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nokGET /3 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 204 No Content\r\n\r\n"]))
+
+
+def _outcome(parser: RequestParser | ResponseParser, data: bytes, cuts: list[int]) -> list[object]:
+    """Everything observable of feeding ``data`` in pieces (going on to the next message
+    whenever one is complete): events, errors, state."""
+    seen: list[object] = []
+    i = k = 0
+
+    def note(events: list[Event]) -> None:
+        for e in events:
+            if isinstance(e, (RequestHead, ResponseHead)):
+                seen.append((e, e.lower_names))
+            else:
+                seen.append(e)
+
+    try:
+        while i < len(data):
+            n = cuts[k % len(cuts)]
+            note(parser.feed(data[i:i + n]))
+            while parser.finished:
+                seen.append("next")
+                note(parser.start_next() if isinstance(parser, RequestParser) else parser.start_next("GET"))
+            i, k = i + n, k + 1
+        seen += parser.feed_eof()
+    except HTTPProtocolError as e:
+        seen.append((type(e), str(e), e.status, e.detail))
+    seen.append((parser.finished, parser.tunnelling, parser.buffered))
+    if isinstance(parser, ResponseParser):
+        seen.append((parser.body_framing, parser.reusable))
+    return seen
+
+
+def coalesce_outcome(seen: list[object]) -> list[object]:
+    """``_outcome`` with adjacent Data merged (how a body is split is not the parser's to keep)."""
+    out: list[object] = []
+    for e in seen:
+        if isinstance(e, Data) and out and isinstance(out[-1], Data):
+            out[-1] = Data(out[-1].data + e.data)
+        else:
+            out.append(e)
+    return out
+
+
+#: how reads cut the stream: often whole (then heads and bodies are taken from the read itself)
+_cuts = st.lists(st.one_of(st.integers(1, 80), st.just(4096)), min_size=1, max_size=4)
+
+
+class FastHeadTests(unittest.TestCase):
+    """The one-regex parse of a head gives what the line-by-line parse gives, or leaves the head to it."""
+
+    @settings(max_examples=800, deadline=None)
+    @given(_heads(False), _cuts)
+    def test_requests_as_line_by_line(self, data: bytes, cuts: list[int]) -> None:
+        self.assertEqual(_outcome(RequestParser(), data, cuts), _outcome(_LineByLineRequestParser(), data, cuts))
+
+    @settings(max_examples=800, deadline=None)
+    @given(_heads(True), _cuts,
+           st.sampled_from(["GET", "HEAD", "CONNECT"]))
+    def test_responses_as_line_by_line(self, data: bytes, cuts: list[int], method: str) -> None:
+        self.assertEqual(_outcome(ResponseParser(method), data, cuts),
+                         _outcome(_LineByLineResponseParser(method), data, cuts))
+
+    @settings(max_examples=500, deadline=None)
+    @given(_heads(False, valid=True), _heads(True, valid=True), _cuts, st.sampled_from(["GET", "HEAD", "CONNECT"]))
+    def test_valid_heads_as_line_by_line(self, request: bytes, response: bytes, cuts: list[int],
+                                         method: str) -> None:
+        self.assertEqual(_outcome(RequestParser(), request, cuts),
+                         _outcome(_LineByLineRequestParser(), request, cuts))
+        self.assertEqual(_outcome(ResponseParser(method), response, cuts),
+                         _outcome(_LineByLineResponseParser(method), response, cuts))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=300), _cuts)
+    def test_any_bytes_as_line_by_line(self, data: bytes, cuts: list[int]) -> None:
+        for prefix in (b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n"):
+            blob = prefix + data
+            self.assertEqual(_outcome(RequestParser(), blob, cuts),
+                             _outcome(_LineByLineRequestParser(), blob, cuts))
+            self.assertEqual(_outcome(ResponseParser(), blob, cuts),
+                             _outcome(_LineByLineResponseParser(), blob, cuts))
+
+    def test_bodies_across_reads_as_line_by_line(self) -> None:
+        body = bytes(range(256)) * 20
+        for wire, cuts in [
+            (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5120\r\n\r\n" + body + b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+             [4096]),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5120\r\n\r\n" + body, [50, 4096, 1000, 4096]),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5120\r\n\r\n" + body + b"HTTP/1.1 200 OK\r\n\r\nrest", [4096, 1037, 4096]),
+            (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5120\r\n\r\n" + body, [4096]),
+            (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n" + body, [4096]),
+        ]:
+            parsers = ((RequestParser(), _LineByLineRequestParser()) if wire.startswith(b"POST")
+                       else (ResponseParser(), _LineByLineResponseParser()))
+            self.assertEqual(coalesce_outcome(_outcome(parsers[0], wire, cuts)),
+                             coalesce_outcome(_outcome(parsers[1], wire, cuts)), wire[:40])
+
+    def test_limits_as_line_by_line(self) -> None:
+        limits = Limits(max_head_bytes=300, max_line_bytes=40, max_headers=3)
+        for data in [b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: " + b"x" * 40 + b"\r\n\r\n",
+                     b"GET /" + b"x" * 40 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: " + b"y" * 30 + b"\r\n\r\n"]:
+            self.assertEqual(_outcome(RequestParser(limits), data, [1000]),
+                             _outcome(_LineByLineRequestParser(limits), data, [1000]), data)
+
+    def test_common_heads_take_the_fast_path(self) -> None:
+        """(So the comparisons above compare something.)"""
+        class NoSlowPath(RequestParser):
+            def _take_head(self, end: int) -> list[bytes]:
+                raise AssertionError("line-by-line parse")
+
+        class NoSlowResponsePath(ResponseParser):
+            def _take_head(self, end: int) -> list[bytes]:
+                raise AssertionError("line-by-line parse")
+
+        events = NoSlowPath().feed(b"GET /index.html HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: x y\r\n"
+                                   b"Accept:*/*\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\n")
+        self.assertEqual(events, [RequestHead("GET", "/index.html", "HTTP/1.1", (
+            ("Host", "bench.local"), ("User-Agent", "x y"), ("Accept", "*/*"), ("X-Empty", ""), ("X-Pad", "a b"))),
+            EndOfMessage()])
+        events = NoSlowResponsePath().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nETag: \"\xe9\"\r\n\r\nok")
+        self.assertEqual(events, [ResponseHead(200, "OK", "HTTP/1.1", (("Content-Length", "2"), ("ETag", '"\xe9"'))),
+                                  Data(b"ok"), EndOfMessage()])
+
+    def test_repeated_heads(self) -> None:
+        """A head seen before parses from the cache to the same events; the cache stays bounded."""
+        from frptx.vhost import http1
+        wire = b"GET /r HTTP/1.1\r\nHost: h\r\nX-Pad:  v \r\nContent-Length: 2\r\n\r\nok"
+        first = RequestParser().feed(wire)
+        self.assertIn(wire[:-2], RequestParser._head_cache)
+        self.assertEqual(RequestParser().feed(wire), first)
+        # (a parser's own limits still apply to a cached head)
+        self.assertRaises(BadRequest, RequestParser(Limits(max_headers=2)).feed, wire)
+        for i in range(http1._HEAD_CACHE_ENTRIES + 10):
+            RequestParser().feed(b"GET /%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
+        self.assertLessEqual(len(RequestParser._head_cache), http1._HEAD_CACHE_ENTRIES)
+        big = b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"a" * http1._HEAD_CACHE_BYTES + b"\r\n\r\n"
+        RequestParser().feed(big)
+        self.assertNotIn(big, RequestParser._head_cache)
+
+    def test_lower_names(self) -> None:
+        [head, _] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n")
+        assert isinstance(head, RequestHead)
+        self.assertEqual(head.lower_names, ("host", "x-a"))
+        self.assertEqual(RequestHead("GET", "/", "HTTP/1.1", (("A-B", "1"),)).lower_names, ("a-b",))
+        self.assertEqual(ResponseHead(200, "OK", "HTTP/1.1", (("A-B", "1"),)).lower_names, ("a-b",))
+
 class FrpsObservationTests(unittest.TestCase):
     """Requests sent to a real frps 0.65.0 vhostHTTPPort (no proxies) and the status line it answered.
 

@@ -22,9 +22,11 @@ from frptx.factories.server import BindPortTimeouts
 from frptx.protocols.httpforward import (
     IDLE_TIMEOUT,
     MAX_IDLE_PER_DESTINATION,
+    SURPLUS_GRACE,
     Forward,
     HTTPForwardProtocol,
     IdleBackends,
+    _Backend,
 )
 from frptx.server.service import FrpsService
 from frptx.test.gofrp import GoFrp, free_port
@@ -185,7 +187,7 @@ class ReuseOnAClock(unittest.TestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 1)
 
     def test_pool_bound(self) -> None:
-        """At most ``max_idle`` kept; one more finished exchange closes its connection."""
+        """At most ``max_idle`` kept for long: one more finished exchange's connection is closed after the grace."""
         clock = Clock()
         endpoint = _PoolEndpoint(clock, max_idle=2)
         users = [_user(clock, endpoint, str(i)) for i in range(3)]
@@ -194,8 +196,65 @@ class ReuseOnAClock(unittest.TestCase):
         self.assertEqual(len(endpoint.protocols), 3)
         for backend in endpoint.protocols:
             backend.dataReceived(OK)
+        self.assertEqual(len(endpoint.idle), 3)
+        clock.advance(SURPLUS_GRACE - 0.01)
+        self.assertEqual([t.disconnecting for t in endpoint.transports], [False, False, False])
+        clock.advance(0.01)
+        # the oldest kept one goes; the two most recently used stay
         self.assertEqual(len(endpoint.idle), 2)
-        self.assertEqual([t.disconnecting for t in endpoint.transports], [False, False, True])
+        self.assertEqual([t.disconnecting for t in endpoint.transports], [True, False, False])
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(10)
+        self.assertEqual(len(endpoint.idle), 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_burst_then_next_requests_reuse_the_surplus(self) -> None:
+        """Answers that end together, then the same users' next requests: no new connection.
+
+        Go closes a connection it cannot keep idle at once; on one reactor thread
+        the answers of a burst all end before the next requests arrive, so that
+        would dial a new work connection for a third of the requests.
+        """
+        clock = Clock()
+        endpoint = _PoolEndpoint(clock, max_idle=2)
+        users = [_user(clock, endpoint, str(i)) for i in range(4)]
+        for _ in range(5):
+            for forwarder, _user_t in users:
+                forwarder.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            for forwarder, _user_t in users:
+                forwarder._backend.dataReceived(OK)  # type: ignore[union-attr]
+            clock.advance(0.001)
+        self.assertEqual(len(endpoint.protocols), 4)
+        self.assertEqual([t.disconnecting for t in endpoint.transports], [False] * 4)
+        for _forwarder, user in users:
+            self.assertEqual(user.value().count(b"HTTP/1.1 200 OK"), 5)
+        clock.advance(SURPLUS_GRACE)
+        self.assertEqual(len(endpoint.idle), 2)
+        self.assertEqual(sum(t.disconnecting for t in endpoint.transports), 2)
+
+    def test_surplus_grace_counts_from_when_kept(self) -> None:
+        """A surplus connection used again is idle anew: the grace restarts with it."""
+        clock = Clock()
+        pool = IdleBackends(clock, max_idle=1, timeout=10, grace=1)
+        conns = []
+        for _ in range(2):
+            backend = _Backend(pool)
+            backend.makeConnection(StringTransport())
+            conns.append(backend)
+        self.assertTrue(pool.put(conns[0]))
+        clock.advance(0.9)
+        self.assertTrue(pool.put(conns[1]))
+        clock.advance(0.2)  # conns[0]: 1.1 s idle and surplus
+        self.assertEqual(len(pool), 1)
+        self.assertTrue(conns[0].transport.disconnecting)
+        self.assertIs(pool.take(), conns[1])
+        self.assertTrue(pool.put(conns[1]))
+        clock.advance(9.9)
+        self.assertEqual(len(pool), 1)
+        clock.advance(0.1)
+        self.assertEqual(len(pool), 0)
+        self.assertTrue(conns[1].transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_go_defaults(self) -> None:
         """Go frps's vhost Transport: MaxIdleConnsPerHost 5, IdleConnTimeout 60 s."""

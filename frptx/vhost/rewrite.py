@@ -60,7 +60,7 @@ import base64
 import binascii
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Final, Generic, TypeVar
@@ -71,12 +71,19 @@ from frptx.vhost.http1 import (
     Headers,
     RequestHead,
     ResponseHead,
+    checked,
+    field_value,
+    field_values,
     get_header,
     has_token,
+    head_has_token,
     header_values,
+    is_checked,
     keep_alive,
     remove_headers,
+    safe_value,
     set_header,
+    with_lower_names,
 )
 from frptx.vhost.routing import Route, RouteTable, canonical_host
 
@@ -152,6 +159,10 @@ HOP_BY_HOP: Final = (
 
 _FORWARDING: Final = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto")
 _FRAMING: Final = ("content-length", "transfer-encoding", "trailer")
+#: the fields a response loses whatever its Connection says (hop-by-hop, framing aside)
+_HOP_DROP: Final = frozenset(n.lower() for n in HOP_BY_HOP) - frozenset(_FRAMING)
+#: ... and a request (the client's forwarding fields too: frps writes its own)
+_REQUEST_DROP: Final = _HOP_DROP | frozenset(n.lower() for n in _FORWARDING)
 # Go writes these from the request, not from Header, so requestHeaders.set cannot change them.
 _NOT_SETTABLE: Final = frozenset({"host", "content-length", "transfer-encoding", "trailer"})
 _TOKEN_BYTES: Final = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -180,9 +191,22 @@ def canonical_header_key(name: str) -> str:
     return "".join(out)
 
 
+_last_date: tuple[int, str] = (-1, "")
+
+
 def http_date(timestamp: float) -> str:
-    """An HTTP ``Date`` value (Go's ``http.TimeFormat``) for a POSIX time."""
-    return formatdate(timestamp, usegmt=True)
+    """An HTTP ``Date`` value (Go's ``http.TimeFormat``) for a POSIX time.
+
+    Made once per second (every answer frps relays may need one).
+    """
+    global _last_date
+    second = int(timestamp)
+    if second == _last_date[0] and timestamp >= 0:
+        return _last_date[1]
+    value = formatdate(timestamp, usegmt=True)
+    if timestamp >= 0:
+        _last_date = (second, value)
+    return value
 
 
 # ---------------------------------------------------------------- auth
@@ -226,7 +250,7 @@ def check_auth(route_user: str, route_password: str, user: str, password: str) -
 
 # ---------------------------------------------------------------- routing input
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RouteInfo:
     """What frps routes an HTTP request on, derived as Go's server does.
 
@@ -246,6 +270,12 @@ class RouteInfo:
     auth_user: str
     auth_password: str
     route_user: str
+
+    def __init__(self, host: str, raw_host: str, path: str, url_host: str, auth_user: str, auth_password: str,
+                 route_user: str) -> None:
+        # (one per request: filling the dict directly is twice as fast as the frozen __init__)
+        self.__dict__.update(host=host, raw_host=raw_host, path=path, url_host=url_host, auth_user=auth_user,
+                             auth_password=auth_password, route_user=route_user)
 
 
 def _unescape_path(raw: str) -> str:
@@ -292,15 +322,43 @@ def _split_target(method: str, target: str) -> tuple[str, str]:
     return _unescape_path(authority), _unescape_path(path)
 
 
+#: results kept per head (see _remember), at most
+_MEMO_ENTRIES: Final = 4
+
+
+def _remember(head: RequestHead | ResponseHead, slot: str, key: Hashable, value: T) -> T:
+    """Keep ``value`` with ``head`` under ``key``.
+
+    Heads are immutable, and the parser hands out the very same head object
+    for a head it has seen before (its parse cache): what is worked out from
+    a head and a few other inputs is kept with the head, keyed by those
+    inputs, at most ``_MEMO_ENTRIES`` per kind.
+    """
+    memo = head.__dict__.get(slot)
+    if memo is None:
+        memo = head.__dict__[slot] = {}
+    elif len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def request_route_info(head: RequestHead) -> RouteInfo:
     """The routing facts of a parsed request; BadRequest for a target Go rejects."""
+    info = head.__dict__.get("_route_info")
+    if info is None:
+        info = head.__dict__["_route_info"] = _request_route_info(head)
+    return info
+
+
+def _request_route_info(head: RequestHead) -> RouteInfo:
     url_host, path = _split_target(head.method, head.target)
-    raw_host = url_host or (get_header(head.headers, "Host") or "")
-    auth = parse_basic_auth(get_header(head.headers, "Authorization"))
+    raw_host = url_host or (field_value(head, "host") or "")
+    auth = parse_basic_auth(field_value(head, "authorization"))
     auth_user, auth_password = auth if auth else ("", "")
     route_user = ""
     if url_host:
-        proxy_auth = parse_basic_auth(get_header(head.headers, "Proxy-Authorization"))
+        proxy_auth = parse_basic_auth(field_value(head, "proxy-authorization"))
         if proxy_auth:
             route_user = proxy_auth[0]
     if route_user == "":
@@ -308,13 +366,18 @@ def request_route_info(head: RequestHead) -> RouteInfo:
     return RouteInfo(canonical_host(raw_host), raw_host, path, url_host, auth_user, auth_password, route_user)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RouteDecision(Generic[T]):
     """Where an HTTP request goes: ``authorized`` False means answer 401;
     ``route`` None means answer frp's 404 page."""
 
     authorized: bool
     route: Route[T] | None
+
+    def __init__(self, authorized: bool, route: Route[T] | None) -> None:
+        d = self.__dict__
+        d["authorized"] = authorized
+        d["route"] = route
 
 
 def route_http_request(table: RouteTable[T], info: RouteInfo,
@@ -332,6 +395,8 @@ def route_http_request(table: RouteTable[T], info: RouteInfo,
         user, password = credentials(checked.value)
         if not check_auth(user, password, info.auth_user, info.auth_password):
             return RouteDecision(False, None)
+    if info.route_user == info.auth_user:
+        return RouteDecision(True, checked)  # (the same lookup)
     return RouteDecision(True, table.lookup(info.host, info.path, info.route_user))
 
 
@@ -369,6 +434,29 @@ def _apply_set(headers: Headers, values: Mapping[str, str], skip: frozenset[str]
     return headers
 
 
+def _connection_tokens(head: RequestHead | ResponseHead) -> set[str]:
+    """The lower-case names a head's Connection fields list (none without one)."""
+    tokens = set()
+    for value in field_values(head, "connection"):
+        for part in value.split(","):
+            part = part.strip(" \t")
+            if part:
+                tokens.add(part.lower())
+    return tokens
+
+
+def _without(head: RequestHead | ResponseHead,
+             drop: frozenset[str] | set[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The head's fields but those whose lower-case name is in ``drop``, and their lower-case
+    names (one pass, none if none match)."""
+    lower = head.lower_names
+    if drop.isdisjoint(lower):
+        return list(head.headers), list(lower)
+    keep = [i for i, name in enumerate(lower) if name not in drop]
+    headers = head.headers
+    return [headers[i] for i in keep], [lower[i] for i in keep]
+
+
 def rewrite_request(
     head: RequestHead,
     *,
@@ -376,6 +464,7 @@ def rewrite_request(
     tls: bool = False,
     host_rewrite: str = "",
     set_headers: Mapping[str, str] | None = None,
+    info: RouteInfo | None = None,
 ) -> RequestHead:
     """The request frps sends to the proxy's backend (see the module docstring).
 
@@ -383,28 +472,80 @@ def rewrite_request(
     X-Forwarded-For at all, as Go does when it cannot parse the peer).  The
     head goes out as HTTP/1.1, as Go's transport always sends.  Raises
     :class:`RewriteError` for an upgrade to a non-printable protocol name.
+    ``info``, the request's :func:`request_route_info` if the caller has it,
+    saves working out its host again.
     """
-    original = head.headers
-    up = upgrade_type(original)
+    key = (client_ip, tls, host_rewrite, set_headers or None)
+    memo = head.__dict__.get("_rewrites")
+    if memo is not None:
+        try:
+            hit = memo.get(key)
+        except TypeError:  # (set_headers not hashable: nothing was kept for it either)
+            hit = None
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    result = _rewrite_request(head, client_ip=client_ip, tls=tls, host_rewrite=host_rewrite,
+                              set_headers=set_headers, info=info)
+    try:
+        _remember(head, "_rewrites", key, result)
+    except TypeError:
+        pass
+    return result
+
+
+def _rewrite_request(
+    head: RequestHead,
+    *,
+    client_ip: str | None,
+    tls: bool,
+    host_rewrite: str,
+    set_headers: Mapping[str, str] | None,
+    info: RouteInfo | None,
+) -> RequestHead:
+    drop = _REQUEST_DROP
+    up = ""
+    lower = head.lower_names
+    if "connection" in lower:
+        # Go's order, in one pass: the fields named in Connection go with the fixed
+        # hop-by-hop list (framing fields stay), and the client's forwarding fields
+        named = _connection_tokens(head)
+        drop = drop | (named - frozenset(_FRAMING))
+        if "upgrade" in named:
+            up = field_value(head, "upgrade") or ""
     if up and not all(0x20 <= ord(c) < 0x7F for c in up):
         raise RewriteError(f"client tried to switch to invalid protocol {up!r}")
-    headers = remove_hop_by_hop(original, _FRAMING)
-    if has_token(original, "Te", "trailers"):
-        headers = set_header(headers, "Te", "trailers")
+    out, names = _without(head, drop)
+    if "te" in lower and head_has_token(head, "te", "trailers"):
+        out.append(("Te", "trailers"))
+        names.append("te")
     if up:
-        headers = set_header(headers, "Connection", "Upgrade")
-        headers = set_header(headers, "Upgrade", up)
-    prior = header_values(original, "X-Forwarded-For")
-    headers = remove_headers(headers, _FORWARDING)
+        out += [("Connection", "Upgrade"), ("Upgrade", up)]
+        names += ["connection", "upgrade"]
     if client_ip is not None:
-        headers += (("X-Forwarded-For", ", ".join(prior + [client_ip])),)
-    url_host, _ = _split_target(head.method, head.target)
-    raw_host = url_host or (get_header(original, "Host") or "")
-    headers += (("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http"))
+        out.append(("X-Forwarded-For", ", ".join(field_values(head, "x-forwarded-for") + [client_ip])))
+        names.append("x-forwarded-for")
+    if info is not None:
+        url_host, raw_host = info.url_host, info.raw_host
+    else:
+        url_host, _ = _split_target(head.method, head.target)
+        raw_host = url_host or (field_value(head, "host") or "")
+    out += [("X-Forwarded-Host", raw_host), ("X-Forwarded-Proto", "https" if tls else "http")]
+    names += ["x-forwarded-host", "x-forwarded-proto"]
+    headers = tuple(out)
+    # (the result is as valid as the request if all that was added is: a decoded
+    # URL host, the peer's address and a configured Host value are checked here)
+    valid = (is_checked(head) and (not url_host or safe_value(url_host))
+             and (client_ip is None or safe_value(client_ip)))
     if host_rewrite:
         headers = set_header(headers, "Host", host_rewrite)
-    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
-    return RequestHead(head.method, head.target, "HTTP/1.1", headers)
+        valid = valid and safe_value(host_rewrite)
+    if set_headers:
+        headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
+        valid = False
+    result = RequestHead(head.method, head.target, "HTTP/1.1", headers)
+    if not host_rewrite and not set_headers:
+        with_lower_names(result, names)
+    return checked(result) if valid else result
 
 
 def check_upgrade_response(request_upgrade: str, response: ResponseHead) -> None:
@@ -419,12 +560,27 @@ def check_upgrade_response(request_upgrade: str, response: ResponseHead) -> None
 def rewrite_response(head: ResponseHead, *, set_headers: Mapping[str, str] | None = None) -> ResponseHead:
     """The backend's response as frps passes it to the client."""
     headers = head.headers
+    names: list[str] | None = None
     if head.status != 101:
-        headers = remove_hop_by_hop(headers, _FRAMING)
+        drop = _HOP_DROP
+        if "connection" in head.lower_names:
+            drop = drop | (_connection_tokens(head) - frozenset(_FRAMING))
+        if not drop.isdisjoint(head.lower_names):
+            kept, names = _without(head, drop)
+            headers = tuple(kept)
     # Framing fields stay the backend's: a configured Content-Length could
     # desynchronise the client connection.
-    headers = _apply_set(headers, set_headers or {}, _NOT_SETTABLE)
-    return ResponseHead(head.status, head.reason, head.version, headers)
+    if set_headers:
+        headers = _apply_set(headers, set_headers, _NOT_SETTABLE)
+    if headers is head.headers:
+        return head
+    result = ResponseHead(head.status, head.reason, head.version, headers)
+    if set_headers:
+        return result
+    # (fields dropped from a checked head leave a checked head)
+    if names is not None:
+        with_lower_names(result, names)
+    return checked(result) if is_checked(head) else result
 
 
 # ---------------------------------------------------------------- the response frps writes
@@ -456,7 +612,7 @@ def go_reason(status: int) -> str:
     return GO_STATUS_TEXT.get(status, f"status code {status}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ClientResponse:
     """What frps writes back for a backend response, and how it frames the body.
 
@@ -470,6 +626,12 @@ class ClientResponse:
     head: ResponseHead
     framing: str
     close_after: bool
+
+    def __init__(self, head: ResponseHead, framing: str, close_after: bool) -> None:
+        d = self.__dict__
+        d["head"] = head
+        d["framing"] = framing
+        d["close_after"] = close_after
 
 
 def client_response(head: ResponseHead, request: RequestHead, backend_framing: str, *, date: str,
@@ -486,15 +648,68 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
     client that asked to close, ``Connection: keep-alive`` to an HTTP/1.0
     client that asked to keep a connection frps can keep.
     """
+    # what of the request matters: its version and what it says of its connection
+    asks = (keep_alive(request), reply_connection(request)) if "connection" in request.lower_names else None
+    key = (request.version == "HTTP/1.0", asks, backend_framing, date, set_headers or None)
+    memo = head.__dict__.get("_answers")
+    if memo is not None:
+        try:
+            hit = memo.get(key)
+        except TypeError:  # (set_headers not hashable)
+            hit = None
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    answer = _client_response(head, request, backend_framing, date=date, set_headers=set_headers)
+    try:
+        _remember(head, "_answers", key, answer)
+    except TypeError:
+        pass
+    return answer
+
+
+def _client_response(head: ResponseHead, request: RequestHead, backend_framing: str, *, date: str,
+                     set_headers: Mapping[str, str] | None) -> ClientResponse:
     version = "HTTP/1.0" if request.version == "HTTP/1.0" else "HTTP/1.1"
+    if not set_headers and backend_framing in ("length", "none") and head.status >= 200 and is_checked(head):
+        # The usual answer, in one pass: a checked head, nothing configured, a body
+        # of known length.
+        lower = head.lower_names
+        drop = _HOP_DROP
+        if "connection" in lower:
+            drop = drop | (_connection_tokens(head) - frozenset(_FRAMING))
+        if drop.isdisjoint(lower):
+            headers = head.headers
+            has_date = "date" in lower
+        else:
+            kept, names = _without(head, drop)
+            headers = tuple(kept)
+            has_date = "date" in names
+        if not has_date:
+            headers += (("Date", date),)
+        if "connection" in request.lower_names:
+            close_after = not keep_alive(request)
+            connection = reply_connection(request)
+            if connection == "keep-alive" and close_after:
+                connection = None
+            if connection:
+                headers += (("Connection", connection),)
+        else:
+            # (an HTTP/1.1 client keeps the connection, an HTTP/1.0 one does not)
+            close_after = version == "HTTP/1.0"
+        final = ResponseHead(head.status, go_reason(head.status), version, headers)
+        if has_date or safe_value(date):
+            checked(final)
+        return ClientResponse(final, "none" if backend_framing == "none" else "length", close_after)
     if head.status < 200 and head.status != 101:
-        return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, head.headers), "none", False)
+        interim = ResponseHead(head.status, go_reason(head.status), version, head.headers)
+        return ClientResponse(checked(interim) if is_checked(head) else interim, "none", False)
     if head.status == 101:
         out = rewrite_response(head, set_headers=set_headers)
-        return ClientResponse(ResponseHead(101, go_reason(101), version, out.headers), "tunnel", False)
+        switch = ResponseHead(101, go_reason(101), version, out.headers)
+        return ClientResponse(checked(switch) if is_checked(out) else switch, "tunnel", False)
     out = rewrite_response(head, set_headers=set_headers)
     headers = out.headers
-    if get_header(headers, "Date") is None:
+    if "date" not in out.lower_names:
         headers += (("Date", date),)
     if backend_framing in ("none", "tunnel"):
         framing = "none"
@@ -512,7 +727,11 @@ def client_response(head: ResponseHead, request: RequestHead, backend_framing: s
         connection = None
     if connection:
         headers += (("Connection", connection),)
-    return ClientResponse(ResponseHead(head.status, go_reason(head.status), version, headers), framing, close_after)
+    final = ResponseHead(head.status, go_reason(head.status), version, headers)
+    # (what was added to a checked head: constants and the Date, checked here)
+    if is_checked(out) and safe_value(date):
+        checked(final)
+    return ClientResponse(final, framing, close_after)
 
 
 # ---------------------------------------------------------------- canned replies
@@ -524,11 +743,11 @@ def reply_connection(request: RequestHead | None) -> str | None:
     HTTP/1.0 client asked to keep the connection, else none.  Whether frps
     then closes is :func:`frptx.vhost.http1.keep_alive` of the request.
     """
-    if request is None:
+    if request is None or "connection" not in request.lower_names:
         return None
     if request.version == "HTTP/1.0":
-        return "keep-alive" if has_token(request.headers, "Connection", "keep-alive") else None
-    return "close" if has_token(request.headers, "Connection", "close") else None
+        return "keep-alive" if head_has_token(request, "connection", "keep-alive") else None
+    return "close" if head_has_token(request, "connection", "close") else None
 
 
 def _go_reply(date: str, request: RequestHead | None, status: str, handler_fields: Iterable[tuple[str, str]],
