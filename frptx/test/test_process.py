@@ -238,6 +238,9 @@ dumps = [0]
 def dump(signum, frame):
     dumps[0] += 1
     names = " ".join(sorted(name for name, module in sys.modules.items() if module is not None))
+    epoll = sys.modules.get("twisted.internet.epollreactor")
+    if epoll is not None:  # a pseudo-name: what the epoll reactor dispatches events through
+        names += " dispatch:" + type(epoll.log).__name__
     sys.stdout.write(f"MODULES#{dumps[0]} {names} END#{dumps[0]}\\n")
 signal.signal(signal.SIGUSR1, dump)
 sys.argv[0] = "twistd"
@@ -379,6 +382,7 @@ class ProcessTunnelTests(unittest.TestCase):
         for name, proc in (("frps", frps), ("frpc", plain)):
             loaded = await modules(proc)
             self.assertIn("frptx.transport.internals_tcp", loaded, name)  # the dump works
+            self.assertIn("dispatch:_LeanDispatchLog", loaded, f"{name}: no lean epoll dispatch")
             self.assertEqual(sorted(unused & loaded), [], f"{name} imported what it does not use")
 
         tls, _ = self.spawn("frpc", client("tls", p_tls, True), dumping=True)
