@@ -60,10 +60,15 @@ _COPY = bytearray(COPY_SIZE)
 _COPY_VIEW = memoryview(_COPY)
 
 
+def connected_plain_tcp(transport: Any) -> bool:
+    """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped): a leg
+    a take-over relay (this one, ``tlsrelay``) can drive itself."""
+    return is_plain_tcp(transport) and bool(transport.connected) and not transport.disconnecting
+
+
 def eligible(transport: Any) -> bool:
-    """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
-    return (SPLICE_AVAILABLE and is_plain_tcp(transport) and bool(transport.connected)
-            and not transport.disconnecting)
+    """A leg splice(2) can move: connected plain TCP, on a system that has splice."""
+    return SPLICE_AVAILABLE and connected_plain_tcp(transport)
 
 
 class _Direction:

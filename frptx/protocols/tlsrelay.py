@@ -42,12 +42,11 @@ from twisted.python.failure import Failure
 
 from frptx import logs
 from frptx.protocols.relay import unregister_producer
-from frptx.protocols.splice import Endpoint
+from frptx.protocols.splice import Endpoint, connected_plain_tcp
 from frptx.transport.internals import buffer_pointer, take_tls_over, tls_takeover_ready
 from frptx.transport.internals_tcp import (
     close_tcp_now,
     hand_over_read_registration,
-    is_plain_tcp,
     take_tcp_write_buffer,
 )
 
@@ -78,11 +77,6 @@ def _pointers() -> list[Any]:
     if not _POINTERS:
         _POINTERS.extend(buffer_pointer(b) for b in (_PLAIN_IN, _CIPHER_IN, _PLAIN_OUT, _CIPHER_OUT))
     return _POINTERS
-
-
-def eligible_plain(transport: Any) -> bool:
-    """A plain, connected Twisted TCP transport (not TLS, not a yamux stream, not wrapped)."""
-    return is_plain_tcp(transport) and bool(transport.connected) and not transport.disconnecting
 
 
 class TLSRelay:
@@ -403,9 +397,9 @@ class TLSRelay:
 def _tls_side(relay: Any) -> str | None:
     """Which leg ("a" or "b") is the TLS one, if the other is plain TCP and both qualify."""
     a, b = relay.a.transport, relay.b.transport
-    if eligible_plain(a) and tls_takeover_ready(b):
+    if connected_plain_tcp(a) and tls_takeover_ready(b):
         return "b"
-    if eligible_plain(b) and tls_takeover_ready(a):
+    if connected_plain_tcp(b) and tls_takeover_ready(a):
         return "a"
     return None
 

@@ -82,13 +82,12 @@ class WorkConnectionPool(Generic[C]):
             d: Deferred[C] = Deferred()
             d.errback(PoolClosed("client is offline"))
             return d
-        if not self.idle and self.target:
+        conn = self.take()
+        if conn is not None:
+            return _succeed(conn)
+        if self.target:
             self.target = min(self.capacity, self.target + 1)  # demand outran the pool: keep one more
         self.target = max(self.target, 1)
-        if self.idle:
-            conn = self.idle.popleft()
-            self.fill()
-            return _succeed(conn)
 
         def cancel(waiter: Deferred[C]) -> None:
             try:

@@ -484,8 +484,8 @@ class TLSRelayTunnelTests(unittest.TestCase):
 
     timeout = 60
 
-    @async_test
-    async def test_engaged_on_both_hops_and_bytes_identical(self) -> None:
+    async def echoing(self, greeting: bytes) -> tuple[Tunnel, Collector]:
+        """A nomux+TLS tunnel to an echo service, and a user whose ``greeting`` came back."""
         local = listen_local(self, EchoFactory())
         t = Tunnel(self, MODES["nomux_tls"])
         t.start_server()
@@ -493,8 +493,13 @@ class TLSRelayTunnelTests(unittest.TestCase):
         port = await t.remote_port("p")
         held = Collector(b"")
         await connect(port, held)
-        held.transport.write(b"warm up")
-        await with_timeout(held.received_at_least(7), 10)
+        held.transport.write(greeting)
+        await with_timeout(held.received_at_least(len(greeting)), 10)
+        return t, held
+
+    @async_test
+    async def test_engaged_on_both_hops_and_bytes_identical(self) -> None:
+        t, held = await self.echoing(b"warm up")
         [relay] = [u.relay for u in t.frps.server.proxies["p"].users]
         self.assertIsInstance(relay.spliced, TLSRelay, "frps did not take the relay over")
         work = [p for p in t.frpc.client.connections._live if getattr(p, "relay", None) is not None]
@@ -513,15 +518,7 @@ class TLSRelayTunnelTests(unittest.TestCase):
 
     @async_test
     async def test_stop_with_relays_running(self) -> None:
-        local = listen_local(self, EchoFactory())
-        t = Tunnel(self, MODES["nomux_tls"])
-        t.start_server()
-        t.start_client([tcp_proxy("p", local)])
-        port = await t.remote_port("p")
-        held = Collector(b"")
-        await connect(port, held)
-        held.transport.write(b"hello")
-        await with_timeout(held.received_at_least(5), 10)
+        t, held = await self.echoing(b"hello")
         await with_timeout(t.frpc.stopService(), 10)
         await with_timeout(t.frps.stopService(), 10)
         await with_timeout(held.done, 10)
